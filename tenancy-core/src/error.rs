@@ -1,0 +1,109 @@
+//! The one error type of the framework.
+//!
+//! Every failure the framework itself detects is a [`TenancyError`] variant that names what
+//! was wrong (the table, the column, the input). Inside SeaORM call paths, which can only
+//! return [`DbErr`], the error travels as `DbErr::Custom` whose message starts with
+//! `tenancy:`; [`TenancyError::from_db_err`] recovers the message for matching in tests and
+//! logs.
+
+use sea_orm::DbErr;
+
+/// What the framework refused or could not do.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TenancyError {
+    /// A storefront id that is not a valid, non-nil UUID.
+    #[error("invalid storefront id `{input}`: {reason}")]
+    InvalidStorefrontId {
+        /// The text that was given.
+        input: String,
+        /// Why it was rejected.
+        reason: String,
+    },
+
+    /// A statement on a tenant-scoped table that the rewriter cannot prove is confined to one
+    /// storefront. Nothing was sent to the database.
+    #[error("refused statement on tenant-scoped table `{table}`: {reason}")]
+    Refused {
+        /// The tenant-scoped table the statement touches.
+        table: String,
+        /// What made the rewriter refuse it.
+        reason: String,
+    },
+
+    /// SQL that could not be parsed. Refused because it mentions a tenant-scoped table.
+    #[error("refused statement on tenant-scoped table `{table}`: the SQL could not be parsed ({detail})")]
+    Unparseable {
+        /// The tenant-scoped table whose name appears in the SQL.
+        table: String,
+        /// The parser's message.
+        detail: String,
+    },
+
+    /// SQL that could not even be tokenized, so it cannot be proven free of tenant-scoped
+    /// tables.
+    #[error("refused statement: the SQL could not be tokenized ({detail})")]
+    Untokenizable {
+        /// The tokenizer's message.
+        detail: String,
+    },
+
+    /// A write that would set the tenant column to another storefront (or to a value that
+    /// cannot be checked).
+    #[error("refused write to `{table}`.`{column}`: {reason}")]
+    TenantColumnWrite {
+        /// The table written to.
+        table: String,
+        /// The tenant column.
+        column: String,
+        /// What was wrong with the value.
+        reason: String,
+    },
+
+    /// The statement's bound values do not match its placeholders.
+    #[error("statement has {given} bound values but its SQL needs {needed}")]
+    ParameterCount {
+        /// Values the statement carried.
+        given: usize,
+        /// Values its placeholders need.
+        needed: usize,
+    },
+
+    /// An error from the database or SeaORM.
+    #[error(transparent)]
+    Db(#[from] DbErr),
+}
+
+/// The prefix of every framework error carried inside a [`DbErr`].
+pub(crate) const PREFIX: &str = "tenancy: ";
+
+impl From<TenancyError> for DbErr {
+    fn from(err: TenancyError) -> Self {
+        match err {
+            TenancyError::Db(db) => db,
+            other => DbErr::Custom(format!("{PREFIX}{other}")),
+        }
+    }
+}
+
+impl TenancyError {
+    /// If `err` was raised by this framework (rather than by the database), its message
+    /// without the `tenancy: ` prefix.
+    ///
+    /// ```
+    /// use tenancy_core::TenancyError;
+    /// let err: sea_orm::DbErr = TenancyError::Refused {
+    ///     table: "customers".into(),
+    ///     reason: "REPLACE can delete another storefront's row".into(),
+    /// }
+    /// .into();
+    /// let message = TenancyError::from_db_err(&err).unwrap();
+    /// assert!(message.contains("`customers`"));
+    /// ```
+    pub fn from_db_err(err: &DbErr) -> Option<&str> {
+        match err {
+            DbErr::Custom(message) => message.strip_prefix(PREFIX),
+            _ => None,
+        }
+    }
+}

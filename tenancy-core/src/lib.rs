@@ -1,0 +1,52 @@
+//! # storefront tenancy
+//!
+//! A multi-tenant data framework on SeaORM 2.0. Mark an entity with
+//! [`#[tenant_scoped]`](tenant_scoped), open a [`TenantConnection`] for a storefront, and
+//! call ordinary SeaORM APIs with it: every statement is confined to that storefront.
+//!
+//! ```ignore
+//! use sea_orm::entity::prelude::*;
+//!
+//! #[tenancy_core::tenant_scoped]
+//! #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+//! #[sea_orm(table_name = "customers")]
+//! pub struct Model {
+//!     #[sea_orm(primary_key, auto_increment = false)]
+//!     pub id: Uuid,
+//!     pub storefront_id: Uuid,
+//!     pub email: String,
+//! }
+//! # #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)] pub enum Relation {}
+//! # impl ActiveModelBehavior for ActiveModel {}
+//!
+//! let tenancy = tenancy_core::Tenancy::new(sea_orm::Database::connect(url).await?);
+//! let db = tenancy.connection(storefront_id);
+//! let mine = Entity::find().all(&db).await?; // only this storefront's customers
+//! ```
+//!
+//! Modules, one per concept:
+//! - [`tenant`]: [`StorefrontId`] and [`TenantType`];
+//! - [`registry`]: which tables are tenant-scoped;
+//! - [`rewrite`]: the SQL rewriter that confines each statement;
+//! - [`connection`]: [`Tenancy`], [`TenantConnection`], [`TenantTransaction`];
+//! - [`error`]: [`TenancyError`].
+
+pub mod connection;
+pub mod error;
+pub mod registry;
+pub mod rewrite;
+pub mod tenant;
+
+pub use connection::{Tenancy, TenantConnection, TenantTransaction};
+pub use error::TenancyError;
+pub use registry::{Registry, ScopedTable, TenantScoped};
+pub use rewrite::Rewriter;
+pub use tenancy_macros::tenant_scoped;
+pub use tenant::{StorefrontId, TenantType};
+
+/// Used by the code `#[tenant_scoped]` generates. Not public API.
+#[doc(hidden)]
+pub mod __private {
+    pub use inventory;
+    pub use uuid::Uuid;
+}
