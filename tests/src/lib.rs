@@ -1,1 +1,207 @@
+//! Test support: a fresh, uniquely named database per test on each backend.
+//!
+//! - SQLite: a temporary file; always available.
+//! - PostgreSQL: `TENANCY_TEST_POSTGRES_URL` (e.g. `postgres://postgres@127.0.0.1:5432/postgres`).
+//! - MySQL/MariaDB: `TENANCY_TEST_MYSQL_URL` (e.g. `mysql://root@127.0.0.1:3306/test`).
+//!
+//! When a URL is unset the test prints that it was skipped and why, unless
+//! `TENANCY_TEST_REQUIRE_SERVERS=1` (set by `.ci/run`): then a missing URL or an
+//! unreachable server fails the test.
 
+use std::fmt;
+
+use migration::{Migrator, MigratorTrait};
+use sea_orm::{ConnectionTrait, Database, DatabaseConnection, DbBackend, Statement};
+use uuid::Uuid;
+
+/// A backend under test.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+    MySql,
+}
+
+impl fmt::Display for Backend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+            Backend::MySql => "mysql",
+        })
+    }
+}
+
+/// A database created for one test, dropped by [`TestDb::teardown`].
+pub struct TestDb {
+    pub backend: Backend,
+    pub url: String,
+    pub db: DatabaseConnection,
+    name: String,
+    admin_url: Option<String>,
+}
+
+fn require_servers() -> bool {
+    std::env::var("TENANCY_TEST_REQUIRE_SERVERS").is_ok_and(|v| v == "1" || v == "true")
+}
+
+/// Replaces the database name (the URL path) of `url`.
+pub fn with_database(url: &str, name: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((b, q)) => (b, Some(q)),
+        None => (url, None),
+    };
+    let scheme_end = base.find("://").map(|i| i + 3).unwrap_or(0);
+    let base = match base[scheme_end..].find('/') {
+        Some(slash) => &base[..scheme_end + slash],
+        None => base,
+    };
+    match query {
+        Some(q) => format!("{base}/{name}?{q}"),
+        None => format!("{base}/{name}"),
+    }
+}
+
+impl TestDb {
+    /// A fresh empty database on `backend`, or `None` if the backend is not configured
+    /// (and servers are not required).
+    pub async fn create(backend: Backend) -> Option<TestDb> {
+        let name = format!("tenancy_test_{}", Uuid::new_v4().simple());
+        match backend {
+            Backend::Sqlite => {
+                let path = std::env::temp_dir().join(format!("{name}.sqlite"));
+                let url = format!("sqlite://{}?mode=rwc", path.display());
+                let db = Database::connect(&url)
+                    .await
+                    .unwrap_or_else(|e| panic!("sqlite {url}: {e}"));
+                Some(TestDb {
+                    backend,
+                    url,
+                    db,
+                    name: path.display().to_string(),
+                    admin_url: None,
+                })
+            }
+            Backend::Postgres | Backend::MySql => {
+                let var = if backend == Backend::Postgres {
+                    "TENANCY_TEST_POSTGRES_URL"
+                } else {
+                    "TENANCY_TEST_MYSQL_URL"
+                };
+                let Ok(admin_url) = std::env::var(var) else {
+                    if require_servers() {
+                        panic!("{var} is not set and TENANCY_TEST_REQUIRE_SERVERS=1");
+                    }
+                    eprintln!("SKIPPED {backend} test: {var} is not set");
+                    return None;
+                };
+                let admin = Database::connect(&admin_url).await.unwrap_or_else(|e| {
+                    panic!("{backend} server at {var}={admin_url} is unreachable: {e}")
+                });
+                let create = match backend {
+                    Backend::Postgres => format!("CREATE DATABASE \"{name}\""),
+                    _ => format!("CREATE DATABASE `{name}`"),
+                };
+                admin
+                    .execute_unprepared(&create)
+                    .await
+                    .unwrap_or_else(|e| panic!("{backend}: {create}: {e}"));
+                let _ = admin.close().await;
+                let url = with_database(&admin_url, &name);
+                let db = Database::connect(&url)
+                    .await
+                    .unwrap_or_else(|e| panic!("{backend} {url}: {e}"));
+                Some(TestDb {
+                    backend,
+                    url,
+                    db,
+                    name,
+                    admin_url: Some(admin_url),
+                })
+            }
+        }
+    }
+
+    /// A fresh database with the SmartSeller schema and two global countries.
+    pub async fn migrated(backend: Backend) -> Option<TestDb> {
+        let test = Self::create(backend).await?;
+        Migrator::up(&test.db, None)
+            .await
+            .unwrap_or_else(|e| panic!("{backend}: migrations failed: {e}"));
+        let insert = Statement::from_string(
+            test.db.get_database_backend(),
+            "INSERT INTO countries (code, name) VALUES ('US', 'United States'), ('DE', 'Germany')",
+        );
+        test.db
+            .execute_raw(insert)
+            .await
+            .unwrap_or_else(|e| panic!("{backend}: seeding countries: {e}"));
+        Some(test)
+    }
+
+    /// The SeaORM backend.
+    pub fn db_backend(&self) -> DbBackend {
+        self.db.get_database_backend()
+    }
+
+    /// Drops the database.
+    pub async fn teardown(self) {
+        let _ = self.db.close().await;
+        match (&self.backend, &self.admin_url) {
+            (Backend::Sqlite, _) => {
+                let _ = std::fs::remove_file(&self.name);
+            }
+            (backend, Some(admin_url)) => {
+                if let Ok(admin) = Database::connect(admin_url).await {
+                    let drop = match backend {
+                        Backend::Postgres => {
+                            format!("DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)", self.name)
+                        }
+                        _ => format!("DROP DATABASE IF EXISTS `{}`", self.name),
+                    };
+                    if let Err(e) = admin.execute_unprepared(&drop).await {
+                        eprintln!("warning: {drop}: {e}");
+                    }
+                    let _ = admin.close().await;
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Rewrites `?` placeholders to `$1, $2, ...` for PostgreSQL, and `"` identifier quotes to
+/// backticks for MySQL, so one SQL text serves every backend in tests.
+pub fn sql_for(backend: DbBackend, sql: &str) -> String {
+    match backend {
+        DbBackend::Postgres => {
+            let mut out = String::with_capacity(sql.len() + 8);
+            let mut n = 0;
+            let mut in_string = false;
+            for ch in sql.chars() {
+                if ch == '\'' {
+                    in_string = !in_string;
+                }
+                if ch == '?' && !in_string {
+                    n += 1;
+                    out.push('$');
+                    out.push_str(&n.to_string());
+                } else {
+                    out.push(ch);
+                }
+            }
+            out
+        }
+        DbBackend::MySql => sql.replace('"', "`"),
+        _ => sql.to_owned(),
+    }
+}
+
+/// A statement from test SQL written with `?` and `"` (see [`sql_for`]).
+pub fn stmt(
+    backend: DbBackend,
+    sql: &str,
+    values: impl IntoIterator<Item = sea_orm::Value>,
+) -> Statement {
+    Statement::from_sql_and_values(backend, sql_for(backend, sql), values)
+}
