@@ -631,6 +631,18 @@ impl VisitorMut for ScopePass<'_> {
         }
     }
 
+    fn pre_visit_value(&mut self, value: &mut sqlparser::ast::ValueWithSpan) -> Flow {
+        if let Value::Placeholder(p) = &value.value {
+            if *p != self.tenant_mark && super::placeholders::placeholder_index(p).is_none() {
+                return ControlFlow::Break(refuse(
+                    self.touched.as_deref().unwrap_or("?"),
+                    format!("unsupported placeholder `{p}`"),
+                ));
+            }
+        }
+        ControlFlow::Continue(())
+    }
+
     fn pre_visit_relation(&mut self, relation: &mut ObjectName) -> Flow {
         if let Some((table, _)) = self.scoped(relation) {
             if !self

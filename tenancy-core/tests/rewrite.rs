@@ -1,0 +1,311 @@
+//! The rewriter's output for each rule, on each backend's placeholder style, and its
+//! refusals. (The isolation matrix in `tests/` runs the same shapes against real servers.)
+
+use sea_orm::{DbBackend, Statement, Value};
+use tenancy_core::{Registry, Rewriter, StorefrontId, TenancyError};
+use uuid::Uuid;
+
+fn rewriter() -> Rewriter {
+    Rewriter::new(
+        Registry::empty()
+            .with_table("customers", "storefront_id")
+            .with_table("orders", "storefront_id"),
+    )
+}
+
+fn shop() -> StorefrontId {
+    "5f0c6b8e-1d2a-4c3b-9e4f-5a6b7c8d9e0f".parse().unwrap()
+}
+
+fn tenant() -> Value {
+    Value::Uuid(Some(*shop().as_uuid()))
+}
+
+fn run(backend: DbBackend, sql: &str, values: Vec<Value>) -> Result<Statement, TenancyError> {
+    rewriter().rewrite(Statement::from_sql_and_values(backend, sql, values), &shop())
+}
+
+fn ok(backend: DbBackend, sql: &str, values: Vec<Value>) -> (String, Vec<Value>) {
+    let out = run(backend, sql, values).unwrap_or_else(|e| panic!("{sql}: {e}"));
+    (out.sql, out.values.map(|v| v.0).unwrap_or_default())
+}
+
+fn refused(backend: DbBackend, sql: &str, values: Vec<Value>) -> String {
+    match run(backend, sql, values) {
+        Ok(out) => panic!("expected a refusal for {sql}, got {}", out.sql),
+        Err(e) => e.to_string(),
+    }
+}
+
+#[test]
+fn where_is_parenthesised_before_the_tenant_predicate() {
+    let (sql, values) = ok(
+        DbBackend::Postgres,
+        "SELECT * FROM customers WHERE a = $1 OR b = $2",
+        vec![1.into(), 2.into()],
+    );
+    assert_eq!(
+        sql,
+        r#"SELECT * FROM customers WHERE (a = $1 OR b = $2) AND customers."storefront_id" = $3"#
+    );
+    assert_eq!(values, vec![1.into(), 2.into(), tenant()]);
+}
+
+#[test]
+fn positional_tenant_value_goes_at_its_index() {
+    // The tenant predicate lands between the WHERE values and the LIMIT value.
+    let (sql, values) = ok(
+        DbBackend::MySql,
+        "SELECT `c`.`id` FROM `customers` AS `c` WHERE `c`.`email` = ? LIMIT ?",
+        vec!["e".into(), 5u64.into()],
+    );
+    assert_eq!(
+        sql,
+        "SELECT `c`.`id` FROM `customers` AS `c` WHERE (`c`.`email` = ?) AND `c`.`storefront_id` = ? LIMIT ?"
+    );
+    assert_eq!(values, vec!["e".into(), tenant(), 5u64.into()]);
+}
+
+#[test]
+fn join_subquery_in_on_gets_its_own_value_in_order() {
+    let (sql, values) = ok(
+        DbBackend::Sqlite,
+        "SELECT c.id FROM customers c LEFT JOIN orders o ON o.customer_id = c.id AND o.total > ? WHERE c.email = ?",
+        vec![10.into(), "e".into()],
+    );
+    assert_eq!(
+        sql,
+        r#"SELECT c.id FROM customers c LEFT JOIN orders o ON (o.customer_id = c.id AND o.total > ?) AND o."storefront_id" = ? WHERE (c.email = ?) AND c."storefront_id" = ?"#
+    );
+    assert_eq!(values, vec![10.into(), tenant(), "e".into(), tenant()]);
+}
+
+#[test]
+fn nested_queries_cte_union_exists_are_all_confined() {
+    let cases = [
+        "SELECT id FROM countries WHERE code IN (SELECT country FROM customers)",
+        "WITH x AS (SELECT * FROM orders) SELECT * FROM x",
+        "SELECT id FROM customers UNION ALL SELECT id FROM orders",
+        "SELECT 1 FROM countries k WHERE EXISTS (SELECT 1 FROM customers c WHERE c.cc = k.code)",
+        "SELECT COUNT(*) AS n FROM (SELECT id FROM customers) AS sub",
+        "SELECT (SELECT MAX(total) FROM orders) AS m FROM countries",
+    ];
+    for sql in cases {
+        let (out, values) = ok(DbBackend::Postgres, sql, vec![]);
+        let scoped_refs = ["customers", "orders"]
+            .iter()
+            .map(|t| sql.matches(t).count())
+            .sum::<usize>();
+        assert_eq!(
+            out.matches("\"storefront_id\" = $1").count(),
+            scoped_refs,
+            "{sql} -> {out}"
+        );
+        assert_eq!(values, vec![tenant()]);
+    }
+}
+
+#[test]
+fn right_and_full_joins_filter_each_table_in_a_subquery() {
+    let (sql, _) = ok(
+        DbBackend::Postgres,
+        "SELECT * FROM customers c FULL OUTER JOIN orders o ON o.customer_id = c.id",
+        vec![],
+    );
+    assert_eq!(
+        sql,
+        r#"SELECT * FROM (SELECT * FROM customers WHERE customers."storefront_id" = $1) AS c FULL JOIN (SELECT * FROM orders WHERE orders."storefront_id" = $1) AS o ON o.customer_id = c.id"#
+    );
+    let (sql, _) = ok(
+        DbBackend::MySql,
+        "SELECT * FROM customers c LEFT JOIN orders o USING (id)",
+        vec![],
+    );
+    assert!(sql.contains("LEFT JOIN (SELECT * FROM orders WHERE orders.`storefront_id` = ?) AS o USING"), "{sql}");
+}
+
+#[test]
+fn insert_gets_the_tenant_column_in_every_row() {
+    let (sql, values) = ok(
+        DbBackend::Sqlite,
+        r#"INSERT INTO "customers" ("id", "email") VALUES (?, ?), (?, ?) RETURNING "id""#,
+        vec![1.into(), "a".into(), 2.into(), "b".into()],
+    );
+    assert_eq!(
+        sql,
+        r#"INSERT INTO "customers" ("id", "email", "storefront_id") VALUES (?, ?, ?), (?, ?, ?) RETURNING "id""#
+    );
+    assert_eq!(
+        values,
+        vec![1.into(), "a".into(), tenant(), 2.into(), "b".into(), tenant()]
+    );
+}
+
+#[test]
+fn explicit_tenant_values_are_checked() {
+    let own = ok(
+        DbBackend::Postgres,
+        "INSERT INTO customers (id, storefront_id) VALUES ($1, $2)",
+        vec![1.into(), tenant()],
+    );
+    assert!(!own.0.contains("storefront_id\""), "no second column: {}", own.0);
+    let other = Value::Uuid(Some(Uuid::new_v4()));
+    let err = refused(
+        DbBackend::Postgres,
+        "INSERT INTO customers (id, storefront_id) VALUES ($1, $2)",
+        vec![1.into(), other],
+    );
+    assert!(err.contains("`customers`.`storefront_id`") && err.contains("another storefront"), "{err}");
+    let err = refused(
+        DbBackend::Sqlite,
+        "INSERT INTO customers (id, storefront_id) VALUES (?, '00000000-0000-4000-8000-000000000001')",
+        vec![1.into()],
+    );
+    assert!(err.contains("another storefront"), "{err}");
+    let err = refused(
+        DbBackend::Sqlite,
+        "INSERT INTO customers (id, storefront_id) VALUES (?, lower(?))",
+        vec![1.into(), "x".into()],
+    );
+    assert!(err.contains("bound parameter"), "{err}");
+}
+
+#[test]
+fn upserts_cannot_update_another_storefronts_row() {
+    let (sql, _) = ok(
+        DbBackend::Postgres,
+        "INSERT INTO customers (id, email) VALUES ($1, $2) ON CONFLICT (id) DO UPDATE SET email = excluded.email",
+        vec![1.into(), "e".into()],
+    );
+    assert_eq!(
+        sql,
+        r#"INSERT INTO customers (id, email, "storefront_id") VALUES ($1, $2, $3) ON CONFLICT(id) DO UPDATE SET email = excluded.email WHERE customers."storefront_id" = $3"#
+    );
+    let (sql, values) = ok(
+        DbBackend::MySql,
+        "INSERT INTO `customers` (`id`, `email`) VALUES (?, ?) ON DUPLICATE KEY UPDATE `email` = VALUES(`email`)",
+        vec![1.into(), "e".into()],
+    );
+    assert_eq!(
+        sql,
+        "INSERT INTO `customers` (`id`, `email`, `storefront_id`) VALUES (?, ?, ?) ON DUPLICATE KEY UPDATE `email` = CASE WHEN `storefront_id` = ? THEN VALUES(`email`) ELSE `email` END"
+    );
+    assert_eq!(values, vec![1.into(), "e".into(), tenant(), tenant()]);
+    let err = refused(
+        DbBackend::Postgres,
+        "INSERT INTO customers (id) VALUES ($1) ON CONFLICT (id) DO UPDATE SET storefront_id = excluded.storefront_id",
+        vec![1.into()],
+    );
+    assert!(err.contains("storefront_id"), "{err}");
+}
+
+#[test]
+fn insert_select_is_filtered_and_tagged() {
+    let (sql, values) = ok(
+        DbBackend::MySql,
+        "INSERT INTO orders (id, customer_id) SELECT ?, id FROM customers WHERE email = ?",
+        vec![1.into(), "e".into()],
+    );
+    assert_eq!(
+        sql,
+        "INSERT INTO orders (id, customer_id, `storefront_id`) SELECT ?, id, ? FROM customers WHERE (email = ?) AND customers.`storefront_id` = ?"
+    );
+    assert_eq!(values, vec![1.into(), tenant(), "e".into(), tenant()]);
+}
+
+#[test]
+fn update_and_delete_are_filtered_and_cannot_move_rows() {
+    let (sql, _) = ok(
+        DbBackend::Postgres,
+        "UPDATE customers SET email = $1 WHERE id = $2 OR true",
+        vec!["e".into(), 1.into()],
+    );
+    assert_eq!(
+        sql,
+        r#"UPDATE customers SET email = $1 WHERE (id = $2 OR true) AND customers."storefront_id" = $3"#
+    );
+    let (sql, _) = ok(DbBackend::Sqlite, "DELETE FROM orders", vec![]);
+    assert_eq!(sql, r#"DELETE FROM orders WHERE orders."storefront_id" = ?"#);
+    for sql in [
+        "UPDATE customers SET storefront_id = ? WHERE id = ?",
+        "UPDATE customers SET \"STOREFRONT_ID\" = ? WHERE id = ?",
+    ] {
+        let err = refused(DbBackend::Sqlite, sql, vec![1.into(), 2.into()]);
+        assert!(err.to_lowercase().contains("storefront_id"), "{err}");
+    }
+}
+
+#[test]
+fn tables_match_case_insensitively_quoted_or_qualified() {
+    for sql in [
+        "SELECT * FROM CUSTOMERS",
+        "SELECT * FROM \"Customers\"",
+        "SELECT * FROM public.customers",
+        "select * from \"public\".\"customers\" as c",
+    ] {
+        let (out, values) = ok(DbBackend::Postgres, sql, vec![]);
+        assert!(out.contains("\"storefront_id\" = $1"), "{sql} -> {out}");
+        assert_eq!(values.len(), 1);
+    }
+}
+
+#[test]
+fn global_statements_pass_through_byte_for_byte() {
+    for sql in [
+        "SELECT * FROM countries WHERE code = $1",
+        "INSERT INTO countries (code, name) VALUES ($1, 'x')",
+        "CREATE TABLE scratch (id int)",
+        "SELECT data ? 'key' FROM documents",
+    ] {
+        let values: Vec<Value> = if sql.contains("$1") { vec!["US".into()] } else { vec![] };
+        let (out, got) = ok(DbBackend::Postgres, sql, values.clone());
+        assert_eq!(out, sql);
+        assert_eq!(got, values);
+    }
+}
+
+#[test]
+fn what_cannot_be_confined_is_refused_naming_the_table() {
+    let cases = [
+        (DbBackend::Postgres, "DROP TABLE customers", "DROP"),
+        (DbBackend::Postgres, "TRUNCATE customers", "TRUNCATE"),
+        (DbBackend::Postgres, "SELECT 1; DELETE FROM customers", "2 statements"),
+        (DbBackend::Postgres, "SELEKT * FROM customers", "could not be parsed"),
+        (DbBackend::Postgres, "TABLE customers", "TABLE"),
+        (DbBackend::MySql, "REPLACE INTO customers (id) VALUES (?)", "REPLACE"),
+        (DbBackend::Sqlite, "INSERT OR REPLACE INTO customers (id) VALUES (?)", "REPLACE"),
+        (DbBackend::Sqlite, "INSERT INTO customers VALUES (?)", "column list"),
+        (DbBackend::Sqlite, "SELECT * FROM customers WHERE id = ?1", "placeholder"),
+        (DbBackend::Sqlite, "SELECT * FROM customers WHERE id = :id", "placeholder"),
+        (DbBackend::MySql, "UPDATE customers c RIGHT JOIN orders o ON o.customer_id = c.id SET c.email = 1", "UPDATE or DELETE"),
+    ];
+    for (backend, sql, needle) in cases {
+        let values: Vec<Value> = if sql.contains('?') && !sql.contains("?1") { vec![1.into()] } else { vec![] };
+        let err = refused(backend, sql, values);
+        assert!(err.contains("`customers`"), "{sql}: {err}");
+        assert!(err.contains(needle), "{sql}: expected `{needle}` in: {err}");
+    }
+}
+
+#[test]
+fn values_must_match_placeholders() {
+    let err = run(DbBackend::MySql, "SELECT * FROM customers WHERE id = ?", vec![]).unwrap_err();
+    assert!(matches!(err, TenancyError::ParameterCount { given: 0, needed: 1 }), "{err}");
+}
+
+#[test]
+fn the_cache_returns_the_same_rewrite_for_every_storefront() {
+    let r = rewriter();
+    let sql = "SELECT * FROM customers WHERE email = ?";
+    let a = StorefrontId::new_random();
+    let b = StorefrontId::new_random();
+    let first = r
+        .rewrite(Statement::from_sql_and_values(DbBackend::Sqlite, sql, ["e".into()]), &a)
+        .unwrap();
+    let second = r
+        .rewrite(Statement::from_sql_and_values(DbBackend::Sqlite, sql, ["e".into()]), &b)
+        .unwrap();
+    assert_eq!(first.sql, second.sql);
+    assert_eq!(first.values.unwrap().0[1], Value::Uuid(Some(*a.as_uuid())));
+    assert_eq!(second.values.unwrap().0[1], Value::Uuid(Some(*b.as_uuid())));
+}
