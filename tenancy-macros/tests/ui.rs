@@ -1,0 +1,7 @@
+//! Pins the compile errors users see when `#[tenant_scoped]` is misused.
+#[test]
+fn ui() {
+    let t = trybuild::TestCases::new();
+    t.pass("tests/ui/pass_*.rs");
+    t.compile_fail("tests/ui/fail_*.rs");
+}

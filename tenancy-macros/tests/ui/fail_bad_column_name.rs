@@ -1,0 +1,6 @@
+#[tenancy_core::tenant_scoped(column = "shop id; DROP")]
+pub struct Model {
+    pub id: uuid::Uuid,
+}
+
+fn main() {}

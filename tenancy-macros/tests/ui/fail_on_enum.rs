@@ -1,0 +1,6 @@
+#[tenancy_core::tenant_scoped]
+pub enum Model {
+    A,
+}
+
+fn main() {}
