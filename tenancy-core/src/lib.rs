@@ -25,11 +25,11 @@
 //! ```
 //!
 //! Modules, one per concept:
-//! - [`tenant`]: [`StorefrontId`] and [`TenantType`];
-//! - [`registry`]: which tables are tenant-scoped;
-//! - [`rewrite`]: the SQL rewriter that confines each statement;
-//! - [`connection`]: [`Tenancy`], [`TenantConnection`], [`TenantTransaction`];
-//! - [`error`]: [`TenancyError`].
+//! - [`tenant`] holds [`StorefrontId`] and [`TenantType`];
+//! - [`registry`] knows which tables are tenant-scoped;
+//! - [`rewrite`] is the SQL rewriter that confines each statement;
+//! - [`connection`] has [`Tenancy`], [`TenantConnection`] and [`TenantTransaction`];
+//! - [`error`] has the one error type, [`TenancyError`].
 
 pub mod connection;
 pub mod error;

@@ -22,7 +22,10 @@ fn tenant() -> Value {
 }
 
 fn run(backend: DbBackend, sql: &str, values: Vec<Value>) -> Result<Statement, TenancyError> {
-    rewriter().rewrite(Statement::from_sql_and_values(backend, sql, values), &shop())
+    rewriter().rewrite(
+        Statement::from_sql_and_values(backend, sql, values),
+        &shop(),
+    )
 }
 
 fn ok(backend: DbBackend, sql: &str, values: Vec<Value>) -> (String, Vec<Value>) {
@@ -121,7 +124,12 @@ fn right_and_full_joins_filter_each_table_in_a_subquery() {
         "SELECT * FROM customers c LEFT JOIN orders o USING (id)",
         vec![],
     );
-    assert!(sql.contains("LEFT JOIN (SELECT * FROM orders WHERE orders.`storefront_id` = ?) AS o USING"), "{sql}");
+    assert!(
+        sql.contains(
+            "LEFT JOIN (SELECT * FROM orders WHERE orders.`storefront_id` = ?) AS o USING"
+        ),
+        "{sql}"
+    );
 }
 
 #[test]
@@ -137,7 +145,14 @@ fn insert_gets_the_tenant_column_in_every_row() {
     );
     assert_eq!(
         values,
-        vec![1.into(), "a".into(), tenant(), 2.into(), "b".into(), tenant()]
+        vec![
+            1.into(),
+            "a".into(),
+            tenant(),
+            2.into(),
+            "b".into(),
+            tenant()
+        ]
     );
 }
 
@@ -148,14 +163,21 @@ fn explicit_tenant_values_are_checked() {
         "INSERT INTO customers (id, storefront_id) VALUES ($1, $2)",
         vec![1.into(), tenant()],
     );
-    assert!(!own.0.contains("storefront_id\""), "no second column: {}", own.0);
+    assert!(
+        !own.0.contains("storefront_id\""),
+        "no second column: {}",
+        own.0
+    );
     let other = Value::Uuid(Some(Uuid::new_v4()));
     let err = refused(
         DbBackend::Postgres,
         "INSERT INTO customers (id, storefront_id) VALUES ($1, $2)",
         vec![1.into(), other],
     );
-    assert!(err.contains("`customers`.`storefront_id`") && err.contains("another storefront"), "{err}");
+    assert!(
+        err.contains("`customers`.`storefront_id`") && err.contains("another storefront"),
+        "{err}"
+    );
     let err = refused(
         DbBackend::Sqlite,
         "INSERT INTO customers (id, storefront_id) VALUES (?, '00000000-0000-4000-8000-000000000001')",
@@ -225,7 +247,10 @@ fn update_and_delete_are_filtered_and_cannot_move_rows() {
         r#"UPDATE customers SET email = $1 WHERE (id = $2 OR true) AND customers."storefront_id" = $3"#
     );
     let (sql, _) = ok(DbBackend::Sqlite, "DELETE FROM orders", vec![]);
-    assert_eq!(sql, r#"DELETE FROM orders WHERE orders."storefront_id" = ?"#);
+    assert_eq!(
+        sql,
+        r#"DELETE FROM orders WHERE orders."storefront_id" = ?"#
+    );
     for sql in [
         "UPDATE customers SET storefront_id = ? WHERE id = ?",
         "UPDATE customers SET \"STOREFRONT_ID\" = ? WHERE id = ?",
@@ -257,7 +282,11 @@ fn global_statements_pass_through_byte_for_byte() {
         "CREATE TABLE scratch (id int)",
         "SELECT data ? 'key' FROM documents",
     ] {
-        let values: Vec<Value> = if sql.contains("$1") { vec!["US".into()] } else { vec![] };
+        let values: Vec<Value> = if sql.contains("$1") {
+            vec!["US".into()]
+        } else {
+            vec![]
+        };
         let (out, got) = ok(DbBackend::Postgres, sql, values.clone());
         assert_eq!(out, sql);
         assert_eq!(got, values);
@@ -269,18 +298,54 @@ fn what_cannot_be_confined_is_refused_naming_the_table() {
     let cases = [
         (DbBackend::Postgres, "DROP TABLE customers", "DROP"),
         (DbBackend::Postgres, "TRUNCATE customers", "TRUNCATE"),
-        (DbBackend::Postgres, "SELECT 1; DELETE FROM customers", "2 statements"),
-        (DbBackend::Postgres, "SELEKT * FROM customers", "could not be parsed"),
+        (
+            DbBackend::Postgres,
+            "SELECT 1; DELETE FROM customers",
+            "2 statements",
+        ),
+        (
+            DbBackend::Postgres,
+            "SELEKT * FROM customers",
+            "could not be parsed",
+        ),
         (DbBackend::Postgres, "TABLE customers", "TABLE"),
-        (DbBackend::MySql, "REPLACE INTO customers (id) VALUES (?)", "REPLACE"),
-        (DbBackend::Sqlite, "INSERT OR REPLACE INTO customers (id) VALUES (?)", "REPLACE"),
-        (DbBackend::Sqlite, "INSERT INTO customers VALUES (?)", "column list"),
-        (DbBackend::Sqlite, "SELECT * FROM customers WHERE id = ?1", "placeholder"),
-        (DbBackend::Sqlite, "SELECT * FROM customers WHERE id = :id", "placeholder"),
-        (DbBackend::MySql, "UPDATE customers c RIGHT JOIN orders o ON o.customer_id = c.id SET c.email = 1", "UPDATE or DELETE"),
+        (
+            DbBackend::MySql,
+            "REPLACE INTO customers (id) VALUES (?)",
+            "REPLACE",
+        ),
+        (
+            DbBackend::Sqlite,
+            "INSERT OR REPLACE INTO customers (id) VALUES (?)",
+            "REPLACE",
+        ),
+        (
+            DbBackend::Sqlite,
+            "INSERT INTO customers VALUES (?)",
+            "column list",
+        ),
+        (
+            DbBackend::Sqlite,
+            "SELECT * FROM customers WHERE id = ?1",
+            "placeholder",
+        ),
+        (
+            DbBackend::Sqlite,
+            "SELECT * FROM customers WHERE id = :id",
+            "placeholder",
+        ),
+        (
+            DbBackend::MySql,
+            "UPDATE customers c RIGHT JOIN orders o ON o.customer_id = c.id SET c.email = 1",
+            "UPDATE or DELETE",
+        ),
     ];
     for (backend, sql, needle) in cases {
-        let values: Vec<Value> = if sql.contains('?') && !sql.contains("?1") { vec![1.into()] } else { vec![] };
+        let values: Vec<Value> = if sql.contains('?') && !sql.contains("?1") {
+            vec![1.into()]
+        } else {
+            vec![]
+        };
         let err = refused(backend, sql, values);
         assert!(err.contains("`customers`"), "{sql}: {err}");
         assert!(err.contains(needle), "{sql}: expected `{needle}` in: {err}");
@@ -289,8 +354,22 @@ fn what_cannot_be_confined_is_refused_naming_the_table() {
 
 #[test]
 fn values_must_match_placeholders() {
-    let err = run(DbBackend::MySql, "SELECT * FROM customers WHERE id = ?", vec![]).unwrap_err();
-    assert!(matches!(err, TenancyError::ParameterCount { given: 0, needed: 1 }), "{err}");
+    let err = run(
+        DbBackend::MySql,
+        "SELECT * FROM customers WHERE id = ?",
+        vec![],
+    )
+    .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            TenancyError::ParameterCount {
+                given: 0,
+                needed: 1
+            }
+        ),
+        "{err}"
+    );
 }
 
 #[test]
@@ -300,10 +379,16 @@ fn the_cache_returns_the_same_rewrite_for_every_storefront() {
     let a = StorefrontId::new_random();
     let b = StorefrontId::new_random();
     let first = r
-        .rewrite(Statement::from_sql_and_values(DbBackend::Sqlite, sql, ["e".into()]), &a)
+        .rewrite(
+            Statement::from_sql_and_values(DbBackend::Sqlite, sql, ["e".into()]),
+            &a,
+        )
         .unwrap();
     let second = r
-        .rewrite(Statement::from_sql_and_values(DbBackend::Sqlite, sql, ["e".into()]), &b)
+        .rewrite(
+            Statement::from_sql_and_values(DbBackend::Sqlite, sql, ["e".into()]),
+            &b,
+        )
         .unwrap();
     assert_eq!(first.sql, second.sql);
     assert_eq!(first.values.unwrap().0[1], Value::Uuid(Some(*a.as_uuid())));

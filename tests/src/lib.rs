@@ -88,11 +88,12 @@ impl TestDb {
                 } else {
                     "TENANCY_TEST_MYSQL_URL"
                 };
-                let Ok(admin_url) = std::env::var(var) else {
+                let Some(admin_url) = std::env::var(var).ok().filter(|v| !v.trim().is_empty())
+                else {
                     if require_servers() {
                         panic!("{var} is not set and TENANCY_TEST_REQUIRE_SERVERS=1");
                     }
-                    eprintln!("SKIPPED {backend} test: {var} is not set");
+                    eprintln!("SKIPPED {backend} test: {var} is empty or not set");
                     return None;
                 };
                 let admin = Database::connect(&admin_url).await.unwrap_or_else(|e| {

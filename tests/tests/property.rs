@@ -4,7 +4,10 @@
 
 use chrono::{TimeZone, Utc};
 use entities::{customer, order, prelude::*};
-use proptest::{prelude::*, test_runner::{Config, TestRunner}};
+use proptest::{
+    prelude::*,
+    test_runner::{Config, TestRunner},
+};
 use sea_orm::{
     sea_query::{Expr, ExprTrait, IntoCondition, Query},
     ColumnTrait, Condition, DatabaseConnection, EntityTrait, JoinType, Order as SortOrder,
@@ -46,7 +49,10 @@ struct Case {
 fn leaf(joined: bool) -> BoxedStrategy<Pred> {
     let names = prop::sample::select(vec!["ann", "bo", "cy", "di"]);
     let mut leaves = vec![
-        names.clone().prop_map(|n| Pred::FirstNameEq(n.to_owned())).boxed(),
+        names
+            .clone()
+            .prop_map(|n| Pred::FirstNameEq(n.to_owned()))
+            .boxed(),
         prop::sample::select(vec!["%a%", "%1%", "%@example.com", "b%"])
             .prop_map(|p| Pred::EmailLike(p.to_owned()))
             .boxed(),
@@ -109,11 +115,17 @@ fn condition(p: &Pred, hand: Option<Uuid>) -> Condition {
             if let Some(s) = hand {
                 sub.and_where(Expr::col(order::Column::StorefrontId).eq(s));
             }
-            customer::Column::Id.in_subquery(sub.to_owned()).into_condition()
+            customer::Column::Id
+                .in_subquery(sub.to_owned())
+                .into_condition()
         }
         Pred::Not(inner) => condition(inner, hand).not(),
-        Pred::All(v) => v.iter().fold(Condition::all(), |c, p| c.add(condition(p, hand))),
-        Pred::Any(v) => v.iter().fold(Condition::any(), |c, p| c.add(condition(p, hand))),
+        Pred::All(v) => v
+            .iter()
+            .fold(Condition::all(), |c, p| c.add(condition(p, hand))),
+        Pred::Any(v) => v
+            .iter()
+            .fold(Condition::any(), |c, p| c.add(condition(p, hand))),
     }
 }
 
@@ -122,7 +134,9 @@ fn build(case: &Case, hand: Option<Uuid>) -> Select<Customer> {
     let rel = customer::Relation::Order.def();
     let rel = match hand {
         Some(s) => rel.on_condition(move |_l, r| {
-            Expr::col((r, order::Column::StorefrontId)).eq(s).into_condition()
+            Expr::col((r, order::Column::StorefrontId))
+                .eq(s)
+                .into_condition()
         }),
         None => rel,
     };
@@ -137,7 +151,11 @@ fn build(case: &Case, hand: Option<Uuid>) -> Select<Customer> {
     if let Some(s) = hand {
         q = q.filter(customer::Column::StorefrontId.eq(s));
     }
-    let dir = if case.desc { SortOrder::Desc } else { SortOrder::Asc };
+    let dir = if case.desc {
+        SortOrder::Desc
+    } else {
+        SortOrder::Asc
+    };
     q = match case.order_by {
         0 => q.order_by(customer::Column::Email, dir),
         1 => q.order_by(customer::Column::FirstName, dir),
@@ -157,7 +175,9 @@ async fn seed(shared: &DatabaseConnection, shops: &[StorefrontId]) {
     for (s, shop) in shops.iter().enumerate() {
         for i in 0..8usize {
             let id = Uuid::new_v4();
-            let at = Utc.timestamp_opt(1_700_000_000 + (i * 37 % 11) as i64, 0).unwrap();
+            let at = Utc
+                .timestamp_opt(1_700_000_000 + (i * 37 % 11) as i64, 0)
+                .unwrap();
             customers.push(customer::ActiveModel {
                 id: sea_orm::Set(id),
                 storefront_id: sea_orm::Set(*shop.as_uuid()),
@@ -183,8 +203,14 @@ async fn seed(shared: &DatabaseConnection, shops: &[StorefrontId]) {
             }
         }
     }
-    Customer::insert_many(customers).exec(shared).await.expect("seed customers");
-    Order::insert_many(orders).exec(shared).await.expect("seed orders");
+    Customer::insert_many(customers)
+        .exec(shared)
+        .await
+        .expect("seed customers");
+    Order::insert_many(orders)
+        .exec(shared)
+        .await
+        .expect("seed orders");
 }
 
 fn property(backend: Backend, cases: u32) {
