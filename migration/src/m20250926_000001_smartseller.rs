@@ -1,4 +1,8 @@
 //! Creates the SmartSeller tables: countries (global) and six storefront-scoped tables.
+//!
+//! Scoped tables carry no foreign key to the global table: a storefront in its own schema
+//! or database cannot reference the shared database's rows, so `country_code` is checked by
+//! the application, not by the database.
 
 use sea_orm_migration::{prelude::*, schema::*};
 
@@ -202,12 +206,6 @@ impl MigrationTrait for Migration {
                             )
                             .to(Customers::Table, (Customers::StorefrontId, Customers::Id))
                             .on_delete(ForeignKeyAction::Cascade),
-                    )
-                    .foreign_key(
-                        ForeignKey::create()
-                            .name("fk_customer_addresses_country")
-                            .from(CustomerAddresses::Table, CustomerAddresses::CountryCode)
-                            .to(Countries::Table, Countries::Code),
                     )
                     .to_owned(),
             )

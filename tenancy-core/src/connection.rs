@@ -19,7 +19,7 @@
 //! # Ok(()) }
 //! ```
 
-use std::{future::Future, pin::Pin, sync::Arc};
+use std::{future::Future, pin::Pin, sync::Arc, time::Duration};
 
 use sea_orm::{
     AccessMode, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr,
@@ -27,11 +27,96 @@ use sea_orm::{
     TransactionOptions, TransactionSession, TransactionStream, TransactionTrait,
 };
 
-use crate::{Registry, Rewriter, StorefrontId, TenancyError};
+use tokio::sync::OnceCell;
+
+use crate::{
+    directory::AllShared, pool::Lease, DatabaseManager, Directory, Placement, PoolOptions,
+    Registry, Rewriter, StorefrontId, TenancyError, TenantResolver,
+};
 
 struct Inner {
     shared: DatabaseConnection,
+    shared_url: Option<String>,
     rewriter: Rewriter,
+    resolver: Arc<dyn TenantResolver>,
+    directory: Option<Arc<Directory>>,
+    pools: Option<DatabaseManager>,
+}
+
+/// Builds a [`Tenancy`] with a directory and tenant pools (hybrid placement).
+///
+/// ```no_run
+/// # async fn demo(shared: sea_orm::DatabaseConnection) -> Result<(), tenancy_core::TenancyError> {
+/// use std::time::Duration;
+/// use tenancy_core::{Placement, PoolOptions, Tenancy};
+/// let tenancy = Tenancy::builder(shared)
+///     .directory(Duration::from_secs(30), None) // unknown storefronts are an error
+///     .pools(PoolOptions { budget: 50, ..PoolOptions::default() })
+///     .build()
+///     .await?;
+/// # Ok(()) }
+/// ```
+pub struct TenancyBuilder {
+    shared: DatabaseConnection,
+    shared_url: Option<String>,
+    registry: Option<Registry>,
+    directory: Option<(Duration, Option<Placement>)>,
+    pools: Option<PoolOptions>,
+}
+
+impl TenancyBuilder {
+    /// The scoped tables (default: every `#[tenant_scoped]` entity).
+    pub fn registry(mut self, registry: Registry) -> Self {
+        self.registry = Some(registry);
+        self
+    }
+
+    /// Resolve placements through the directory table (created if missing), caching each
+    /// answer for `cache_ttl`. Unknown storefronts get `default` if given, else an error.
+    pub fn directory(mut self, cache_ttl: Duration, default: Option<Placement>) -> Self {
+        self.directory = Some((cache_ttl, default));
+        self
+    }
+
+    /// The shared database's URL (needed to migrate schemas on MySQL, where a schema is a
+    /// database reached by its own URL).
+    pub fn shared_url(mut self, url: impl Into<String>) -> Self {
+        self.shared_url = Some(url.into());
+        self
+    }
+
+    /// Limits of the tenant database pools (database placement).
+    pub fn pools(mut self, opts: PoolOptions) -> Self {
+        self.pools = Some(opts);
+        self
+    }
+
+    /// Builds the handle (installs the directory table when a directory is used).
+    pub async fn build(self) -> Result<Tenancy, TenancyError> {
+        let directory = match self.directory {
+            Some((ttl, default)) => {
+                let d = Arc::new(Directory::new(self.shared.clone(), ttl, default));
+                d.install().await?;
+                Some(d)
+            }
+            None => None,
+        };
+        let resolver: Arc<dyn TenantResolver> = match &directory {
+            Some(d) => Arc::clone(d) as Arc<dyn TenantResolver>,
+            None => Arc::new(AllShared),
+        };
+        let pools = DatabaseManager::new(self.pools.unwrap_or_default())?;
+        Ok(Tenancy {
+            inner: Arc::new(Inner {
+                shared: self.shared,
+                shared_url: self.shared_url,
+                rewriter: Rewriter::new(self.registry.unwrap_or_else(Registry::from_entities)),
+                resolver,
+                directory,
+                pools: Some(pools),
+            }),
+        })
+    }
 }
 
 /// The framework handle: the shared database and the rewriter. Cheap to clone.
@@ -55,22 +140,64 @@ impl Tenancy {
         Self::with_registry(shared, Registry::from_entities())
     }
 
-    /// A handle with an explicit registry of scoped tables.
+    /// A handle with an explicit registry of scoped tables; every storefront is in the
+    /// shared placement.
     pub fn with_registry(shared: DatabaseConnection, registry: Registry) -> Self {
         Self {
             inner: Arc::new(Inner {
                 shared,
+                shared_url: None,
                 rewriter: Rewriter::new(registry),
+                resolver: Arc::new(AllShared),
+                directory: None,
+                pools: None,
             }),
         }
     }
 
-    /// A connection confined to `storefront`.
+    /// A builder for the hybrid setup: directory, tenant pools.
+    pub fn builder(shared: DatabaseConnection) -> TenancyBuilder {
+        TenancyBuilder {
+            shared,
+            shared_url: None,
+            registry: None,
+            directory: None,
+            pools: None,
+        }
+    }
+
+    /// A connection confined to `storefront`. Its placement is resolved on first use.
     pub fn connection(&self, storefront: StorefrontId) -> TenantConnection {
         TenantConnection {
             inner: Arc::clone(&self.inner),
             storefront,
+            placement: Arc::new(OnceCell::new()),
         }
+    }
+
+    /// The shared database's URL, when given to the builder.
+    pub fn shared_url(&self) -> Option<&str> {
+        self.inner.shared_url.as_deref()
+    }
+
+    /// The directory, when this handle uses one.
+    pub fn directory(&self) -> Option<&Arc<Directory>> {
+        self.inner.directory.as_ref()
+    }
+
+    /// The tenant pool manager, when this handle has one.
+    pub fn pools(&self) -> Option<&DatabaseManager> {
+        self.inner.pools.as_ref()
+    }
+
+    /// Where `storefront` lives, as the resolver says now.
+    pub async fn placement(&self, storefront: StorefrontId) -> Result<Placement, TenancyError> {
+        self.inner.resolver.placement(storefront).await
+    }
+
+    /// The rewriter (shared by every connection of this handle).
+    pub fn rewriter(&self) -> &Rewriter {
+        &self.inner.rewriter
     }
 
     /// The unconfined shared connection, for migrations and administration. Business code
@@ -151,6 +278,22 @@ impl Tenancy {
 pub struct TenantConnection {
     inner: Arc<Inner>,
     storefront: StorefrontId,
+    placement: Arc<OnceCell<Placement>>,
+}
+
+/// Where one statement runs.
+enum Target<'a> {
+    Shared(&'a DatabaseConnection),
+    Tenant(Lease),
+}
+
+impl Target<'_> {
+    fn conn(&self) -> &DatabaseConnection {
+        match self {
+            Target::Shared(c) => c,
+            Target::Tenant(lease) => lease,
+        }
+    }
 }
 
 impl std::fmt::Debug for TenantConnection {
@@ -167,11 +310,70 @@ impl TenantConnection {
         self.storefront
     }
 
-    fn confine(&self, stmt: Statement) -> Result<Statement, DbErr> {
-        self.inner
-            .rewriter
-            .rewrite(stmt, &self.storefront)
-            .map_err(DbErr::from)
+    /// The storefront's placement (resolved once per connection).
+    pub async fn placement(&self) -> Result<&Placement, TenancyError> {
+        self.placement
+            .get_or_try_init(|| self.inner.resolver.placement(self.storefront))
+            .await
+    }
+
+    async fn lease(&self, url: &str) -> Result<Lease, DbErr> {
+        let pools = self.inner.pools.as_ref().ok_or_else(|| {
+            DbErr::from(TenancyError::Unsupported {
+                placement: "database".into(),
+                backend: "this Tenancy".into(),
+                reason: "it was built without tenant pools (use Tenancy::builder)".into(),
+            })
+        })?;
+        Ok(pools.lease(url, self.storefront).await?)
+    }
+
+    /// Confines `stmt` and picks where it runs: the shared database for the shared and
+    /// schema placements, and for statements on global tables only; the storefront's own
+    /// database otherwise.
+    async fn prepare(&self, stmt: Statement) -> Result<(Target<'_>, Statement), DbErr> {
+        let placement = self.placement().await?;
+        let (stmt, scoped) =
+            self.inner
+                .rewriter
+                .confine(stmt, &self.storefront, placement.schema())?;
+        match placement {
+            Placement::Database { url } if scoped => {
+                Ok((Target::Tenant(self.lease(url).await?), stmt))
+            }
+            _ => Ok((Target::Shared(&self.inner.shared), stmt)),
+        }
+    }
+
+    /// The connection transactions of this storefront start on.
+    async fn home(&self) -> Result<Target<'_>, DbErr> {
+        match self.placement().await? {
+            Placement::Database { url } => Ok(Target::Tenant(self.lease(url).await?)),
+            _ => Ok(Target::Shared(&self.inner.shared)),
+        }
+    }
+
+    async fn start(
+        &self,
+        begin: impl for<'c> FnOnce(
+            &'c DatabaseConnection,
+        ) -> Pin<
+            Box<dyn Future<Output = Result<DatabaseTransaction, DbErr>> + Send + 'c>,
+        >,
+    ) -> Result<TenantTransaction, DbErr> {
+        let home = self.home().await?;
+        let txn = begin(home.conn()).await?;
+        let schema = self.placement().await?.schema().map(str::to_owned);
+        Ok(TenantTransaction {
+            inner: Arc::clone(&self.inner),
+            storefront: self.storefront,
+            schema,
+            txn,
+            _lease: match home {
+                Target::Tenant(lease) => Some(Arc::new(lease)),
+                Target::Shared(_) => None,
+            },
+        })
     }
 }
 
@@ -179,7 +381,10 @@ impl TenantConnection {
 pub struct TenantTransaction {
     inner: Arc<Inner>,
     storefront: StorefrontId,
+    schema: Option<String>,
     txn: DatabaseTransaction,
+    /// Keeps the tenant pool open while the transaction lives.
+    _lease: Option<Arc<Lease>>,
 }
 
 impl std::fmt::Debug for TenantTransaction {
@@ -199,7 +404,7 @@ impl TenantTransaction {
     fn confine(&self, stmt: Statement) -> Result<Statement, DbErr> {
         self.inner
             .rewriter
-            .rewrite(stmt, &self.storefront)
+            .rewrite_in(stmt, &self.storefront, self.schema.as_deref())
             .map_err(DbErr::from)
     }
 
@@ -207,7 +412,9 @@ impl TenantTransaction {
         TenantTransaction {
             inner: Arc::clone(&self.inner),
             storefront: self.storefront,
+            schema: self.schema.clone(),
             txn,
+            _lease: self._lease.clone(),
         }
     }
 
@@ -242,140 +449,198 @@ impl TenantTransaction {
     }
 }
 
-/// `ConnectionTrait` for a tenant wrapper: confine, then delegate to `$target`.
-macro_rules! confined_connection {
-    ($ty:ty, |$s:ident| $target:expr) => {
-        #[async_trait::async_trait]
-        impl ConnectionTrait for $ty {
-            fn get_database_backend(&self) -> DbBackend {
-                let $s = self;
-                ConnectionTrait::get_database_backend(&$target)
-            }
-
-            async fn execute_raw(&self, stmt: Statement) -> Result<ExecResult, DbErr> {
-                let stmt = self.confine(stmt)?;
-                let $s = self;
-                $target.execute_raw(stmt).await
-            }
-
-            async fn execute_unprepared(&self, sql: &str) -> Result<ExecResult, DbErr> {
-                let backend = ConnectionTrait::get_database_backend(self);
-                let stmt = self.confine(Statement::from_string(backend, sql))?;
-                let $s = self;
-                match &stmt.values {
-                    // Rewritten: the tenant value is bound, so it runs as a prepared statement.
-                    Some(_) => $target.execute_raw(stmt).await,
-                    None => $target.execute_unprepared(&stmt.sql).await,
-                }
-            }
-
-            async fn query_one_raw(&self, stmt: Statement) -> Result<Option<QueryResult>, DbErr> {
-                let stmt = self.confine(stmt)?;
-                let $s = self;
-                $target.query_one_raw(stmt).await
-            }
-
-            async fn query_all_raw(&self, stmt: Statement) -> Result<Vec<QueryResult>, DbErr> {
-                let stmt = self.confine(stmt)?;
-                let $s = self;
-                $target.query_all_raw(stmt).await
-            }
-
-            fn support_returning(&self) -> bool {
-                let $s = self;
-                $target.support_returning()
-            }
-        }
-    };
-}
-
-confined_connection!(TenantConnection, |c| c.inner.shared);
-confined_connection!(TenantTransaction, |t| t.txn);
-
-/// `TransactionTrait` for a tenant wrapper whose `begin*` are `$begin` on `$target`.
-macro_rules! confined_transactions {
-    ($ty:ty, |$s:ident| $target:expr, |$s2:ident, $txn:ident| $wrap:expr) => {
-        #[async_trait::async_trait]
-        impl TransactionTrait for $ty {
-            type Transaction = TenantTransaction;
-
-            async fn begin(&self) -> Result<TenantTransaction, DbErr> {
-                let $s = self;
-                let $txn = $target.begin().await?;
-                let $s2 = self;
-                Ok($wrap)
-            }
-
-            async fn begin_with_config(
-                &self,
-                isolation_level: Option<IsolationLevel>,
-                access_mode: Option<AccessMode>,
-            ) -> Result<TenantTransaction, DbErr> {
-                let $s = self;
-                let $txn = $target
-                    .begin_with_config(isolation_level, access_mode)
-                    .await?;
-                let $s2 = self;
-                Ok($wrap)
-            }
-
-            async fn begin_with_options(
-                &self,
-                options: TransactionOptions,
-            ) -> Result<TenantTransaction, DbErr> {
-                let $s = self;
-                let $txn = $target.begin_with_options(options).await?;
-                let $s2 = self;
-                Ok($wrap)
-            }
-
-            async fn transaction<F, T, E>(&self, callback: F) -> Result<T, TransactionError<E>>
-            where
-                F: for<'c> FnOnce(
-                        &'c TenantTransaction,
-                    )
-                        -> Pin<Box<dyn Future<Output = Result<T, E>> + Send + 'c>>
-                    + Send,
-                T: Send,
-                E: std::fmt::Display + std::fmt::Debug + Send,
-            {
-                let txn = self.begin().await.map_err(TransactionError::Connection)?;
-                txn.run(callback).await
-            }
-
-            async fn transaction_with_config<F, T, E>(
-                &self,
-                callback: F,
-                isolation_level: Option<IsolationLevel>,
-                access_mode: Option<AccessMode>,
-            ) -> Result<T, TransactionError<E>>
-            where
-                F: for<'c> FnOnce(
-                        &'c TenantTransaction,
-                    )
-                        -> Pin<Box<dyn Future<Output = Result<T, E>> + Send + 'c>>
-                    + Send,
-                T: Send,
-                E: std::fmt::Display + std::fmt::Debug + Send,
-            {
-                let txn = self
-                    .begin_with_config(isolation_level, access_mode)
-                    .await
-                    .map_err(TransactionError::Connection)?;
-                txn.run(callback).await
-            }
-        }
-    };
-}
-
-confined_transactions!(TenantConnection, |c| c.inner.shared, |c2, txn| {
-    TenantTransaction {
-        inner: Arc::clone(&c2.inner),
-        storefront: c2.storefront,
-        txn,
+#[async_trait::async_trait]
+impl ConnectionTrait for TenantConnection {
+    fn get_database_backend(&self) -> DbBackend {
+        ConnectionTrait::get_database_backend(&self.inner.shared)
     }
-});
-confined_transactions!(TenantTransaction, |t| t.txn, |t2, txn| t2.wrap(txn));
+
+    async fn execute_raw(&self, stmt: Statement) -> Result<ExecResult, DbErr> {
+        let (target, stmt) = self.prepare(stmt).await?;
+        target.conn().execute_raw(stmt).await
+    }
+
+    async fn execute_unprepared(&self, sql: &str) -> Result<ExecResult, DbErr> {
+        let backend = ConnectionTrait::get_database_backend(self);
+        let (target, stmt) = self.prepare(Statement::from_string(backend, sql)).await?;
+        match &stmt.values {
+            // Rewritten: the tenant value is bound, so it runs as a prepared statement.
+            Some(_) => target.conn().execute_raw(stmt).await,
+            None => target.conn().execute_unprepared(&stmt.sql).await,
+        }
+    }
+
+    async fn query_one_raw(&self, stmt: Statement) -> Result<Option<QueryResult>, DbErr> {
+        let (target, stmt) = self.prepare(stmt).await?;
+        target.conn().query_one_raw(stmt).await
+    }
+
+    async fn query_all_raw(&self, stmt: Statement) -> Result<Vec<QueryResult>, DbErr> {
+        let (target, stmt) = self.prepare(stmt).await?;
+        target.conn().query_all_raw(stmt).await
+    }
+
+    fn support_returning(&self) -> bool {
+        self.inner.shared.support_returning()
+    }
+}
+
+#[async_trait::async_trait]
+impl ConnectionTrait for TenantTransaction {
+    fn get_database_backend(&self) -> DbBackend {
+        ConnectionTrait::get_database_backend(&self.txn)
+    }
+
+    async fn execute_raw(&self, stmt: Statement) -> Result<ExecResult, DbErr> {
+        let stmt = self.confine(stmt)?;
+        self.txn.execute_raw(stmt).await
+    }
+
+    async fn execute_unprepared(&self, sql: &str) -> Result<ExecResult, DbErr> {
+        let backend = ConnectionTrait::get_database_backend(self);
+        let stmt = self.confine(Statement::from_string(backend, sql))?;
+        match &stmt.values {
+            Some(_) => self.txn.execute_raw(stmt).await,
+            None => self.txn.execute_unprepared(&stmt.sql).await,
+        }
+    }
+
+    async fn query_one_raw(&self, stmt: Statement) -> Result<Option<QueryResult>, DbErr> {
+        let stmt = self.confine(stmt)?;
+        self.txn.query_one_raw(stmt).await
+    }
+
+    async fn query_all_raw(&self, stmt: Statement) -> Result<Vec<QueryResult>, DbErr> {
+        let stmt = self.confine(stmt)?;
+        self.txn.query_all_raw(stmt).await
+    }
+
+    fn support_returning(&self) -> bool {
+        self.txn.support_returning()
+    }
+}
+
+#[async_trait::async_trait]
+impl TransactionTrait for TenantConnection {
+    type Transaction = TenantTransaction;
+
+    async fn begin(&self) -> Result<TenantTransaction, DbErr> {
+        self.start(|c| Box::pin(c.begin())).await
+    }
+
+    async fn begin_with_config(
+        &self,
+        isolation_level: Option<IsolationLevel>,
+        access_mode: Option<AccessMode>,
+    ) -> Result<TenantTransaction, DbErr> {
+        self.start(move |c| Box::pin(c.begin_with_config(isolation_level, access_mode)))
+            .await
+    }
+
+    async fn begin_with_options(
+        &self,
+        options: TransactionOptions,
+    ) -> Result<TenantTransaction, DbErr> {
+        self.start(move |c| Box::pin(c.begin_with_options(options)))
+            .await
+    }
+
+    async fn transaction<F, T, E>(&self, callback: F) -> Result<T, TransactionError<E>>
+    where
+        F: for<'c> FnOnce(
+                &'c TenantTransaction,
+            ) -> Pin<Box<dyn Future<Output = Result<T, E>> + Send + 'c>>
+            + Send,
+        T: Send,
+        E: std::fmt::Display + std::fmt::Debug + Send,
+    {
+        let txn = self.begin().await.map_err(TransactionError::Connection)?;
+        txn.run(callback).await
+    }
+
+    async fn transaction_with_config<F, T, E>(
+        &self,
+        callback: F,
+        isolation_level: Option<IsolationLevel>,
+        access_mode: Option<AccessMode>,
+    ) -> Result<T, TransactionError<E>>
+    where
+        F: for<'c> FnOnce(
+                &'c TenantTransaction,
+            ) -> Pin<Box<dyn Future<Output = Result<T, E>> + Send + 'c>>
+            + Send,
+        T: Send,
+        E: std::fmt::Display + std::fmt::Debug + Send,
+    {
+        let txn = self
+            .begin_with_config(isolation_level, access_mode)
+            .await
+            .map_err(TransactionError::Connection)?;
+        txn.run(callback).await
+    }
+}
+
+#[async_trait::async_trait]
+impl TransactionTrait for TenantTransaction {
+    type Transaction = TenantTransaction;
+
+    async fn begin(&self) -> Result<TenantTransaction, DbErr> {
+        Ok(self.wrap(self.txn.begin().await?))
+    }
+
+    async fn begin_with_config(
+        &self,
+        isolation_level: Option<IsolationLevel>,
+        access_mode: Option<AccessMode>,
+    ) -> Result<TenantTransaction, DbErr> {
+        Ok(self.wrap(
+            self.txn
+                .begin_with_config(isolation_level, access_mode)
+                .await?,
+        ))
+    }
+
+    async fn begin_with_options(
+        &self,
+        options: TransactionOptions,
+    ) -> Result<TenantTransaction, DbErr> {
+        Ok(self.wrap(self.txn.begin_with_options(options).await?))
+    }
+
+    async fn transaction<F, T, E>(&self, callback: F) -> Result<T, TransactionError<E>>
+    where
+        F: for<'c> FnOnce(
+                &'c TenantTransaction,
+            ) -> Pin<Box<dyn Future<Output = Result<T, E>> + Send + 'c>>
+            + Send,
+        T: Send,
+        E: std::fmt::Display + std::fmt::Debug + Send,
+    {
+        let txn = self.begin().await.map_err(TransactionError::Connection)?;
+        txn.run(callback).await
+    }
+
+    async fn transaction_with_config<F, T, E>(
+        &self,
+        callback: F,
+        isolation_level: Option<IsolationLevel>,
+        access_mode: Option<AccessMode>,
+    ) -> Result<T, TransactionError<E>>
+    where
+        F: for<'c> FnOnce(
+                &'c TenantTransaction,
+            ) -> Pin<Box<dyn Future<Output = Result<T, E>> + Send + 'c>>
+            + Send,
+        T: Send,
+        E: std::fmt::Display + std::fmt::Debug + Send,
+    {
+        let txn = self
+            .begin_with_config(isolation_level, access_mode)
+            .await
+            .map_err(TransactionError::Connection)?;
+        txn.run(callback).await
+    }
+}
 
 #[async_trait::async_trait]
 impl TransactionSession for TenantTransaction {
@@ -400,8 +665,9 @@ impl StreamTrait for TenantConnection {
         stmt: Statement,
     ) -> Pin<Box<dyn Future<Output = Result<QueryStream, DbErr>> + 'a + Send>> {
         Box::pin(async move {
-            let stmt = self.confine(stmt)?;
-            self.inner.shared.stream_raw(stmt).await
+            let (target, stmt) = self.prepare(stmt).await?;
+            // The stream owns its pooled connection; the lease only guards its creation.
+            target.conn().stream_raw(stmt).await
         })
     }
 }

@@ -21,6 +21,65 @@ pub enum TenancyError {
         reason: String,
     },
 
+    /// A schema or database name that is not a plain identifier.
+    #[error("invalid name `{name}`: {reason}")]
+    InvalidName {
+        /// The name.
+        name: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+
+    /// A storefront the directory does not know, with no default placement configured.
+    #[error("unknown storefront {storefront}: it is not in the directory (provision it first)")]
+    UnknownStorefront {
+        /// The storefront.
+        storefront: String,
+    },
+
+    /// A placement this backend cannot provide.
+    #[error("{placement} placement is not supported on {backend}: {reason}")]
+    Unsupported {
+        /// The placement kind.
+        placement: String,
+        /// The backend.
+        backend: String,
+        /// Why.
+        reason: String,
+    },
+
+    /// The global connection budget stayed exhausted for the whole wait.
+    #[error("connection budget exhausted: all {budget} connections stayed in use for {waited_ms} ms while opening a pool for storefront {storefront}")]
+    BudgetExhausted {
+        /// The budget.
+        budget: u32,
+        /// How long the caller waited.
+        waited_ms: u128,
+        /// The storefront that needed a pool.
+        storefront: String,
+    },
+
+    /// A destructive operation without its confirmation.
+    #[error("refusing to {action} storefront {storefront} without confirmation")]
+    NotConfirmed {
+        /// What was asked.
+        action: String,
+        /// The storefront.
+        storefront: String,
+    },
+
+    /// A step of provisioning or a migration failed for one storefront.
+    #[error("storefront {storefront}: {step} failed: {source}")]
+    Step {
+        /// The storefront.
+        storefront: String,
+        /// The step (create schema, migrate, register...).
+        step: String,
+        /// The underlying error.
+        #[source]
+        source: Box<TenancyError>,
+    },
+
     /// A statement on a tenant-scoped table that the rewriter cannot prove is confined to one
     /// storefront. Nothing was sent to the database.
     #[error("refused statement on tenant-scoped table `{table}`: {reason}")]

@@ -32,17 +32,23 @@
 //! - [`error`] has the one error type, [`TenancyError`].
 
 pub mod connection;
+pub mod directory;
 pub mod error;
+pub mod fleet;
+pub mod pool;
+pub mod provision;
 pub mod registry;
 pub mod rewrite;
 pub mod tenant;
 
 pub use connection::{Tenancy, TenantConnection, TenantTransaction};
+pub use directory::{Directory, TenantRecord, TenantResolver, TenantState};
 pub use error::TenancyError;
+pub use pool::{DatabaseManager, Lease, PoolOptions};
 pub use registry::{Registry, ScopedTable, TenantScoped};
 pub use rewrite::Rewriter;
 pub use tenancy_macros::tenant_scoped;
-pub use tenant::{StorefrontId, TenantType};
+pub use tenant::{Placement, StorefrontId, TenantType};
 
 /// Used by the code `#[tenant_scoped]` generates. Not public API.
 #[doc(hidden)]

@@ -117,3 +117,122 @@ impl FromStr for TenantType {
         }
     }
 }
+
+/// Where one storefront's rows are, concretely.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub enum Placement {
+    /// In the shared database, isolated by the tenant column.
+    Shared,
+    /// In its own schema of the shared database's server: a PostgreSQL schema, or a MySQL
+    /// database on the same server.
+    Schema {
+        /// The schema name (a plain identifier).
+        schema: String,
+    },
+    /// In its own database, at this URL (any server).
+    Database {
+        /// The connection URL.
+        url: String,
+    },
+}
+
+impl Placement {
+    /// The kind of placement.
+    pub fn tenant_type(&self) -> TenantType {
+        match self {
+            Placement::Shared => TenantType::Shared,
+            Placement::Schema { .. } => TenantType::Schema,
+            Placement::Database { .. } => TenantType::Database,
+        }
+    }
+
+    /// The schema, for schema placement.
+    pub fn schema(&self) -> Option<&str> {
+        match self {
+            Placement::Schema { schema } => Some(schema),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Placement {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Placement::Shared => f.write_str("shared"),
+            Placement::Schema { schema } => write!(f, "schema {schema}"),
+            Placement::Database { url } => write!(f, "database {}", redact_url(url)),
+        }
+    }
+}
+
+/// `url` without its password, for messages and logs.
+pub fn redact_url(url: &str) -> String {
+    let Some(scheme_end) = url.find("://").map(|i| i + 3) else {
+        return url.to_owned();
+    };
+    let rest = &url[scheme_end..];
+    let Some(at) = rest.find('@') else {
+        return url.to_owned();
+    };
+    let userinfo = &rest[..at];
+    match userinfo.split_once(':') {
+        Some((user, _)) => format!("{}{user}:***{}", &url[..scheme_end], &rest[at..]),
+        None => url.to_owned(),
+    }
+}
+
+/// Checks that `name` can be used as a schema or database name without quoting problems:
+/// 1 to 63 ASCII letters, digits or `_`, not starting with a digit.
+pub fn validate_identifier(name: &str) -> Result<(), TenancyError> {
+    let ok = !name.is_empty()
+        && name.len() <= 63
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && !name.starts_with(|c: char| c.is_ascii_digit());
+    if ok {
+        Ok(())
+    } else {
+        Err(TenancyError::InvalidName {
+            name: name.to_owned(),
+            reason: "use 1 to 63 ASCII letters, digits or `_`, not starting with a digit".into(),
+        })
+    }
+}
+
+impl StorefrontId {
+    /// The UUID with `_` for `-`, for names: `0b5f6d0e_8f3c_4c2a_9a53_3e1f4b1f7d10`.
+    pub fn underscored(&self) -> String {
+        self.0.hyphenated().to_string().replace('-', "_")
+    }
+
+    /// Fills a name or URL pattern: `{storefront_id}` becomes [`Self::underscored`].
+    pub fn fill(&self, pattern: &str) -> String {
+        pattern.replace("{storefront_id}", &self.underscored())
+    }
+}
+
+/// `url` with its database (the path) replaced by `name`; the query string is kept.
+pub fn url_with_database(url: &str, name: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((b, q)) => (b, Some(q)),
+        None => (url, None),
+    };
+    let scheme_end = base.find("://").map(|i| i + 3).unwrap_or(0);
+    let base = match base[scheme_end..].find('/') {
+        Some(slash) => &base[..scheme_end + slash],
+        None => base,
+    };
+    match query {
+        Some(q) => format!("{base}/{name}?{q}"),
+        None => format!("{base}/{name}"),
+    }
+}
+
+/// The database named by a server URL (its path), if any.
+pub fn database_of(url: &str) -> Option<&str> {
+    let base = url.split('?').next()?;
+    let scheme_end = base.find("://")? + 3;
+    let path = &base[scheme_end..];
+    let name = &path[path.find('/')? + 1..];
+    (!name.is_empty()).then_some(name)
+}

@@ -394,3 +394,37 @@ fn the_cache_returns_the_same_rewrite_for_every_storefront() {
     assert_eq!(first.values.unwrap().0[1], Value::Uuid(Some(*a.as_uuid())));
     assert_eq!(second.values.unwrap().0[1], Value::Uuid(Some(*b.as_uuid())));
 }
+
+#[test]
+fn schema_placement_qualifies_scoped_tables_only() {
+    let r = rewriter();
+    let stmt = Statement::from_sql_and_values(
+        DbBackend::Postgres,
+        r#"SELECT "customers"."id" FROM "customers" JOIN "countries" ON "countries"."code" = "customers"."cc" WHERE "customers"."email" = $1"#,
+        ["e".into()],
+    );
+    let out = r.rewrite_in(stmt, &shop(), Some("storefront_a")).unwrap();
+    assert_eq!(
+        out.sql,
+        r#"SELECT "customers"."id" FROM "storefront_a"."customers" JOIN "countries" ON "countries"."code" = "customers"."cc" WHERE ("customers"."email" = $1) AND "storefront_a"."customers"."storefront_id" = $2"#
+    );
+    // The same cached template serves another schema.
+    let stmt = Statement::from_sql_and_values(
+        DbBackend::MySql,
+        "INSERT INTO `public`.`customers` (`id`) VALUES (?)",
+        [1.into()],
+    );
+    let out = r.rewrite_in(stmt, &shop(), Some("storefront_b")).unwrap();
+    assert_eq!(
+        out.sql,
+        "INSERT INTO `storefront_b`.`customers` (`id`, `storefront_id`) VALUES (?, ?)"
+    );
+    let err = r
+        .rewrite_in(
+            Statement::from_string(DbBackend::MySql, "SELECT * FROM customers"),
+            &shop(),
+            Some("bad name; --"),
+        )
+        .unwrap_err();
+    assert!(err.to_string().contains("bad name; --"), "{err}");
+}

@@ -85,7 +85,8 @@ enum Template {
     PassThrough,
     /// Run `sql` with values bound by `binding`, after `checks`.
     Rewritten {
-        sql: Arc<str>,
+        /// The SQL, split where the storefront's schema goes (one part when unqualified).
+        sql: Vec<Box<str>>,
         binding: Binding,
         checks: Vec<Check>,
     },
@@ -96,20 +97,24 @@ enum Template {
 #[derive(Debug)]
 pub struct Rewriter {
     registry: Registry,
-    /// One cache per backend, keyed by the SQL text.
-    cache: [RwLock<HashMap<String, Arc<Template>>>; 3],
+    /// One cache per backend and mode (unqualified, schema-qualified), keyed by SQL text.
+    cache: [RwLock<HashMap<String, Arc<Template>>>; 6],
     capacity: usize,
 }
 
-/// Default number of distinct SQL texts cached per backend.
+/// Default number of distinct SQL texts cached per backend and mode.
 const DEFAULT_CAPACITY: usize = 8192;
 
-fn backend_slot(backend: DbBackend) -> usize {
-    match backend {
+/// Stands for the storefront's schema in cached schema-placement templates.
+const SCHEMA_MARK: &str = "__tenancy_schema__";
+
+fn cache_slot(backend: DbBackend, qualified: bool) -> usize {
+    let b = match backend {
         DbBackend::Postgres => 0,
         DbBackend::MySql => 1,
         _ => 2,
-    }
+    };
+    b * 2 + usize::from(qualified)
 }
 
 fn identifier_quote(backend: DbBackend) -> char {
@@ -137,17 +142,43 @@ impl Rewriter {
     /// Rewrites `stmt` for `storefront` (shared placement): see the module docs.
     pub fn rewrite(
         &self,
-        mut stmt: Statement,
+        stmt: Statement,
         storefront: &StorefrontId,
     ) -> Result<Statement, TenancyError> {
-        let template = self.template(stmt.db_backend, &stmt.sql)?;
+        self.rewrite_in(stmt, storefront, None)
+    }
+
+    /// Rewrites `stmt` for `storefront`, qualifying each scoped table with `schema` when
+    /// given (schema placement; the schema must be a plain identifier). Global tables stay
+    /// where they are.
+    pub fn rewrite_in(
+        &self,
+        stmt: Statement,
+        storefront: &StorefrontId,
+        schema: Option<&str>,
+    ) -> Result<Statement, TenancyError> {
+        self.confine(stmt, storefront, schema).map(|(stmt, _)| stmt)
+    }
+
+    /// [`Self::rewrite_in`], also telling whether the statement touches a scoped table
+    /// (false: it was passed through untouched).
+    pub(crate) fn confine(
+        &self,
+        mut stmt: Statement,
+        storefront: &StorefrontId,
+        schema: Option<&str>,
+    ) -> Result<(Statement, bool), TenancyError> {
+        if let Some(schema) = schema {
+            crate::tenant::validate_identifier(schema)?;
+        }
+        let template = self.template(stmt.db_backend, &stmt.sql, schema.is_some())?;
         let Template::Rewritten {
             sql,
             binding,
             checks,
         } = template.as_ref()
         else {
-            return Ok(stmt);
+            return Ok((stmt, false));
         };
         let tenant = *storefront.as_uuid();
         let mut values = stmt.values.take().map(|v| v.0).unwrap_or_default();
@@ -192,18 +223,30 @@ impl Rewriter {
                 out
             }
         };
-        stmt.sql = sql.to_string();
+        stmt.sql = match (sql.as_slice(), schema) {
+            ([only], _) => only.to_string(),
+            (parts, Some(schema)) => {
+                let q = identifier_quote(stmt.db_backend);
+                parts.join(format!("{q}{schema}{q}").as_str())
+            }
+            (parts, None) => parts.join(""),
+        };
         stmt.values = Some(Values(values));
-        Ok(stmt)
+        Ok((stmt, true))
     }
 
-    fn template(&self, backend: DbBackend, sql: &str) -> Result<Arc<Template>, TenancyError> {
-        let cache = &self.cache[backend_slot(backend)];
+    fn template(
+        &self,
+        backend: DbBackend,
+        sql: &str,
+        qualified: bool,
+    ) -> Result<Arc<Template>, TenancyError> {
+        let cache = &self.cache[cache_slot(backend, qualified)];
         if let Some(hit) = cache.read().ok().and_then(|c| c.get(sql).cloned()) {
             return Ok(hit);
         }
         // Refusals are not cached: they are rare, and the error is rebuilt each time.
-        let template = Arc::new(self.build(backend, sql)?);
+        let template = Arc::new(self.build(backend, sql, qualified)?);
         if let Ok(mut c) = cache.write() {
             if c.len() >= self.capacity {
                 c.clear();
@@ -214,7 +257,12 @@ impl Rewriter {
     }
 
     /// Parses and rewrites one SQL text (a cache miss).
-    fn build(&self, backend: DbBackend, sql: &str) -> Result<Template, TenancyError> {
+    fn build(
+        &self,
+        backend: DbBackend,
+        sql: &str,
+        qualified: bool,
+    ) -> Result<Template, TenancyError> {
         let dialect = placeholders::dialect(backend);
         let tokens = placeholders::tokenize(dialect, sql)
             .map_err(|detail| TenancyError::Untokenizable { detail })?;
@@ -280,6 +328,8 @@ impl Rewriter {
             dialect,
             identifier_quote(backend),
             tenant_mark,
+            qualified
+                .then(|| sqlparser::ast::Ident::with_quote(identifier_quote(backend), SCHEMA_MARK)),
         );
         if let std::ops::ControlFlow::Break(err) =
             sqlparser::ast::VisitMut::visit(&mut statement, &mut pass)
@@ -299,8 +349,10 @@ impl Rewriter {
         } else {
             (rewritten, Binding::Append { params })
         };
+        let q = identifier_quote(backend);
+        let marker = format!("{q}{SCHEMA_MARK}{q}");
         Ok(Template::Rewritten {
-            sql: sql.into(),
+            sql: sql.split(marker.as_str()).map(Into::into).collect(),
             binding,
             checks,
         })

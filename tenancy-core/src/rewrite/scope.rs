@@ -39,6 +39,9 @@ pub(super) struct ScopePass<'a> {
     dialect: &'a dyn Dialect,
     quote: char,
     tenant_mark: String,
+    /// Schema placement: scoped tables are qualified with this (a marker the binder
+    /// replaces with the storefront's schema).
+    schema_mark: Option<Ident>,
     handled: HashSet<usize>,
     /// Value checks the binder must run (explicit tenant values in INSERT).
     pub(super) checks: Vec<Check>,
@@ -101,12 +104,14 @@ impl<'a> ScopePass<'a> {
         dialect: &'a dyn Dialect,
         quote: char,
         tenant_mark: String,
+        schema_mark: Option<Ident>,
     ) -> Self {
         Self {
             registry,
             dialect,
             quote,
             tenant_mark,
+            schema_mark,
             handled: HashSet::new(),
             checks: Vec::new(),
             touched: None,
@@ -119,6 +124,13 @@ impl<'a> ScopePass<'a> {
         let ident = last_ident(name)?;
         let column = self.registry.tenant_column(&ident.value)?;
         Some((ident.value.clone(), column.to_owned()))
+    }
+
+    /// Schema placement: `[any.]table` becomes `<schema>.table`.
+    fn qualify(&self, name: &mut ObjectName) {
+        if let (Some(mark), Some(table)) = (&self.schema_mark, last_ident(name).cloned()) {
+            *name = ObjectName::from(vec![mark.clone(), table]);
+        }
     }
 
     fn mark_handled(&mut self, name: &ObjectName, table: &str) {
@@ -160,6 +172,7 @@ impl<'a> ScopePass<'a> {
         if args.is_some() {
             return Err(refuse(&table, "it is called like a table function"));
         }
+        self.qualify(name);
         self.mark_handled(name, &table);
         let qualifier = match alias {
             Some(alias) => vec![alias.name.clone()],
@@ -389,12 +402,13 @@ impl<'a> ScopePass<'a> {
     }
 
     fn insert(&mut self, ins: &mut Insert) -> Result<(), TenancyError> {
-        let TableObject::TableName(name) = &ins.table else {
+        let TableObject::TableName(name) = &mut ins.table else {
             return Ok(());
         };
         let Some((table, column)) = self.scoped(name) else {
             return Ok(());
         };
+        self.qualify(name);
         let qualifier = match &ins.table_alias {
             Some(alias) => vec![alias.alias.clone()],
             None => name_idents(name),

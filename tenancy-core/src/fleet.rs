@@ -1,0 +1,206 @@
+//! Fleet migrations: the application's migrations on the shared database and on every
+//! schema and database storefront.
+//!
+//! [`Tenancy::migrate_fleet`] runs with bounded parallelism, skips storefronts the
+//! directory records as current (one query for the whole fleet, no connection to them),
+//! continues past a failing storefront, records each storefront's outcome in the directory
+//! (so a rerun resumes with what is left), and reports progress through a callback.
+
+use std::time::{Duration, Instant};
+
+use futures_util::{stream, StreamExt};
+use sea_orm_migration::MigratorTrait;
+use serde::Serialize;
+
+use crate::{provision::latest_migration, Placement, StorefrontId, Tenancy, TenancyError};
+
+/// What to migrate.
+#[derive(Clone, Debug)]
+pub struct FleetOptions {
+    /// Storefronts migrated at once.
+    pub jobs: usize,
+    /// Only these storefronts (all when `None`).
+    pub only: Option<Vec<StorefrontId>>,
+    /// Also migrate the shared database first.
+    pub include_shared: bool,
+}
+
+impl Default for FleetOptions {
+    fn default() -> Self {
+        Self {
+            jobs: 4,
+            only: None,
+            include_shared: true,
+        }
+    }
+}
+
+/// One storefront's outcome.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "outcome", rename_all = "lowercase")]
+pub enum Outcome {
+    /// Already at the latest migration; not touched.
+    Current,
+    /// Migrations were applied; now at `version`.
+    Migrated {
+        /// The latest migration.
+        version: Option<String>,
+    },
+    /// Failed with this error; the directory records it, and a rerun retries.
+    Failed {
+        /// The error.
+        error: String,
+    },
+}
+
+/// Progress of a fleet run.
+#[derive(Clone, Debug)]
+pub struct FleetProgress {
+    /// Storefronts finished (any outcome).
+    pub done: usize,
+    /// Storefronts to do.
+    pub total: usize,
+    /// The one just finished.
+    pub storefront: StorefrontId,
+    /// Its outcome.
+    pub outcome: Outcome,
+}
+
+/// The result of a fleet run.
+#[derive(Clone, Debug, Serialize)]
+pub struct FleetReport {
+    /// The shared database's outcome, when it was included.
+    pub shared: Option<Outcome>,
+    /// Each storefront with a schema or database of its own, in id order.
+    pub storefronts: Vec<(StorefrontId, Outcome)>,
+    /// Wall time.
+    #[serde(with = "millis")]
+    pub elapsed: Duration,
+}
+
+mod millis {
+    pub fn serialize<S: serde::Serializer>(
+        d: &std::time::Duration,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        s.serialize_u128(d.as_millis())
+    }
+}
+
+impl FleetReport {
+    /// The storefronts that failed, with their errors.
+    pub fn failures(&self) -> Vec<(StorefrontId, &str)> {
+        self.storefronts
+            .iter()
+            .filter_map(|(id, o)| match o {
+                Outcome::Failed { error } => Some((*id, error.as_str())),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Count of storefronts with this kind of outcome.
+    pub fn count(&self, f: impl Fn(&Outcome) -> bool) -> usize {
+        self.storefronts.iter().filter(|(_, o)| f(o)).count()
+    }
+
+    /// True when nothing failed.
+    pub fn is_success(&self) -> bool {
+        !matches!(self.shared, Some(Outcome::Failed { .. })) && self.failures().is_empty()
+    }
+}
+
+impl Tenancy {
+    /// Migrates the fleet: see the module docs.
+    pub async fn migrate_fleet<M: MigratorTrait>(
+        &self,
+        opts: &FleetOptions,
+        progress: impl Fn(&FleetProgress) + Send + Sync,
+    ) -> Result<FleetReport, TenancyError> {
+        let started = Instant::now();
+        let directory = self.require_directory()?;
+        let latest = latest_migration::<M>();
+        let shared = if opts.include_shared {
+            Some(match M::up(self.shared(), None).await {
+                Ok(()) => Outcome::Migrated {
+                    version: latest.clone(),
+                },
+                Err(e) => Outcome::Failed {
+                    error: e.to_string(),
+                },
+            })
+        } else {
+            None
+        };
+
+        let mut todo = Vec::new();
+        let mut current = Vec::new();
+        for record in directory.list().await? {
+            if matches!(record.placement, Placement::Shared) {
+                continue;
+            }
+            if let Some(only) = &opts.only {
+                if !only.contains(&record.storefront) {
+                    continue;
+                }
+            }
+            if record.migration == latest && record.migration_error.is_none() {
+                current.push(record.storefront);
+            } else {
+                todo.push(record);
+            }
+        }
+        let total = todo.len() + current.len();
+        let mut done = 0;
+        let mut results = Vec::with_capacity(total);
+        for id in current {
+            done += 1;
+            progress(&FleetProgress {
+                done,
+                total,
+                storefront: id,
+                outcome: Outcome::Current,
+            });
+            results.push((id, Outcome::Current));
+        }
+
+        let jobs = opts.jobs.max(1);
+        let mut runs = stream::iter(todo)
+            .map(|record| async move {
+                let id = record.storefront;
+                let outcome = match self.migrate_placement::<M>(id, &record.placement).await {
+                    Ok(version) => {
+                        match directory.set_migration(id, version.as_deref(), None).await {
+                            Ok(()) => Outcome::Migrated { version },
+                            Err(e) => Outcome::Failed {
+                                error: e.to_string(),
+                            },
+                        }
+                    }
+                    Err(e) => {
+                        let error = e.to_string();
+                        let _ = directory.set_migration(id, None, Some(&error)).await;
+                        Outcome::Failed { error }
+                    }
+                };
+                (id, outcome)
+            })
+            .buffer_unordered(jobs);
+        while let Some((id, outcome)) = runs.next().await {
+            done += 1;
+            progress(&FleetProgress {
+                done,
+                total,
+                storefront: id,
+                outcome: outcome.clone(),
+            });
+            results.push((id, outcome));
+        }
+        results.sort_by_key(|(id, _)| *id);
+        Ok(FleetReport {
+            shared,
+            storefronts: results,
+            elapsed: started.elapsed(),
+        })
+    }
+}

@@ -1,0 +1,480 @@
+//! Provisioning: creating and dropping storefronts in any placement.
+//!
+//! [`Tenancy::create_storefront`] creates the schema or database if missing, runs the
+//! application's own [`MigratorTrait`] there, and only then records the storefront in the
+//! directory, so a failure halfway leaves nothing registered (and what this call created
+//! is dropped again). Running it again for a provisioned storefront is harmless.
+//! [`Tenancy::drop_storefront`] needs the storefront id typed back as confirmation.
+
+use sea_orm::{
+    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, Statement,
+    TransactionTrait,
+};
+use sea_orm_migration::MigratorTrait;
+
+use crate::{
+    tenant::{database_of, redact_url, url_with_database, validate_identifier},
+    Placement, StorefrontId, Tenancy, TenancyError, TenantRecord, TenantState,
+};
+
+fn step(
+    storefront: StorefrontId,
+    step: impl Into<String>,
+) -> impl FnOnce(TenancyError) -> TenancyError {
+    let step = step.into();
+    move |e| TenancyError::Step {
+        storefront: storefront.to_string(),
+        step,
+        source: Box::new(e),
+    }
+}
+
+fn db_step(
+    storefront: StorefrontId,
+    what: impl Into<String>,
+) -> impl FnOnce(sea_orm::DbErr) -> TenancyError {
+    let f = step(storefront, what);
+    move |e| f(TenancyError::Db(e))
+}
+
+/// The name of the last migration of `M`, the version a current storefront is at.
+pub fn latest_migration<M: MigratorTrait>() -> Option<String> {
+    M::migrations().last().map(|m| m.name().to_owned())
+}
+
+fn backend_of_url(url: &str) -> DbBackend {
+    if url.starts_with("postgres") {
+        DbBackend::Postgres
+    } else if url.starts_with("mysql") || url.starts_with("mariadb") {
+        DbBackend::MySql
+    } else {
+        DbBackend::Sqlite
+    }
+}
+
+async fn connect_one(url: &str) -> Result<DatabaseConnection, sea_orm::DbErr> {
+    let mut opts = ConnectOptions::new(url.to_owned());
+    opts.max_connections(1)
+        .min_connections(0)
+        .sqlx_logging(false);
+    Database::connect(opts).await
+}
+
+fn sqlite_path(url: &str) -> Option<&str> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
+    let path = rest.split('?').next()?;
+    (!path.is_empty() && path != ":memory:").then_some(path)
+}
+
+impl Tenancy {
+    pub(crate) fn require_directory(&self) -> Result<&crate::Directory, TenancyError> {
+        self.directory()
+            .map(|d| d.as_ref())
+            .ok_or_else(|| TenancyError::Unsupported {
+                placement: "provisioning".into(),
+                backend: "this Tenancy".into(),
+                reason: "it has no directory (build it with Tenancy::builder(..).directory(..))"
+                    .into(),
+            })
+    }
+
+    /// Creates `storefront` in `placement`: see the module docs. Returns its directory row.
+    pub async fn create_storefront<M: MigratorTrait>(
+        &self,
+        storefront: StorefrontId,
+        placement: Placement,
+    ) -> Result<TenantRecord, TenancyError> {
+        let directory = self.require_directory()?;
+        let previous = directory.get(storefront).await?;
+        if let Some(existing) = &previous {
+            if existing.placement != placement {
+                return Err(step(storefront, "provisioning")(TenancyError::Refused {
+                    table: crate::directory::TABLE.into(),
+                    reason: format!(
+                        "the storefront is already placed in {}; move it instead of provisioning it again",
+                        existing.placement
+                    ),
+                }));
+            }
+            if existing.state == TenantState::Active
+                && existing.migration == latest_migration::<M>()
+            {
+                return Ok(existing.clone());
+            }
+        }
+        let created = self.create_container(storefront, &placement).await?;
+        let migrated = self.migrate_placement::<M>(storefront, &placement).await;
+        let registered = match migrated {
+            Ok(version) => {
+                let put = directory
+                    .put(storefront, &placement, TenantState::Active)
+                    .await;
+                match put {
+                    Ok(()) => {
+                        directory
+                            .set_migration(storefront, version.as_deref(), None)
+                            .await
+                    }
+                    Err(e) => Err(e),
+                }
+            }
+            Err(e) => Err(e),
+        };
+        match registered {
+            Ok(()) => {
+                directory
+                    .get(storefront)
+                    .await?
+                    .ok_or_else(|| TenancyError::UnknownStorefront {
+                        storefront: storefront.to_string(),
+                    })
+            }
+            Err(e) => {
+                if created {
+                    // Best effort: the original error is what the caller needs to see.
+                    let _ = self.drop_container(storefront, &placement).await;
+                }
+                if previous.is_none() {
+                    let _ = directory.remove(storefront).await;
+                } else {
+                    let _ = directory
+                        .set_migration(storefront, None, Some(&e.to_string()))
+                        .await;
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Creates the schema or database if missing. Returns whether it was created now.
+    async fn create_container(
+        &self,
+        storefront: StorefrontId,
+        placement: &Placement,
+    ) -> Result<bool, TenancyError> {
+        let shared = self.shared();
+        let backend = shared.get_database_backend();
+        match placement {
+            Placement::Shared => Ok(false),
+            Placement::Schema { schema } => {
+                validate_identifier(schema)?;
+                let (exists, create) = match backend {
+                    DbBackend::Postgres => (
+                        Statement::from_sql_and_values(
+                            backend,
+                            "SELECT 1 FROM information_schema.schemata WHERE schema_name = $1",
+                            [schema.clone().into()],
+                        ),
+                        format!("CREATE SCHEMA IF NOT EXISTS \"{schema}\""),
+                    ),
+                    DbBackend::MySql => (
+                        Statement::from_sql_and_values(
+                            backend,
+                            "SELECT 1 FROM information_schema.schemata WHERE schema_name = ?",
+                            [schema.clone().into()],
+                        ),
+                        format!("CREATE DATABASE IF NOT EXISTS `{schema}`"),
+                    ),
+                    _ => return Err(sqlite_schema_unsupported()),
+                };
+                let existed = shared
+                    .query_one_raw(exists)
+                    .await
+                    .map_err(db_step(storefront, "checking the schema"))?
+                    .is_some();
+                shared
+                    .execute_unprepared(&create)
+                    .await
+                    .map_err(db_step(storefront, format!("creating schema {schema}")))?;
+                Ok(!existed)
+            }
+            Placement::Database { url } => create_database(storefront, url).await,
+        }
+    }
+
+    async fn drop_container(
+        &self,
+        storefront: StorefrontId,
+        placement: &Placement,
+    ) -> Result<(), TenancyError> {
+        match placement {
+            Placement::Shared => Ok(()),
+            Placement::Schema { schema } => {
+                validate_identifier(schema)?;
+                let sql = match self.shared().get_database_backend() {
+                    DbBackend::Postgres => format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"),
+                    DbBackend::MySql => format!("DROP DATABASE IF EXISTS `{schema}`"),
+                    _ => return Err(sqlite_schema_unsupported()),
+                };
+                self.shared()
+                    .execute_unprepared(&sql)
+                    .await
+                    .map_err(db_step(storefront, format!("dropping schema {schema}")))?;
+                Ok(())
+            }
+            Placement::Database { url } => {
+                if let Some(pools) = self.pools() {
+                    pools.close(url).await;
+                }
+                drop_database(storefront, url).await
+            }
+        }
+    }
+
+    /// Runs `M` in the storefront's schema or database (the shared database's migrations
+    /// are the fleet's job). Returns the latest applied migration.
+    pub(crate) async fn migrate_placement<M: MigratorTrait>(
+        &self,
+        storefront: StorefrontId,
+        placement: &Placement,
+    ) -> Result<Option<String>, TenancyError> {
+        let latest = latest_migration::<M>();
+        match placement {
+            Placement::Shared => Ok(latest),
+            Placement::Schema { schema } => {
+                validate_identifier(schema)?;
+                let shared = self.shared();
+                match shared.get_database_backend() {
+                    DbBackend::Postgres => {
+                        // DDL is transactional on PostgreSQL: the schema's migrations apply
+                        // whole or not at all. `SET LOCAL` keeps the search path to this
+                        // transaction, never to the pooled connection.
+                        let txn = shared
+                            .begin()
+                            .await
+                            .map_err(db_step(storefront, "migrating"))?;
+                        txn.execute_unprepared(&format!("SET LOCAL search_path TO \"{schema}\""))
+                            .await
+                            .map_err(db_step(storefront, "migrating"))?;
+                        M::up(&txn, None)
+                            .await
+                            .map_err(db_step(storefront, format!("migrating schema {schema}")))?;
+                        txn.commit()
+                            .await
+                            .map_err(db_step(storefront, "migrating"))?;
+                        Ok(latest)
+                    }
+                    DbBackend::MySql => {
+                        let base = self.shared_url().ok_or_else(|| TenancyError::Unsupported {
+                            placement: "schema".into(),
+                            backend: "MySQL".into(),
+                            reason: "migrating a schema needs the shared database URL (TenancyBuilder::shared_url)".into(),
+                        })?;
+                        let url = url_with_database(base, schema);
+                        let conn = connect_one(&url).await.map_err(db_step(
+                            storefront,
+                            format!("connecting to {}", redact_url(&url)),
+                        ))?;
+                        let result = M::up(&conn, None).await;
+                        let _ = conn.close().await;
+                        result
+                            .map_err(db_step(storefront, format!("migrating schema {schema}")))?;
+                        Ok(latest)
+                    }
+                    _ => Err(sqlite_schema_unsupported()),
+                }
+            }
+            Placement::Database { url } => {
+                let conn = connect_one(url).await.map_err(db_step(
+                    storefront,
+                    format!("connecting to {}", redact_url(url)),
+                ))?;
+                let result = M::up(&conn, None).await;
+                let _ = conn.close().await;
+                result.map_err(db_step(
+                    storefront,
+                    format!("migrating {}", redact_url(url)),
+                ))?;
+                Ok(latest)
+            }
+        }
+    }
+
+    /// Drops `storefront` and all its data in its placement, and removes it from the
+    /// directory. `confirm` must be the storefront id, typed back.
+    pub async fn drop_storefront(
+        &self,
+        storefront: StorefrontId,
+        confirm: &str,
+    ) -> Result<(), TenancyError> {
+        if confirm.trim() != storefront.to_string() {
+            return Err(TenancyError::NotConfirmed {
+                action: "drop".into(),
+                storefront: storefront.to_string(),
+            });
+        }
+        let directory = self.require_directory()?;
+        let record =
+            directory
+                .get(storefront)
+                .await?
+                .ok_or_else(|| TenancyError::UnknownStorefront {
+                    storefront: storefront.to_string(),
+                })?;
+        match &record.placement {
+            Placement::Shared => self.delete_shared_rows(storefront).await?,
+            other => self.drop_container(storefront, other).await?,
+        }
+        directory.remove(storefront).await
+    }
+
+    /// Deletes the storefront's rows from every scoped table of the shared database,
+    /// children before parents (tables whose delete is blocked by a foreign key are
+    /// retried after the others).
+    async fn delete_shared_rows(&self, storefront: StorefrontId) -> Result<(), TenancyError> {
+        let db = self.connection(storefront);
+        let backend = self.shared().get_database_backend();
+        let q = if backend == DbBackend::MySql {
+            '`'
+        } else {
+            '"'
+        };
+        let mut pending: Vec<String> = self
+            .registry()
+            .tables()
+            .into_iter()
+            .map(|(t, _)| t.to_owned())
+            .collect();
+        let mut last_error = None;
+        for _round in 0..=pending.len() {
+            let mut blocked = Vec::new();
+            for table in pending.drain(..) {
+                let sql = format!("DELETE FROM {q}{table}{q}");
+                match db.execute_unprepared(&sql).await {
+                    Ok(_) => {}
+                    Err(e) if table_missing(&e) => {}
+                    Err(e) => {
+                        last_error = Some(e);
+                        blocked.push(table);
+                    }
+                }
+            }
+            if blocked.is_empty() {
+                return Ok(());
+            }
+            pending = blocked;
+        }
+        Err(db_step(storefront, "deleting shared rows")(
+            last_error
+                .unwrap_or_else(|| sea_orm::DbErr::Custom("foreign keys form a cycle".into())),
+        ))
+    }
+}
+
+fn table_missing(e: &sea_orm::DbErr) -> bool {
+    let m = e.to_string().to_lowercase();
+    m.contains("does not exist") || m.contains("doesn't exist") || m.contains("no such table")
+}
+
+fn sqlite_schema_unsupported() -> TenancyError {
+    TenancyError::Unsupported {
+        placement: "schema".into(),
+        backend: "SQLite".into(),
+        reason: "a schema would be an ATTACHed file, which every pooled connection must attach again and SQLite caps at 10; use database placement (a file per storefront)".into(),
+    }
+}
+
+/// Creates the database of `url` on its server if missing. Returns whether it was created.
+async fn create_database(storefront: StorefrontId, url: &str) -> Result<bool, TenancyError> {
+    match backend_of_url(url) {
+        DbBackend::Sqlite => {
+            let path = sqlite_path(url).ok_or_else(|| TenancyError::InvalidName {
+                name: url.to_owned(),
+                reason: "a SQLite database placement needs a file URL, e.g. sqlite://dir/shop.sqlite?mode=rwc".into(),
+            })?;
+            let existed = std::path::Path::new(path).exists();
+            let conn = connect_one(url)
+                .await
+                .map_err(db_step(storefront, format!("creating {path}")))?;
+            let _ = conn.close().await;
+            Ok(!existed)
+        }
+        backend => {
+            let name = database_of(url).ok_or_else(|| TenancyError::InvalidName {
+                name: redact_url(url),
+                reason: "the URL names no database".into(),
+            })?;
+            validate_identifier(name)?;
+            let admin_db = if backend == DbBackend::Postgres {
+                "postgres"
+            } else {
+                ""
+            };
+            let admin_url = url_with_database(url, admin_db);
+            let admin = connect_one(&admin_url).await.map_err(db_step(
+                storefront,
+                format!("connecting to {}", redact_url(&admin_url)),
+            ))?;
+            let (exists, create) = if backend == DbBackend::Postgres {
+                (
+                    Statement::from_sql_and_values(
+                        backend,
+                        "SELECT 1 FROM pg_database WHERE datname = $1",
+                        [name.into()],
+                    ),
+                    format!("CREATE DATABASE \"{name}\""),
+                )
+            } else {
+                (
+                    Statement::from_sql_and_values(
+                        backend,
+                        "SELECT 1 FROM information_schema.schemata WHERE schema_name = ?",
+                        [name.into()],
+                    ),
+                    format!("CREATE DATABASE IF NOT EXISTS `{name}`"),
+                )
+            };
+            let result = async {
+                let existed = admin.query_one_raw(exists).await?.is_some();
+                if !existed {
+                    admin.execute_unprepared(&create).await?;
+                }
+                Ok::<bool, sea_orm::DbErr>(!existed)
+            }
+            .await;
+            let _ = admin.close().await;
+            result.map_err(db_step(storefront, format!("creating database {name}")))
+        }
+    }
+}
+
+async fn drop_database(storefront: StorefrontId, url: &str) -> Result<(), TenancyError> {
+    match backend_of_url(url) {
+        DbBackend::Sqlite => {
+            if let Some(path) = sqlite_path(url) {
+                for suffix in ["", "-wal", "-shm"] {
+                    let _ = std::fs::remove_file(format!("{path}{suffix}"));
+                }
+            }
+            Ok(())
+        }
+        backend => {
+            let name = database_of(url).ok_or_else(|| TenancyError::InvalidName {
+                name: redact_url(url),
+                reason: "the URL names no database".into(),
+            })?;
+            validate_identifier(name)?;
+            let admin_db = if backend == DbBackend::Postgres {
+                "postgres"
+            } else {
+                ""
+            };
+            let admin_url = url_with_database(url, admin_db);
+            let admin = connect_one(&admin_url).await.map_err(db_step(
+                storefront,
+                format!("connecting to {}", redact_url(&admin_url)),
+            ))?;
+            let sql = if backend == DbBackend::Postgres {
+                format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)")
+            } else {
+                format!("DROP DATABASE IF EXISTS `{name}`")
+            };
+            let result = admin.execute_unprepared(&sql).await;
+            let _ = admin.close().await;
+            result.map_err(db_step(storefront, format!("dropping database {name}")))?;
+            Ok(())
+        }
+    }
+}
