@@ -208,3 +208,115 @@ pub fn stmt(
 ) -> Statement {
     Statement::from_sql_and_values(backend, sql_for(backend, sql), values)
 }
+
+/// A migrator used by tests: the application's migrations plus extra ones.
+pub mod migrators {
+    use migration::{Migrator, MigratorTrait};
+    use sea_orm_migration::prelude::*;
+
+    /// Fails if a table named `fail_here` exists where it runs (so a test can make exactly
+    /// one storefront fail), else creates `fleet_probe`.
+    pub struct ProbeMigration;
+
+    impl MigrationName for ProbeMigration {
+        fn name(&self) -> &str {
+            "m20990101_000001_fleet_probe"
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl MigrationTrait for ProbeMigration {
+        async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+            if manager.has_table("fail_here").await? {
+                return Err(DbErr::Migration(
+                    "injected failure: table fail_here exists".into(),
+                ));
+            }
+            manager
+                .create_table(
+                    Table::create()
+                        .table("fleet_probe")
+                        .if_not_exists()
+                        .col(ColumnDef::new("id").integer().not_null().primary_key())
+                        .to_owned(),
+                )
+                .await
+        }
+
+        async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+            manager
+                .drop_table(Table::drop().table("fleet_probe").if_exists().to_owned())
+                .await
+        }
+    }
+
+    /// A migration that always fails.
+    pub struct BrokenMigration;
+
+    impl MigrationName for BrokenMigration {
+        fn name(&self) -> &str {
+            "m20990101_000002_broken"
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl MigrationTrait for BrokenMigration {
+        async fn up(&self, _: &SchemaManager) -> Result<(), DbErr> {
+            Err(DbErr::Migration(
+                "injected failure: this migration always fails".into(),
+            ))
+        }
+
+        async fn down(&self, _: &SchemaManager) -> Result<(), DbErr> {
+            Ok(())
+        }
+    }
+
+    /// The application's migrations, then [`ProbeMigration`].
+    pub struct MigratorV2;
+
+    #[async_trait::async_trait]
+    impl MigratorTrait for MigratorV2 {
+        fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+            let mut m = Migrator::migrations();
+            m.push(Box::new(ProbeMigration));
+            m
+        }
+    }
+
+    /// The application's migrations, then [`BrokenMigration`].
+    pub struct BrokenMigrator;
+
+    #[async_trait::async_trait]
+    impl MigratorTrait for BrokenMigrator {
+        fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+            let mut m = Migrator::migrations();
+            m.push(Box::new(BrokenMigration));
+            m
+        }
+    }
+}
+
+impl TestDb {
+    /// The URL of a new, uniquely named database on this test's server (not created).
+    pub fn sibling_url(&self, prefix: &str) -> String {
+        let name = format!("{prefix}{}", Uuid::new_v4().simple());
+        match self.backend {
+            Backend::Sqlite => format!(
+                "sqlite://{}?mode=rwc",
+                std::env::temp_dir()
+                    .join(format!("{name}.sqlite"))
+                    .display()
+            ),
+            _ => with_database(self.admin_url.as_deref().unwrap_or(&self.url), &name),
+        }
+    }
+
+    /// A unique schema name (a database on MySQL, so it must be unique on the server).
+    pub fn schema_name(&self) -> String {
+        format!(
+            "tenancy_test_s{}",
+            &Uuid::new_v4().simple().to_string()[..16]
+        )
+    }
+}

@@ -1,0 +1,187 @@
+//! One application serving storefronts in all three placements at once, with the same
+//! code: the isolation matrix in every placement, on PostgreSQL and MariaDB (and SQLite for
+//! the shared and database placements; its schema placement is refused clearly).
+
+use std::time::Duration;
+
+use migration::Migrator;
+use tenancy_core::{Placement, PoolOptions, StorefrontId, Tenancy, TenancyError};
+use tenancy_tests::{
+    matrix::{check_reads, check_writes, seed, Seeded},
+    Backend, TestDb,
+};
+
+async fn count(
+    db: &sea_orm::DatabaseConnection,
+    table: &str,
+    storefront: Option<StorefrontId>,
+) -> i64 {
+    use sea_orm::ConnectionTrait;
+    let backend = db.get_database_backend();
+    let (sql, values): (String, Vec<sea_orm::Value>) = match storefront {
+        Some(s) => (
+            format!("SELECT COUNT(*) FROM {table} WHERE storefront_id = ?"),
+            vec![(*s.as_uuid()).into()],
+        ),
+        None => (format!("SELECT COUNT(*) FROM {table}"), vec![]),
+    };
+    let row = db
+        .query_one_raw(tenancy_tests::stmt(backend, &sql, values))
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+        .unwrap();
+    row.try_get_by_index::<i64>(0).unwrap()
+}
+
+async fn hybrid(backend: Backend) {
+    let Some(test) = TestDb::migrated(backend).await else {
+        return;
+    };
+    let tenancy = Tenancy::builder(test.db.clone())
+        .registry(entities::registry())
+        .shared_url(test.url.clone())
+        .directory(Duration::from_secs(30), None)
+        .pools(PoolOptions {
+            budget: 8,
+            per_tenant: 2,
+            ..PoolOptions::default()
+        })
+        .build()
+        .await
+        .expect("tenancy");
+
+    let shared_id = StorefrontId::new_random();
+    let schema_id = StorefrontId::new_random();
+    let database_id = StorefrontId::new_random();
+    let second_db_id = StorefrontId::new_random();
+    let mut placements = vec![
+        (shared_id, Placement::Shared),
+        (
+            database_id,
+            Placement::Database {
+                url: test.sibling_url("tenancy_test_d"),
+            },
+        ),
+        (
+            second_db_id,
+            Placement::Database {
+                url: test.sibling_url("tenancy_test_d"),
+            },
+        ),
+    ];
+    let schema = Placement::Schema {
+        schema: test.schema_name(),
+    };
+    if backend == Backend::Sqlite {
+        let err = tenancy
+            .create_storefront::<Migrator>(schema_id, schema)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, TenancyError::Unsupported { .. }), "{err}");
+        assert!(err.to_string().contains("SQLite"), "{err}");
+        assert!(tenancy
+            .directory()
+            .unwrap()
+            .get(schema_id)
+            .await
+            .unwrap()
+            .is_none());
+    } else {
+        placements.push((schema_id, schema));
+    }
+    for (id, placement) in &placements {
+        tenancy
+            .create_storefront::<Migrator>(*id, placement.clone())
+            .await
+            .unwrap_or_else(|e| panic!("{backend}: provisioning {placement}: {e}"));
+        assert_eq!(&tenancy.placement(*id).await.unwrap(), placement);
+    }
+
+    // Seed every storefront concurrently, through the same code.
+    let seeded: Vec<Seeded> = futures_util::future::join_all(placements.iter().map(|(id, p)| {
+        let conn = tenancy.connection(*id);
+        let label = p.tenant_type().to_string();
+        async move { seed(&conn, &label, &["lonely", "shared", "alice"], 2).await }
+    }))
+    .await;
+
+    // The rows are physically where the placement says, and nowhere else.
+    for (id, placement) in &placements {
+        let in_shared = count(&test.db, "customers", Some(*id)).await;
+        match placement {
+            Placement::Shared => assert_eq!(in_shared, 3, "{backend}: shared rows"),
+            Placement::Schema { schema } => {
+                assert_eq!(
+                    in_shared, 0,
+                    "{backend}: schema storefront rows leaked into shared"
+                );
+                let table = format!("{schema}.customers");
+                assert_eq!(
+                    count(&test.db, &table, None).await,
+                    3,
+                    "{backend}: rows in {table}"
+                );
+            }
+            Placement::Database { url } => {
+                assert_eq!(
+                    in_shared, 0,
+                    "{backend}: database storefront rows leaked into shared"
+                );
+                let own = sea_orm::Database::connect(url.as_str()).await.unwrap();
+                assert_eq!(
+                    count(&own, "customers", None).await,
+                    3,
+                    "{backend}: rows in own database"
+                );
+                own.close().await.unwrap();
+            }
+        }
+    }
+
+    // Reads in every placement, each against every other storefront.
+    for me in &seeded {
+        let placement = tenancy.placement(me.id).await.unwrap();
+        let joinable = !matches!(placement, Placement::Database { .. });
+        for other in seeded.iter().filter(|o| o.id != me.id) {
+            check_reads(backend, &tenancy.connection(me.id), me, other, joinable).await;
+        }
+    }
+    // Writes in every placement, attacking a storefront in another placement.
+    for (i, me) in seeded.iter().enumerate() {
+        let victim = &seeded[(i + 1) % seeded.len()];
+        check_writes(backend, &tenancy, me, victim).await;
+    }
+
+    // An unknown storefront is an error, not a query on the shared database.
+    let err = tenancy
+        .placement(StorefrontId::new_random())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, TenancyError::UnknownStorefront { .. }),
+        "{err}"
+    );
+
+    for (id, _) in &placements {
+        tenancy
+            .drop_storefront(*id, &id.to_string())
+            .await
+            .unwrap_or_else(|e| panic!("{backend}: dropping {id}: {e}"));
+    }
+    test.teardown().await;
+}
+
+#[tokio::test]
+async fn hybrid_postgres() {
+    hybrid(Backend::Postgres).await;
+}
+
+#[tokio::test]
+async fn hybrid_mysql() {
+    hybrid(Backend::MySql).await;
+}
+
+#[tokio::test]
+async fn hybrid_sqlite() {
+    hybrid(Backend::Sqlite).await;
+}
