@@ -23,6 +23,9 @@ pub struct FleetOptions {
     pub only: Option<Vec<StorefrontId>>,
     /// Also migrate the shared database first.
     pub include_shared: bool,
+    /// Do not trust the directory's record of who is current: read each storefront's own
+    /// `seaql_migrations` (one query per storefront) before skipping it.
+    pub verify: bool,
 }
 
 impl Default for FleetOptions {
@@ -31,6 +34,7 @@ impl Default for FleetOptions {
             jobs: 4,
             only: None,
             include_shared: true,
+            verify: false,
         }
     }
 }
@@ -111,6 +115,54 @@ impl FleetReport {
 }
 
 impl Tenancy {
+    /// The latest migration recorded in the placement's own `seaql_migrations`.
+    pub async fn applied_version(
+        &self,
+        storefront: StorefrontId,
+        placement: &Placement,
+    ) -> Result<Option<String>, TenancyError> {
+        use sea_orm::{ConnectionTrait, DbBackend, Statement};
+        let sql = |q: char, schema: Option<&str>| match schema {
+            Some(s) => format!("SELECT MAX(version) FROM {q}{s}{q}.seaql_migrations"),
+            None => "SELECT MAX(version) FROM seaql_migrations".to_owned(),
+        };
+        let backend = self.shared().get_database_backend();
+        let q = if backend == DbBackend::MySql {
+            '`'
+        } else {
+            '"'
+        };
+        let row = match placement {
+            Placement::Shared => {
+                self.shared()
+                    .query_one_raw(Statement::from_string(backend, sql(q, None)))
+                    .await?
+            }
+            Placement::Schema { schema } => {
+                crate::tenant::validate_identifier(schema)?;
+                self.shared()
+                    .query_one_raw(Statement::from_string(backend, sql(q, Some(schema))))
+                    .await?
+            }
+            Placement::Database { url } => {
+                let pools = self.pools().ok_or_else(|| TenancyError::Unsupported {
+                    placement: "database".into(),
+                    backend: "this Tenancy".into(),
+                    reason: "it has no tenant pools".into(),
+                })?;
+                let lease = pools.lease(url, storefront).await?;
+                let b = lease.get_database_backend();
+                lease
+                    .query_one_raw(Statement::from_string(b, sql(q, None)))
+                    .await?
+            }
+        };
+        Ok(match row {
+            Some(row) => row.try_get_by_index::<Option<String>>(0)?,
+            None => None,
+        })
+    }
+
     /// Migrates the fleet: see the module docs.
     pub async fn migrate_fleet<M: MigratorTrait>(
         &self,
@@ -145,11 +197,31 @@ impl Tenancy {
                 }
             }
             if record.migration == latest && record.migration_error.is_none() {
-                current.push(record.storefront);
+                current.push(record);
             } else {
                 todo.push(record);
             }
         }
+        if opts.verify {
+            let checks = stream::iter(current)
+                .map(|record| async move {
+                    let applied = self
+                        .applied_version(record.storefront, &record.placement)
+                        .await;
+                    (record, applied)
+                })
+                .buffer_unordered(opts.jobs.max(1))
+                .collect::<Vec<_>>()
+                .await;
+            current = Vec::new();
+            for (record, applied) in checks {
+                match applied {
+                    Ok(v) if v == latest => current.push(record),
+                    _ => todo.push(record),
+                }
+            }
+        }
+        let current: Vec<StorefrontId> = current.into_iter().map(|r| r.storefront).collect();
         let total = todo.len() + current.len();
         let mut done = 0;
         let mut results = Vec::with_capacity(total);
