@@ -1,0 +1,201 @@
+//! Fleet migrations: some storefronts current, one failing; the run reports exactly which;
+//! a second run resumes with what is left.
+
+use std::{
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use migration::Migrator;
+use sea_orm::ConnectionTrait;
+use tenancy_core::{
+    fleet::{FleetOptions, Outcome},
+    Placement, PoolOptions, StorefrontId, Tenancy,
+};
+use tenancy_tests::{migrators::MigratorV2, Backend, TestDb};
+
+const PROBE: &str = "m20990101_000001_fleet_probe";
+
+async fn fleet(backend: Backend) {
+    let Some(test) = TestDb::migrated(backend).await else {
+        return;
+    };
+    let tenancy = Tenancy::builder(test.db.clone())
+        .registry(entities::registry())
+        .shared_url(test.url.clone())
+        .directory(Duration::from_secs(30), None)
+        .pools(PoolOptions::default())
+        .build()
+        .await
+        .unwrap();
+    let q = if backend == Backend::MySql { '`' } else { '"' };
+
+    let mut shops = Vec::new();
+    for i in 0..5 {
+        let placement = if i == 4 || backend == Backend::Sqlite {
+            Placement::Database {
+                url: test.sibling_url("tenancy_test_f"),
+            }
+        } else {
+            Placement::Schema {
+                schema: test.schema_name(),
+            }
+        };
+        let id = StorefrontId::new_random();
+        tenancy
+            .create_storefront::<Migrator>(id, placement.clone())
+            .await
+            .unwrap();
+        shops.push((id, placement));
+    }
+    let shared_only = StorefrontId::new_random();
+    tenancy
+        .create_storefront::<Migrator>(shared_only, Placement::Shared)
+        .await
+        .unwrap();
+
+    // Everyone is current with the app's migrations: nothing to do.
+    let report = tenancy
+        .migrate_fleet::<Migrator>(&FleetOptions::default(), |_| {})
+        .await
+        .unwrap();
+    assert!(report.is_success());
+    assert_eq!(report.count(|o| *o == Outcome::Current), shops.len());
+
+    // A new migration; storefront 2 is made to fail it.
+    let (failing, failing_placement) = shops[2].clone();
+    let fail_table = match &failing_placement {
+        Placement::Schema { schema } => format!("{q}{schema}{q}.fail_here"),
+        _ => "fail_here".into(),
+    };
+    let exec_in = |placement: Placement, sql: String| {
+        let shared = test.db.clone();
+        async move {
+            match placement {
+                Placement::Database { url } => {
+                    let db = sea_orm::Database::connect(url.as_str()).await.unwrap();
+                    db.execute_unprepared(&sql).await.unwrap();
+                    db.close().await.unwrap();
+                }
+                _ => {
+                    shared.execute_unprepared(&sql).await.unwrap();
+                }
+            }
+        }
+    };
+    exec_in(
+        failing_placement.clone(),
+        format!("CREATE TABLE {fail_table} (id INT)"),
+    )
+    .await;
+
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let opts = FleetOptions {
+        jobs: 3,
+        ..FleetOptions::default()
+    };
+    let report = {
+        let seen = Arc::clone(&seen);
+        tenancy
+            .migrate_fleet::<MigratorV2>(&opts, move |p| {
+                seen.lock().unwrap().push((p.done, p.total))
+            })
+            .await
+            .unwrap()
+    };
+    assert!(
+        matches!(report.shared, Some(Outcome::Migrated { .. })),
+        "{backend}: {:?}",
+        report.shared
+    );
+    let failures = report.failures();
+    assert_eq!(failures.len(), 1, "{backend}: {failures:?}");
+    assert_eq!(failures[0].0, failing);
+    assert!(
+        failures[0].1.contains("injected failure"),
+        "{}",
+        failures[0].1
+    );
+    assert_eq!(
+        report.count(|o| matches!(o, Outcome::Migrated { .. })),
+        shops.len() - 1
+    );
+    assert!(
+        !report.storefronts.iter().any(|(id, _)| *id == shared_only),
+        "shared-placement storefronts migrate with the shared database"
+    );
+    let progress = seen.lock().unwrap().clone();
+    assert_eq!(progress.len(), shops.len());
+    assert_eq!(progress.last(), Some(&(shops.len(), shops.len())));
+    let record = tenancy
+        .directory()
+        .unwrap()
+        .get(failing)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(record
+        .migration_error
+        .as_deref()
+        .is_some_and(|e| e.contains("injected failure")));
+    for (id, placement) in &shops {
+        let applied = tenancy.applied_version(*id, placement).await.unwrap();
+        let expected = if *id == failing {
+            "m20250926_000001_smartseller"
+        } else {
+            PROBE
+        };
+        assert_eq!(applied.as_deref(), Some(expected), "{backend}: {placement}");
+    }
+
+    // The cause is fixed; the rerun resumes: only the failed storefront is migrated.
+    exec_in(
+        failing_placement.clone(),
+        format!("DROP TABLE {fail_table}"),
+    )
+    .await;
+    let report = tenancy
+        .migrate_fleet::<MigratorV2>(&opts, |_| {})
+        .await
+        .unwrap();
+    assert!(report.is_success(), "{backend}: {:?}", report.failures());
+    for (id, outcome) in &report.storefronts {
+        if *id == failing {
+            assert!(matches!(outcome, Outcome::Migrated { .. }), "{outcome:?}");
+        } else {
+            assert_eq!(*outcome, Outcome::Current);
+        }
+    }
+    // Verified against each storefront's own seaql_migrations, all are current.
+    let verified = tenancy
+        .migrate_fleet::<MigratorV2>(
+            &FleetOptions {
+                verify: true,
+                ..opts.clone()
+            },
+            |_| {},
+        )
+        .await
+        .unwrap();
+    assert_eq!(verified.count(|o| *o == Outcome::Current), shops.len());
+
+    for (id, _) in shops.iter().chain([&(shared_only, Placement::Shared)]) {
+        tenancy.drop_storefront(*id, &id.to_string()).await.unwrap();
+    }
+    test.teardown().await;
+}
+
+#[tokio::test]
+async fn fleet_postgres() {
+    fleet(Backend::Postgres).await;
+}
+
+#[tokio::test]
+async fn fleet_mysql() {
+    fleet(Backend::MySql).await;
+}
+
+#[tokio::test]
+async fn fleet_sqlite() {
+    fleet(Backend::Sqlite).await;
+}
