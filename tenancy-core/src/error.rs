@@ -21,6 +21,15 @@ pub enum TenancyError {
         reason: String,
     },
 
+    /// A configuration value that is missing, malformed or inconsistent.
+    #[error("configuration: `{key}`: {message}")]
+    Config {
+        /// The key, as a dotted path (`tenant_strategy.database_config.shared_database_url`).
+        key: String,
+        /// What is wrong.
+        message: String,
+    },
+
     /// A schema or database name that is not a plain identifier.
     #[error("invalid name `{name}`: {reason}")]
     InvalidName {

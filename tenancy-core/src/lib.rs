@@ -31,6 +31,7 @@
 //! - [`connection`] has [`Tenancy`], [`TenantConnection`] and [`TenantTransaction`];
 //! - [`error`] has the one error type, [`TenancyError`].
 
+pub mod config;
 pub mod connection;
 pub mod directory;
 pub mod error;
