@@ -97,6 +97,19 @@ pub struct MigrationThresholds {
     /// The fraction of a threshold above which a storefront is medium (schema).
     #[serde(default = "default_medium")]
     pub medium_fraction: f64,
+    /// The table counted for `customers`.
+    #[serde(default = "default_customers_table")]
+    pub customers_table: String,
+    /// The table counted for `orders`.
+    #[serde(default = "default_orders_table")]
+    pub orders_table: String,
+}
+
+fn default_customers_table() -> String {
+    "customers".into()
+}
+fn default_orders_table() -> String {
+    "orders".into()
 }
 
 fn default_medium() -> f64 {
@@ -110,6 +123,8 @@ impl Default for MigrationThresholds {
             orders: 500_000,
             avg_query_time: Duration::from_millis(200),
             medium_fraction: default_medium(),
+            customers_table: default_customers_table(),
+            orders_table: default_orders_table(),
         }
     }
 }

@@ -30,8 +30,11 @@ use sea_orm::{
 use tokio::sync::OnceCell;
 
 use crate::{
-    directory::AllShared, pool::Lease, DatabaseManager, Directory, Placement, PoolOptions,
-    Registry, Rewriter, StorefrontId, TenancyError, TenantResolver,
+    directory::AllShared,
+    pool::Lease,
+    stats::{QueryStats, Stats},
+    DatabaseManager, Directory, Placement, PoolOptions, Registry, Rewriter, StorefrontId,
+    TenancyError, TenantResolver,
 };
 
 struct Inner {
@@ -41,6 +44,7 @@ struct Inner {
     resolver: Arc<dyn TenantResolver>,
     directory: Option<Arc<Directory>>,
     pools: Option<DatabaseManager>,
+    stats: Stats,
 }
 
 /// Builds a [`Tenancy`] with a directory and tenant pools (hybrid placement).
@@ -114,6 +118,7 @@ impl TenancyBuilder {
                 resolver,
                 directory,
                 pools: Some(pools),
+                stats: Stats::default(),
             }),
         })
     }
@@ -151,6 +156,7 @@ impl Tenancy {
                 resolver: Arc::new(AllShared),
                 directory: None,
                 pools: None,
+                stats: Stats::default(),
             }),
         }
     }
@@ -169,6 +175,7 @@ impl Tenancy {
     /// A connection confined to `storefront`. Its placement is resolved on first use.
     pub fn connection(&self, storefront: StorefrontId) -> TenantConnection {
         TenantConnection {
+            stats: self.inner.stats.for_storefront(storefront),
             inner: Arc::clone(&self.inner),
             storefront,
             placement: Arc::new(OnceCell::new()),
@@ -193,6 +200,11 @@ impl Tenancy {
     /// Where `storefront` lives, as the resolver says now.
     pub async fn placement(&self, storefront: StorefrontId) -> Result<Placement, TenancyError> {
         self.inner.resolver.placement(storefront).await
+    }
+
+    /// Query statistics of every storefront served by this process.
+    pub fn stats(&self) -> &Stats {
+        &self.inner.stats
     }
 
     /// The rewriter (shared by every connection of this handle).
@@ -279,6 +291,18 @@ pub struct TenantConnection {
     inner: Arc<Inner>,
     storefront: StorefrontId,
     placement: Arc<OnceCell<Placement>>,
+    stats: Arc<QueryStats>,
+}
+
+/// Runs `f`, recording its latency and outcome.
+async fn timed<T>(
+    stats: &QueryStats,
+    f: impl Future<Output = Result<T, DbErr>>,
+) -> Result<T, DbErr> {
+    let started = std::time::Instant::now();
+    let result = f.await;
+    stats.record(started.elapsed(), result.is_ok());
+    result
 }
 
 /// Where one statement runs.
@@ -365,6 +389,7 @@ impl TenantConnection {
         let txn = begin(home.conn()).await?;
         let schema = self.placement().await?.schema().map(str::to_owned);
         Ok(TenantTransaction {
+            stats: Arc::clone(&self.stats),
             inner: Arc::clone(&self.inner),
             storefront: self.storefront,
             schema,
@@ -379,6 +404,7 @@ impl TenantConnection {
 
 /// A transaction confined to one storefront; nested `begin` opens a savepoint.
 pub struct TenantTransaction {
+    stats: Arc<QueryStats>,
     inner: Arc<Inner>,
     storefront: StorefrontId,
     schema: Option<String>,
@@ -410,6 +436,7 @@ impl TenantTransaction {
 
     fn wrap(&self, txn: DatabaseTransaction) -> TenantTransaction {
         TenantTransaction {
+            stats: Arc::clone(&self.stats),
             inner: Arc::clone(&self.inner),
             storefront: self.storefront,
             schema: self.schema.clone(),
@@ -456,28 +483,40 @@ impl ConnectionTrait for TenantConnection {
     }
 
     async fn execute_raw(&self, stmt: Statement) -> Result<ExecResult, DbErr> {
-        let (target, stmt) = self.prepare(stmt).await?;
-        target.conn().execute_raw(stmt).await
+        timed(&self.stats, async {
+            let (target, stmt) = self.prepare(stmt).await?;
+            target.conn().execute_raw(stmt).await
+        })
+        .await
     }
 
     async fn execute_unprepared(&self, sql: &str) -> Result<ExecResult, DbErr> {
         let backend = ConnectionTrait::get_database_backend(self);
-        let (target, stmt) = self.prepare(Statement::from_string(backend, sql)).await?;
-        match &stmt.values {
-            // Rewritten: the tenant value is bound, so it runs as a prepared statement.
-            Some(_) => target.conn().execute_raw(stmt).await,
-            None => target.conn().execute_unprepared(&stmt.sql).await,
-        }
+        timed(&self.stats, async {
+            let (target, stmt) = self.prepare(Statement::from_string(backend, sql)).await?;
+            match &stmt.values {
+                // Rewritten: the tenant value is bound, so it runs as a prepared statement.
+                Some(_) => target.conn().execute_raw(stmt).await,
+                None => target.conn().execute_unprepared(&stmt.sql).await,
+            }
+        })
+        .await
     }
 
     async fn query_one_raw(&self, stmt: Statement) -> Result<Option<QueryResult>, DbErr> {
-        let (target, stmt) = self.prepare(stmt).await?;
-        target.conn().query_one_raw(stmt).await
+        timed(&self.stats, async {
+            let (target, stmt) = self.prepare(stmt).await?;
+            target.conn().query_one_raw(stmt).await
+        })
+        .await
     }
 
     async fn query_all_raw(&self, stmt: Statement) -> Result<Vec<QueryResult>, DbErr> {
-        let (target, stmt) = self.prepare(stmt).await?;
-        target.conn().query_all_raw(stmt).await
+        timed(&self.stats, async {
+            let (target, stmt) = self.prepare(stmt).await?;
+            target.conn().query_all_raw(stmt).await
+        })
+        .await
     }
 
     fn support_returning(&self) -> bool {
@@ -492,8 +531,10 @@ impl ConnectionTrait for TenantTransaction {
     }
 
     async fn execute_raw(&self, stmt: Statement) -> Result<ExecResult, DbErr> {
-        let stmt = self.confine(stmt)?;
-        self.txn.execute_raw(stmt).await
+        timed(&self.stats, async {
+            self.txn.execute_raw(self.confine(stmt)?).await
+        })
+        .await
     }
 
     async fn execute_unprepared(&self, sql: &str) -> Result<ExecResult, DbErr> {
@@ -506,13 +547,17 @@ impl ConnectionTrait for TenantTransaction {
     }
 
     async fn query_one_raw(&self, stmt: Statement) -> Result<Option<QueryResult>, DbErr> {
-        let stmt = self.confine(stmt)?;
-        self.txn.query_one_raw(stmt).await
+        timed(&self.stats, async {
+            self.txn.query_one_raw(self.confine(stmt)?).await
+        })
+        .await
     }
 
     async fn query_all_raw(&self, stmt: Statement) -> Result<Vec<QueryResult>, DbErr> {
-        let stmt = self.confine(stmt)?;
-        self.txn.query_all_raw(stmt).await
+        timed(&self.stats, async {
+            self.txn.query_all_raw(self.confine(stmt)?).await
+        })
+        .await
     }
 
     fn support_returning(&self) -> bool {

@@ -31,6 +31,7 @@
 //! - [`connection`] has [`Tenancy`], [`TenantConnection`] and [`TenantTransaction`];
 //! - [`error`] has the one error type, [`TenancyError`].
 
+pub mod advisor;
 pub mod config;
 pub mod connection;
 pub mod directory;
@@ -40,6 +41,7 @@ pub mod pool;
 pub mod provision;
 pub mod registry;
 pub mod rewrite;
+pub mod stats;
 pub mod tenant;
 
 pub use connection::{Tenancy, TenantConnection, TenantTransaction};
