@@ -344,11 +344,30 @@ impl Directory {
         Ok(())
     }
 
-    /// Records the outcome of a migration run for the storefront.
-    pub async fn set_migration(
+    /// Records a successful migration run: the storefront is now at `migration` (`None`:
+    /// no migration applied), and the last error is cleared.
+    pub async fn record_migration(
         &self,
         storefront: StorefrontId,
         migration: Option<&str>,
+    ) -> Result<(), TenancyError> {
+        self.update_migration(storefront, Some(migration), None)
+            .await
+    }
+
+    /// Records a failed migration run; the recorded version is left as it was.
+    pub async fn record_migration_error(
+        &self,
+        storefront: StorefrontId,
+        error: &str,
+    ) -> Result<(), TenancyError> {
+        self.update_migration(storefront, None, Some(error)).await
+    }
+
+    async fn update_migration(
+        &self,
+        storefront: StorefrontId,
+        migration: Option<Option<&str>>,
         error: Option<&str>,
     ) -> Result<(), TenancyError> {
         let mut update = Query::update();
@@ -358,7 +377,7 @@ impl Directory {
             .value(col("updated_at"), Utc::now())
             .and_where(Expr::col(col("storefront_id")).eq(*storefront.as_uuid()));
         if let Some(m) = migration {
-            update.value(col("migration"), m.to_owned());
+            update.value(col("migration"), m.map(str::to_owned));
         }
         self.shared.execute(&update).await?;
         self.invalidate_entry(storefront);

@@ -241,17 +241,15 @@ impl Tenancy {
             .map(|record| async move {
                 let id = record.storefront;
                 let outcome = match self.migrate_placement::<M>(id, &record.placement).await {
-                    Ok(version) => {
-                        match directory.set_migration(id, version.as_deref(), None).await {
-                            Ok(()) => Outcome::Migrated { version },
-                            Err(e) => Outcome::Failed {
-                                error: e.to_string(),
-                            },
-                        }
-                    }
+                    Ok(version) => match directory.record_migration(id, version.as_deref()).await {
+                        Ok(()) => Outcome::Migrated { version },
+                        Err(e) => Outcome::Failed {
+                            error: e.to_string(),
+                        },
+                    },
                     Err(e) => {
                         let error = e.to_string();
-                        let _ = directory.set_migration(id, None, Some(&error)).await;
+                        let _ = directory.record_migration_error(id, &error).await;
                         Outcome::Failed { error }
                     }
                 };

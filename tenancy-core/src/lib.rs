@@ -32,6 +32,7 @@
 //! - [`error`] has the one error type, [`TenancyError`].
 
 pub mod advisor;
+pub mod cli;
 pub mod config;
 pub mod connection;
 pub mod directory;

@@ -114,7 +114,7 @@ impl Tenancy {
                 match put {
                     Ok(()) => {
                         directory
-                            .set_migration(storefront, version.as_deref(), None)
+                            .record_migration(storefront, version.as_deref())
                             .await
                     }
                     Err(e) => Err(e),
@@ -140,7 +140,7 @@ impl Tenancy {
                     let _ = directory.remove(storefront).await;
                 } else {
                     let _ = directory
-                        .set_migration(storefront, None, Some(&e.to_string()))
+                        .record_migration_error(storefront, &e.to_string())
                         .await;
                 }
                 Err(e)
@@ -230,6 +230,28 @@ impl Tenancy {
         storefront: StorefrontId,
         placement: &Placement,
     ) -> Result<Option<String>, TenancyError> {
+        self.run_migrator::<M>(storefront, placement, None).await
+    }
+
+    /// Reverts the last `steps` migrations of `M` in the storefront's schema or database.
+    pub async fn migrate_placement_down<M: MigratorTrait>(
+        &self,
+        storefront: StorefrontId,
+        placement: &Placement,
+        steps: u32,
+    ) -> Result<Option<String>, TenancyError> {
+        self.run_migrator::<M>(storefront, placement, Some(steps))
+            .await?;
+        self.applied_version(storefront, placement).await
+    }
+
+    /// `down`: `None` runs `up`, `Some(steps)` runs `down` that many steps.
+    async fn run_migrator<M: MigratorTrait>(
+        &self,
+        storefront: StorefrontId,
+        placement: &Placement,
+        down: Option<u32>,
+    ) -> Result<Option<String>, TenancyError> {
         let latest = latest_migration::<M>();
         match placement {
             Placement::Shared => Ok(latest),
@@ -248,8 +270,11 @@ impl Tenancy {
                         txn.execute_unprepared(&format!("SET LOCAL search_path TO \"{schema}\""))
                             .await
                             .map_err(db_step(storefront, "migrating"))?;
-                        M::up(&txn, None)
-                            .await
+                        let result = match down {
+                            None => M::up(&txn, None).await,
+                            Some(steps) => M::down(&txn, Some(steps)).await,
+                        };
+                        result
                             .map_err(db_step(storefront, format!("migrating schema {schema}")))?;
                         txn.commit()
                             .await

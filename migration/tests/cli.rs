@@ -1,0 +1,232 @@
+//! The operator CLI, run as a binary against PostgreSQL: create storefronts in each
+//! placement, list them, migrate the fleet, plan, with `--json` output parsed and checked.
+
+use std::{path::PathBuf, process::Command};
+
+use assert_cmd::prelude::*;
+use sea_orm::{ConnectionTrait, Database};
+use serde_json::Value;
+use uuid::Uuid;
+
+fn server_url() -> Option<String> {
+    match std::env::var("TENANCY_TEST_POSTGRES_URL")
+        .ok()
+        .filter(|v| !v.trim().is_empty())
+    {
+        Some(url) => Some(url),
+        None if std::env::var("TENANCY_TEST_REQUIRE_SERVERS").is_ok_and(|v| v == "1") => {
+            panic!("TENANCY_TEST_POSTGRES_URL is not set and TENANCY_TEST_REQUIRE_SERVERS=1")
+        }
+        None => {
+            eprintln!("SKIPPED cli test: TENANCY_TEST_POSTGRES_URL is empty or not set");
+            None
+        }
+    }
+}
+
+fn with_database(url: &str, name: &str) -> String {
+    let base = url.split('?').next().unwrap_or(url);
+    format!("{}/{name}", &base[..base.rfind('/').unwrap_or(base.len())])
+}
+
+struct Cli {
+    config: PathBuf,
+}
+
+impl Cli {
+    fn run(&self, args: &[&str]) -> (i32, String, String) {
+        let out = Command::cargo_bin("migration")
+            .unwrap()
+            .arg("--config")
+            .arg(&self.config)
+            .args(args)
+            .env_remove("TENANCY_CONFIG")
+            .output()
+            .unwrap();
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    fn json(&self, args: &[&str]) -> Value {
+        let mut all = vec!["--json"];
+        all.extend_from_slice(args);
+        let (code, stdout, stderr) = self.run(&all);
+        assert_eq!(code, 0, "{args:?}: {stderr}\n{stdout}");
+        serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{args:?}: {e}: {stdout}"))
+    }
+}
+
+#[tokio::test]
+async fn operator_cli_against_postgres() {
+    let Some(server) = server_url() else {
+        return;
+    };
+    let tag = Uuid::new_v4().simple().to_string();
+    let name = format!("tenancy_test_cli{}", &tag[..12]);
+    let admin = Database::connect(server.as_str()).await.unwrap();
+    admin
+        .execute_unprepared(&format!("CREATE DATABASE \"{name}\""))
+        .await
+        .unwrap();
+    let shared_url = with_database(&server, &name);
+    let pattern = with_database(
+        &server,
+        &format!("tenancy_test_cli{}_{{storefront_id}}", &tag[..6]),
+    );
+    let dir = std::env::temp_dir().join(format!("tenancy-cli-{tag}"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("tenant_strategy.yaml");
+    let large = Uuid::new_v4();
+    std::fs::write(
+        &config,
+        format!(
+            r#"tenant_strategy:
+  default_type: shared
+  migration_thresholds: {{ customers: 100000, orders: 500000, avg_query_time: 200ms }}
+  tenant_overrides:
+    "{large}": database
+  database_config:
+    shared_database_url: "{shared_url}"
+    tenant_database_pattern: "{pattern}"
+    max_connections_per_tenant: 2
+    connection_budget: 10
+"#
+        ),
+    )
+    .unwrap();
+    let cli = Cli { config };
+
+    // config check, then bad usage exits 2.
+    let checked = cli.json(&["config", "check"]);
+    assert_eq!(checked["ok"], true);
+    assert_eq!(
+        checked["config"]["tenant_strategy"]["database_config"]["connection_budget"],
+        10
+    );
+    let (code, _, stderr) = cli.run(&["storefront", "show", "not-a-uuid"]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("not-a-uuid"), "{stderr}");
+    let (code, stdout, _) = cli.run(&["--help"]);
+    assert_eq!(code, 0);
+    for cmd in ["storefront", "migrate", "plan", "config"] {
+        assert!(stdout.contains(cmd), "{stdout}");
+    }
+    let (code, stdout, _) = cli.run(&["migrate", "up", "--help"]);
+    assert_eq!(code, 0);
+    assert!(stdout.contains("--jobs"), "{stdout}");
+
+    // Migrate the (empty) fleet: the shared database gets the schema and the directory.
+    let up = cli.json(&["migrate", "up"]);
+    assert!(up["shared"]["outcome"] == "migrated", "{up}");
+
+    // One storefront per placement.
+    let shared_id = Uuid::new_v4();
+    let schema_id = Uuid::new_v4();
+    for (id, extra) in [
+        (shared_id.to_string(), vec![]),
+        (schema_id.to_string(), vec!["--type", "schema"]),
+        (large.to_string(), vec![]),
+    ] {
+        let mut args = vec!["storefront", "create", id.as_str()];
+        args.extend(extra);
+        let created = cli.json(&args);
+        assert_eq!(created["storefront"], id.as_str());
+    }
+    let list = cli.json(&["storefront", "list"]);
+    let list = list.as_array().unwrap();
+    assert_eq!(list.len(), 3);
+    let type_of = |id: Uuid| {
+        list.iter()
+            .find(|r| r["storefront"] == id.to_string().as_str())
+            .map(|r| r["placement"]["type"].as_str().unwrap().to_owned())
+            .unwrap()
+    };
+    assert_eq!(type_of(shared_id), "shared");
+    assert_eq!(type_of(schema_id), "schema");
+    assert_eq!(
+        type_of(large),
+        "database",
+        "tenant_overrides decide the default placement"
+    );
+    let (code, table, _) = cli.run(&["storefront", "list"]);
+    assert_eq!(code, 0);
+    assert!(
+        table.contains("STOREFRONT") && table.contains(&schema_id.to_string()),
+        "{table}"
+    );
+
+    // The fleet is current: a no-op run; status agrees, verified against each schema.
+    let up = cli.json(&["migrate", "up", "--jobs", "2"]);
+    let outcomes: Vec<&str> = up["storefronts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|pair| pair[1]["outcome"].as_str().unwrap())
+        .collect();
+    assert_eq!(outcomes, vec!["current", "current"], "{up}");
+    let status = cli.json(&["migrate", "status", "--verify"]);
+    assert!(
+        status["storefronts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|s| s["status"] == "current"),
+        "{status}"
+    );
+
+    // Down one step on the schema storefront only, then up again.
+    let down = cli.json(&["migrate", "down", "--storefront", &schema_id.to_string()]);
+    assert_eq!(down.as_array().unwrap().len(), 1, "{down}");
+    assert!(down[0]["migration"].is_null(), "{down}");
+    let status = cli.json(&["migrate", "status", "--storefront", &schema_id.to_string()]);
+    assert_eq!(status["storefronts"][0]["status"], "behind");
+    let up = cli.json(&["migrate", "up", "--storefront", &schema_id.to_string()]);
+    assert_eq!(up["storefronts"][0][1]["outcome"], "migrated", "{up}");
+
+    // plan: the advisor's table.
+    let plan = cli.json(&["plan"]);
+    let plan = plan.as_array().unwrap();
+    assert_eq!(plan.len(), 3);
+    let large_plan = plan
+        .iter()
+        .find(|r| r["storefront"] == large.to_string().as_str())
+        .unwrap();
+    assert_eq!(large_plan["recommended"], "database");
+    assert!(large_plan["reason"]
+        .as_str()
+        .unwrap()
+        .contains("tenant_overrides"));
+    let (code, table, _) = cli.run(&["plan"]);
+    assert_eq!(code, 0);
+    assert!(
+        table.contains("ADVICE") && table.contains("below every threshold"),
+        "{table}"
+    );
+
+    // drop needs the confirmation; show of a dropped storefront fails with exit 1.
+    let (code, _, stderr) =
+        cli.run(&["storefront", "drop", &large.to_string(), "--confirm", "yes"]);
+    assert_eq!(code, 2, "{stderr}");
+    for id in [shared_id, schema_id, large] {
+        let dropped = cli.json(&[
+            "storefront",
+            "drop",
+            &id.to_string(),
+            "--confirm",
+            &id.to_string(),
+        ]);
+        assert_eq!(dropped["dropped"], id.to_string().as_str());
+    }
+    let (code, _, stderr) = cli.run(&["storefront", "show", &large.to_string()]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("unknown storefront"), "{stderr}");
+
+    admin
+        .execute_unprepared(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
+        .await
+        .unwrap();
+    let _ = std::fs::remove_dir_all(dir);
+}

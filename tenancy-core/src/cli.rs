@@ -1,0 +1,664 @@
+//! The operator CLI, as a library entry point the application's migration crate calls
+//! (the way sea-orm-migration's `cli::run_cli` works), so `cargo run -p migration -- <command>`
+//! is the operator tool:
+//!
+//! ```no_run
+//! // migration/src/main.rs
+//! #[tokio::main]
+//! async fn main() -> std::process::ExitCode {
+//! #   struct Migrator;
+//! #   #[async_trait::async_trait]
+//! #   impl sea_orm_migration::MigratorTrait for Migrator {
+//! #       fn migrations() -> Vec<Box<dyn sea_orm_migration::MigrationTrait>> { vec![] }
+//! #   }
+//!     tenancy_core::cli::run_cli::<Migrator>().await
+//! }
+//! ```
+//!
+//! Commands: `storefront list|create|show|drop`, `migrate up|down|status`, `plan`,
+//! `config check`. Human-readable tables by default, `--json` for scripts. Exit codes:
+//! 0 success, 1 the operation failed (for a fleet: at least one storefront failed),
+//! 2 bad usage or configuration.
+
+use std::{ffi::OsString, path::PathBuf, process::ExitCode, time::Duration};
+
+use clap::{Args, Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+use sea_orm::{ConnectOptions, Database};
+use sea_orm_migration::MigratorTrait;
+use serde_json::{json, Value};
+
+use crate::{
+    config::{TenancyConfig, UnknownStorefronts},
+    fleet::{FleetOptions, Outcome},
+    provision::latest_migration,
+    tenant::redact_url,
+    Placement, PoolOptions, StorefrontId, Tenancy, TenancyError, TenantType,
+};
+
+/// Operator tool for storefront tenancy.
+#[derive(Debug, Parser)]
+#[command(name = "tenancy", version, about)]
+pub struct Cli {
+    /// Configuration file (YAML or TOML).
+    #[arg(
+        long,
+        short,
+        global = true,
+        env = "TENANCY_CONFIG",
+        default_value = "config/tenant_strategy.yaml"
+    )]
+    pub config: PathBuf,
+    /// Print JSON instead of tables.
+    #[arg(long, global = true)]
+    pub json: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Top-level commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create, list, show and drop storefronts.
+    #[command(subcommand)]
+    Storefront(StorefrontCommand),
+    /// Run the application's migrations across the fleet.
+    #[command(subcommand)]
+    Migrate(MigrateCommand),
+    /// The advisor's recommendation for every storefront.
+    Plan,
+    /// Check the configuration.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+/// `storefront ...`
+#[derive(Debug, Subcommand)]
+pub enum StorefrontCommand {
+    /// List every storefront in the directory.
+    List,
+    /// Provision a storefront (create its schema or database and run the migrations).
+    Create(CreateArgs),
+    /// Show one storefront.
+    Show {
+        /// The storefront id.
+        id: String,
+    },
+    /// Drop a storefront and all its data.
+    Drop {
+        /// The storefront id.
+        id: String,
+        /// The storefront id again, to confirm.
+        #[arg(long)]
+        confirm: String,
+    },
+}
+
+/// `storefront create`
+#[derive(Debug, Args)]
+pub struct CreateArgs {
+    /// The storefront id (a UUID).
+    pub id: String,
+    /// Placement type (default: its tenant_overrides entry, else default_type).
+    #[arg(long = "type", value_name = "shared|schema|database")]
+    pub kind: Option<String>,
+    /// Schema name (default: from schema_name_pattern).
+    #[arg(long)]
+    pub schema: Option<String>,
+    /// Database URL (default: from tenant_database_pattern).
+    #[arg(long)]
+    pub url: Option<String>,
+}
+
+/// `migrate ...`
+#[derive(Debug, Subcommand)]
+pub enum MigrateCommand {
+    /// Apply pending migrations to the shared database and every storefront.
+    Up(FleetArgs),
+    /// Revert migrations on storefront schemas/databases (and the shared database).
+    Down {
+        #[command(flatten)]
+        fleet: FleetArgs,
+        /// How many migrations to revert.
+        #[arg(long, default_value_t = 1)]
+        steps: u32,
+    },
+    /// Which migration each storefront is at.
+    Status(FleetArgs),
+}
+
+/// Narrowing and parallelism of fleet commands.
+#[derive(Debug, Args)]
+pub struct FleetArgs {
+    /// Storefronts migrated at once.
+    #[arg(long, short, default_value_t = 4)]
+    pub jobs: usize,
+    /// Only this storefront (repeatable).
+    #[arg(long = "storefront", value_name = "ID")]
+    pub storefronts: Vec<String>,
+    /// Check each storefront's own migration table instead of trusting the directory.
+    #[arg(long)]
+    pub verify: bool,
+    /// Leave the shared database alone.
+    #[arg(long)]
+    pub no_shared: bool,
+}
+
+/// `config ...`
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Load and validate the configuration, print a summary.
+    Check,
+}
+
+/// What a command produced: a human text and the same as JSON.
+struct Output {
+    text: String,
+    json: Value,
+    ok: bool,
+}
+
+/// Parses the process arguments, runs the command, prints, and returns the exit code.
+pub async fn run_cli<M: MigratorTrait>() -> ExitCode {
+    run_cli_from::<M>(std::env::args_os()).await
+}
+
+/// [`run_cli`] with explicit arguments (the first is the program name).
+pub async fn run_cli_from<M: MigratorTrait>(args: impl IntoIterator<Item = OsString>) -> ExitCode {
+    let cli = match Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        Err(e) => {
+            let code = if e.use_stderr() { 2 } else { 0 };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    let json = cli.json;
+    match run::<M>(cli).await {
+        Ok(out) => {
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&out.json).unwrap_or_default()
+                );
+            } else {
+                print!("{}", out.text);
+            }
+            if out.ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            }
+        }
+        Err(e) => {
+            let code = match e {
+                TenancyError::Config { .. }
+                | TenancyError::InvalidStorefrontId { .. }
+                | TenancyError::InvalidName { .. }
+                | TenancyError::NotConfirmed { .. } => 2,
+                _ => 1,
+            };
+            if json {
+                println!("{}", json!({ "error": e.to_string() }));
+            }
+            eprintln!("error: {e}");
+            ExitCode::from(code)
+        }
+    }
+}
+
+fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = headers.iter().map(|h| h.len()).collect();
+    for row in rows {
+        for (i, cell) in row.iter().enumerate() {
+            widths[i] = widths[i].max(cell.chars().count());
+        }
+    }
+    let line = |cells: Vec<&str>| {
+        let mut out = String::new();
+        for (i, c) in cells.iter().enumerate() {
+            let pad = widths[i] - c.chars().count();
+            out.push_str(c);
+            if i + 1 < cells.len() {
+                out.push_str(&" ".repeat(pad + 2));
+            }
+        }
+        out.trim_end().to_owned() + "\n"
+    };
+    let mut out = line(headers.to_vec());
+    out.push_str(&line(
+        widths
+            .iter()
+            .map(|w| "-".repeat(*w))
+            .collect::<Vec<_>>()
+            .iter()
+            .map(String::as_str)
+            .collect(),
+    ));
+    for row in rows {
+        out.push_str(&line(row.iter().map(String::as_str).collect()));
+    }
+    out
+}
+
+fn placement_detail(p: &Placement) -> String {
+    match p {
+        Placement::Shared => "-".into(),
+        Placement::Schema { schema } => schema.clone(),
+        Placement::Database { url } => redact_url(url),
+    }
+}
+
+fn placement_json(p: &Placement) -> Value {
+    match p {
+        Placement::Shared => json!({ "type": "shared" }),
+        Placement::Schema { schema } => json!({ "type": "schema", "schema": schema }),
+        Placement::Database { url } => json!({ "type": "database", "url": redact_url(url) }),
+    }
+}
+
+async fn connect(config: &TenancyConfig) -> Result<Tenancy, TenancyError> {
+    let db = &config.tenant_strategy.database_config;
+    let mut opts = ConnectOptions::new(db.shared_database_url.clone());
+    opts.max_connections(db.shared_pool_size)
+        .sqlx_logging(false);
+    let shared = Database::connect(opts)
+        .await
+        .map_err(|e| TenancyError::Step {
+            storefront: "-".into(),
+            step: format!("connecting to {}", redact_url(&db.shared_database_url)),
+            source: Box::new(TenancyError::Db(e)),
+        })?;
+    let default = match config.tenant_strategy.unknown_storefronts {
+        UnknownStorefronts::Default => Some(Placement::Shared),
+        UnknownStorefronts::Reject => None,
+    };
+    Tenancy::builder(shared)
+        .shared_url(db.shared_database_url.clone())
+        .directory(db.directory_cache, default)
+        .pools(PoolOptions {
+            budget: db.connection_budget,
+            per_tenant: db.max_connections_per_tenant,
+            idle_timeout: db.idle_timeout,
+            acquire_timeout: db.acquire_timeout,
+        })
+        .build()
+        .await
+}
+
+fn storefronts(ids: &[String]) -> Result<Option<Vec<StorefrontId>>, TenancyError> {
+    if ids.is_empty() {
+        return Ok(None);
+    }
+    ids.iter()
+        .map(|s| s.parse())
+        .collect::<Result<Vec<_>, _>>()
+        .map(Some)
+}
+
+async fn run<M: MigratorTrait>(cli: Cli) -> Result<Output, TenancyError> {
+    let config = TenancyConfig::from_file(&cli.config)?;
+    if let Command::Config(ConfigCommand::Check) = &cli.command {
+        let s = &config.tenant_strategy;
+        let db = &s.database_config;
+        let text = format!(
+            "configuration OK: {}\n  default type: {}\n  shared database: {}\n  tenant database pattern: {}\n  thresholds: {} customers, {} orders, {:?} avg query time\n  overrides: {}\n  connection budget: {} ({} per tenant)\n",
+            cli.config.display(),
+            s.default_type,
+            redact_url(&db.shared_database_url),
+            db.tenant_database_pattern.as_deref().map(redact_url).unwrap_or_else(|| "-".into()),
+            s.migration_thresholds.customers,
+            s.migration_thresholds.orders,
+            s.migration_thresholds.avg_query_time,
+            s.tenant_overrides.len(),
+            db.connection_budget,
+            db.max_connections_per_tenant,
+        );
+        let mut value = serde_json::to_value(&config).unwrap_or(Value::Null);
+        if let Some(url) = value.pointer_mut("/tenant_strategy/database_config/shared_database_url")
+        {
+            *url = json!(redact_url(&db.shared_database_url));
+        }
+        return Ok(Output {
+            text,
+            json: json!({ "ok": true, "config": value }),
+            ok: true,
+        });
+    }
+    let tenancy = connect(&config).await?;
+    let directory = tenancy.require_directory()?;
+    match cli.command {
+        Command::Config(_) => unreachable!("handled above"),
+        Command::Storefront(StorefrontCommand::List) => {
+            let records = directory.list().await?;
+            let rows = records
+                .iter()
+                .map(|r| {
+                    vec![
+                        r.storefront.to_string(),
+                        r.placement.tenant_type().to_string(),
+                        placement_detail(&r.placement),
+                        format!("{:?}", r.state).to_lowercase(),
+                        r.migration.clone().unwrap_or_else(|| "-".into()),
+                    ]
+                })
+                .collect::<Vec<_>>();
+            let json = records
+                .iter()
+                .map(|r| {
+                    json!({
+                        "storefront": r.storefront,
+                        "placement": placement_json(&r.placement),
+                        "state": r.state,
+                        "version": r.version,
+                        "migration": r.migration,
+                        "migration_error": r.migration_error,
+                    })
+                })
+                .collect::<Vec<_>>();
+            Ok(Output {
+                text: table(
+                    &["STOREFRONT", "TYPE", "WHERE", "STATE", "MIGRATION"],
+                    &rows,
+                ),
+                json: Value::Array(json),
+                ok: true,
+            })
+        }
+        Command::Storefront(StorefrontCommand::Create(args)) => {
+            let id: StorefrontId = args.id.parse()?;
+            let kind = args
+                .kind
+                .as_deref()
+                .map(|k| k.parse::<TenantType>())
+                .transpose()
+                .map_err(|message| TenancyError::Config {
+                    key: "--type".into(),
+                    message,
+                })?;
+            let placement = match (kind, args.schema, args.url) {
+                (_, Some(schema), _) => Placement::Schema { schema },
+                (_, _, Some(url)) => Placement::Database { url },
+                (kind, None, None) => config.placement_for(id, kind)?,
+            };
+            let record = tenancy
+                .create_storefront::<M>(id, placement.clone())
+                .await?;
+            Ok(Output {
+                text: format!(
+                    "created storefront {id} ({}, at {})\n",
+                    placement.tenant_type(),
+                    record.migration.as_deref().unwrap_or("-")
+                ),
+                json: json!({ "storefront": id, "placement": placement_json(&placement), "migration": record.migration }),
+                ok: true,
+            })
+        }
+        Command::Storefront(StorefrontCommand::Show { id }) => {
+            let id: StorefrontId = id.parse()?;
+            let record =
+                directory
+                    .get(id)
+                    .await?
+                    .ok_or_else(|| TenancyError::UnknownStorefront {
+                        storefront: id.to_string(),
+                    })?;
+            let latency = tenancy.stats().summary(id);
+            Ok(Output {
+                text: format!(
+                    "storefront  {}\ntype        {}\nwhere       {}\nstate       {:?}\nversion     {}\nmigration   {}\nlast error  {}\nupdated     {}\n",
+                    id,
+                    record.placement.tenant_type(),
+                    placement_detail(&record.placement),
+                    record.state,
+                    record.version,
+                    record.migration.as_deref().unwrap_or("-"),
+                    record.migration_error.as_deref().unwrap_or("-"),
+                    record.updated_at,
+                ),
+                json: json!({
+                    "storefront": id,
+                    "placement": placement_json(&record.placement),
+                    "state": record.state,
+                    "version": record.version,
+                    "migration": record.migration,
+                    "migration_error": record.migration_error,
+                    "updated_at": record.updated_at,
+                    "latency": latency,
+                }),
+                ok: true,
+            })
+        }
+        Command::Storefront(StorefrontCommand::Drop { id, confirm }) => {
+            let id: StorefrontId = id.parse()?;
+            tenancy.drop_storefront(id, &confirm).await?;
+            Ok(Output {
+                text: format!("dropped storefront {id}\n"),
+                json: json!({ "dropped": id }),
+                ok: true,
+            })
+        }
+        Command::Migrate(MigrateCommand::Up(args)) => {
+            let opts = FleetOptions {
+                jobs: args.jobs,
+                only: storefronts(&args.storefronts)?,
+                include_shared: !args.no_shared,
+                verify: args.verify,
+            };
+            let bar = if cli.json {
+                ProgressBar::hidden()
+            } else {
+                ProgressBar::new(0)
+            };
+            bar.set_style(
+                ProgressStyle::with_template(
+                    "{spinner} migrating [{bar:30}] {pos}/{len} storefronts {msg}",
+                )
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("=> "),
+            );
+            bar.enable_steady_tick(Duration::from_millis(120));
+            let report = tenancy
+                .migrate_fleet::<M>(&opts, |p| {
+                    bar.set_length(p.total as u64);
+                    bar.set_position(p.done as u64);
+                    if let Outcome::Failed { .. } = p.outcome {
+                        bar.set_message(format!("(failed: {})", p.storefront));
+                    }
+                })
+                .await?;
+            bar.finish_and_clear();
+            let rows = report
+                .storefronts
+                .iter()
+                .map(|(id, o)| {
+                    let (outcome, detail) = match o {
+                        Outcome::Current => ("current", String::new()),
+                        Outcome::Migrated { version } => {
+                            ("migrated", version.clone().unwrap_or_default())
+                        }
+                        Outcome::Failed { error } => ("FAILED", error.clone()),
+                    };
+                    vec![id.to_string(), outcome.to_owned(), detail]
+                })
+                .collect::<Vec<_>>();
+            let mut text = String::new();
+            if let Some(shared) = &report.shared {
+                text.push_str(&format!("shared database: {}\n", outcome_word(shared)));
+            }
+            text.push_str(&table(&["STOREFRONT", "OUTCOME", "DETAIL"], &rows));
+            let failures = report.failures().len();
+            text.push_str(&format!(
+                "{} storefronts: {} migrated, {} current, {} failed ({} ms)\n",
+                report.storefronts.len(),
+                report.count(|o| matches!(o, Outcome::Migrated { .. })),
+                report.count(|o| *o == Outcome::Current),
+                failures,
+                report.elapsed.as_millis()
+            ));
+            Ok(Output {
+                text,
+                ok: report.is_success(),
+                json: serde_json::to_value(&report).unwrap_or(Value::Null),
+            })
+        }
+        Command::Migrate(MigrateCommand::Down { fleet, steps }) => {
+            let only = storefronts(&fleet.storefronts)?;
+            let mut results = Vec::new();
+            let mut ok = true;
+            for record in directory.list().await? {
+                if matches!(record.placement, Placement::Shared) {
+                    continue;
+                }
+                if only
+                    .as_ref()
+                    .is_some_and(|o| !o.contains(&record.storefront))
+                {
+                    continue;
+                }
+                let r = tenancy
+                    .migrate_placement_down::<M>(record.storefront, &record.placement, steps)
+                    .await;
+                let (version, error) = match r {
+                    Ok(v) => (v, None),
+                    Err(e) => {
+                        ok = false;
+                        (None, Some(e.to_string()))
+                    }
+                };
+                match &error {
+                    None => {
+                        directory
+                            .record_migration(record.storefront, version.as_deref())
+                            .await?
+                    }
+                    Some(e) => {
+                        directory
+                            .record_migration_error(record.storefront, e)
+                            .await?
+                    }
+                }
+                results.push(json!({ "storefront": record.storefront, "migration": version, "error": error }));
+            }
+            if !fleet.no_shared && only.is_none() {
+                if let Err(e) = M::down(tenancy.shared(), Some(steps)).await {
+                    ok = false;
+                    results.push(json!({ "storefront": "shared", "error": e.to_string() }));
+                }
+            }
+            let rows = results
+                .iter()
+                .map(|r| {
+                    vec![
+                        r["storefront"].as_str().unwrap_or("-").to_owned(),
+                        r["migration"].as_str().unwrap_or("-").to_owned(),
+                        r["error"].as_str().unwrap_or("").to_owned(),
+                    ]
+                })
+                .collect::<Vec<_>>();
+            Ok(Output {
+                text: table(&["STOREFRONT", "NOW AT", "ERROR"], &rows),
+                json: Value::Array(results),
+                ok,
+            })
+        }
+        Command::Migrate(MigrateCommand::Status(args)) => {
+            let only = storefronts(&args.storefronts)?;
+            let latest = latest_migration::<M>();
+            let mut rows = Vec::new();
+            let mut out = Vec::new();
+            for record in directory.list().await? {
+                if only
+                    .as_ref()
+                    .is_some_and(|o| !o.contains(&record.storefront))
+                {
+                    continue;
+                }
+                let applied = if args.verify {
+                    tenancy
+                        .applied_version(record.storefront, &record.placement)
+                        .await
+                        .ok()
+                        .flatten()
+                } else {
+                    record.migration.clone()
+                };
+                let status = if record.migration_error.is_some() {
+                    "failed"
+                } else if applied == latest {
+                    "current"
+                } else {
+                    "behind"
+                };
+                rows.push(vec![
+                    record.storefront.to_string(),
+                    record.placement.tenant_type().to_string(),
+                    applied.clone().unwrap_or_else(|| "-".into()),
+                    status.to_owned(),
+                ]);
+                out.push(json!({
+                    "storefront": record.storefront,
+                    "type": record.placement.tenant_type(),
+                    "migration": applied,
+                    "status": status,
+                    "error": record.migration_error,
+                }));
+            }
+            Ok(Output {
+                text: format!(
+                    "latest migration: {}\n{}",
+                    latest.as_deref().unwrap_or("-"),
+                    table(&["STOREFRONT", "TYPE", "MIGRATION", "STATUS"], &rows)
+                ),
+                json: json!({ "latest": latest, "storefronts": out }),
+                ok: true,
+            })
+        }
+        Command::Plan => {
+            let plan = tenancy.plan(&config.tenant_strategy).await?;
+            let rows = plan
+                .iter()
+                .map(|r| {
+                    vec![
+                        r.storefront.to_string(),
+                        r.observation.customers.to_string(),
+                        r.observation.orders.to_string(),
+                        r.current.to_string(),
+                        r.recommended.to_string(),
+                        format!(
+                            "{:.2} -> {:.2}",
+                            r.monthly_cost_current, r.monthly_cost_recommended
+                        ),
+                        r.reason.clone(),
+                    ]
+                })
+                .collect::<Vec<_>>();
+            Ok(Output {
+                text: table(
+                    &[
+                        "STOREFRONT",
+                        "CUSTOMERS",
+                        "ORDERS",
+                        "NOW",
+                        "ADVICE",
+                        "COST/MONTH",
+                        "REASON",
+                    ],
+                    &rows,
+                ),
+                json: serde_json::to_value(&plan).unwrap_or(Value::Null),
+                ok: true,
+            })
+        }
+    }
+}
+
+fn outcome_word(o: &Outcome) -> String {
+    match o {
+        Outcome::Current => "current".into(),
+        Outcome::Migrated { version } => {
+            format!("migrated ({})", version.as_deref().unwrap_or("-"))
+        }
+        Outcome::Failed { error } => format!("FAILED: {error}"),
+    }
+}
