@@ -75,7 +75,7 @@ impl Recommendation {
 ///
 /// ```
 /// use tenancy_core::{advisor::{advise, Observation, Tier}, config::TenancyConfig, StorefrontId, TenantType};
-/// let config = TenancyConfig::from_yaml_str("tenant_strategy:\n  database_config:\n    shared_database_url: sqlite::memory:\n").unwrap();
+/// let config = TenancyConfig::from_yaml_str("tenant_strategy:\n  database_config:\n    shared_database_url: \"sqlite::memory:\"\n").unwrap();
 /// let obs = Observation {
 ///     storefront: StorefrontId::new_random(),
 ///     current: TenantType::Shared,

@@ -85,7 +85,7 @@ pub enum UnknownStorefronts {
 
 /// The seed's `migration_thresholds`.
 #[derive(Clone, Debug, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, default)]
 pub struct MigrationThresholds {
     /// Customers above which a storefront is large.
     pub customers: u64,
@@ -185,7 +185,7 @@ fn default_cache() -> Duration {
 
 /// The seed's `migration_config` (online moves).
 #[derive(Clone, Debug, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, default)]
 pub struct MigrationConfig {
     /// Rows per copy batch.
     pub batch_size: u32,
@@ -211,7 +211,7 @@ impl Default for MigrationConfig {
 
 /// Monthly cost of one storefront per placement (any currency).
 #[derive(Clone, Debug, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, default)]
 pub struct Costs {
     /// Shared placement.
     pub shared: f64,

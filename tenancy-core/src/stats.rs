@@ -40,24 +40,24 @@ impl Default for QueryStats {
     }
 }
 
+/// Values below 4 µs have a bucket each; above, four buckets per doubling.
 fn bucket(micros: u64) -> usize {
     let us = micros.max(1);
+    if us < 4 {
+        return us as usize;
+    }
     let log = 63 - us.leading_zeros() as usize;
-    let sub = if log >= 2 {
-        ((us >> (log - 2)) & 3) as usize
-    } else {
-        (us as usize) & 3
-    };
+    let sub = ((us >> (log - 2)) & 3) as usize;
     (log * 4 + sub).min(BUCKETS - 1)
 }
 
+/// The largest value of a bucket.
 fn bucket_upper(index: usize) -> u64 {
-    let (log, sub) = (index / 4, (index % 4) as u64);
-    if log >= 2 {
-        (4 + sub + 1) << (log - 2)
-    } else {
-        (1u64 << log) + sub + 1
+    if index < 8 {
+        return index as u64;
     }
+    let (log, sub) = (index / 4, (index % 4) as u64);
+    ((4 + sub + 1) << (log - 2)) - 1
 }
 
 /// A storefront's query latency, summarised.
@@ -115,7 +115,7 @@ impl QueryStats {
         LatencySummary {
             count,
             errors: self.errors.load(Ordering::Relaxed),
-            mean_micros: if count == 0 { 0 } else { total / count },
+            mean_micros: total.checked_div(count).unwrap_or(0),
             p95_micros: p95,
         }
     }

@@ -57,11 +57,9 @@ tenant_strategy:
         Customer::find().count(&db).await.unwrap();
     }
     let latency = tenancy.stats().summary(small).unwrap();
-    assert!(
-        latency.count >= 25
-            && latency.mean_micros > 0
-            && latency.p95_micros >= latency.mean_micros / 2
-    );
+    // No order between mean and p95 is asserted: one slow first query can lift the mean
+    // above the p95.
+    assert!(latency.count >= 25 && latency.mean_micros > 0 && latency.p95_micros > 0);
     let plan = tenancy.plan(&config.tenant_strategy).await.unwrap();
     let small_plan = plan.iter().find(|r| r.storefront == small).unwrap();
     assert_eq!(small_plan.recommended, TenantType::Database);
