@@ -24,16 +24,15 @@ use std::{ffi::OsString, path::PathBuf, process::ExitCode, time::Duration};
 
 use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
-use sea_orm::{ConnectOptions, Database};
 use sea_orm_migration::MigratorTrait;
 use serde_json::{json, Value};
 
 use crate::{
-    config::{TenancyConfig, UnknownStorefronts},
+    config::TenancyConfig,
     fleet::{FleetOptions, Outcome},
     provision::latest_migration,
     tenant::redact_url,
-    Placement, PoolOptions, StorefrontId, Tenancy, TenancyError, TenantType,
+    Placement, StorefrontId, Tenancy, TenancyError, TenantType,
 };
 
 /// Operator tool for storefront tenancy.
@@ -257,35 +256,6 @@ fn placement_json(p: &Placement) -> Value {
     }
 }
 
-async fn connect(config: &TenancyConfig) -> Result<Tenancy, TenancyError> {
-    let db = &config.tenant_strategy.database_config;
-    let mut opts = ConnectOptions::new(db.shared_database_url.clone());
-    opts.max_connections(db.shared_pool_size)
-        .sqlx_logging(false);
-    let shared = Database::connect(opts)
-        .await
-        .map_err(|e| TenancyError::Step {
-            storefront: "-".into(),
-            step: format!("connecting to {}", redact_url(&db.shared_database_url)),
-            source: Box::new(TenancyError::Db(e)),
-        })?;
-    let default = match config.tenant_strategy.unknown_storefronts {
-        UnknownStorefronts::Default => Some(Placement::Shared),
-        UnknownStorefronts::Reject => None,
-    };
-    Tenancy::builder(shared)
-        .shared_url(db.shared_database_url.clone())
-        .directory(db.directory_cache, default)
-        .pools(PoolOptions {
-            budget: db.connection_budget,
-            per_tenant: db.max_connections_per_tenant,
-            idle_timeout: db.idle_timeout,
-            acquire_timeout: db.acquire_timeout,
-        })
-        .build()
-        .await
-}
-
 fn storefronts(ids: &[String]) -> Result<Option<Vec<StorefrontId>>, TenancyError> {
     if ids.is_empty() {
         return Ok(None);
@@ -325,7 +295,7 @@ async fn run<M: MigratorTrait>(cli: Cli) -> Result<Output, TenancyError> {
             ok: true,
         });
     }
-    let tenancy = connect(&config).await?;
+    let tenancy = Tenancy::connect(&config).await?;
     let directory = tenancy.require_directory()?;
     match cli.command {
         Command::Config(_) => unreachable!("handled above"),

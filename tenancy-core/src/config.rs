@@ -445,3 +445,40 @@ impl TenancyConfig {
         })
     }
 }
+
+impl crate::Tenancy {
+    /// Connects to the configured shared database and builds the handle: directory (with
+    /// `directory_cache` and the `unknown_storefronts` policy), tenant pools (budget,
+    /// per-tenant size, timeouts), every `#[tenant_scoped]` entity.
+    pub async fn connect(config: &TenancyConfig) -> Result<crate::Tenancy, TenancyError> {
+        let db = &config.tenant_strategy.database_config;
+        let mut opts = sea_orm::ConnectOptions::new(db.shared_database_url.clone());
+        opts.max_connections(db.shared_pool_size)
+            .sqlx_logging(false);
+        let shared = sea_orm::Database::connect(opts)
+            .await
+            .map_err(|e| TenancyError::Step {
+                storefront: "-".into(),
+                step: format!(
+                    "connecting to {}",
+                    crate::tenant::redact_url(&db.shared_database_url)
+                ),
+                source: Box::new(TenancyError::Db(e)),
+            })?;
+        let default = match config.tenant_strategy.unknown_storefronts {
+            UnknownStorefronts::Default => Some(Placement::Shared),
+            UnknownStorefronts::Reject => None,
+        };
+        crate::Tenancy::builder(shared)
+            .shared_url(db.shared_database_url.clone())
+            .directory(db.directory_cache, default)
+            .pools(crate::PoolOptions {
+                budget: db.connection_budget,
+                per_tenant: db.max_connections_per_tenant,
+                idle_timeout: db.idle_timeout,
+                acquire_timeout: db.acquire_timeout,
+            })
+            .build()
+            .await
+    }
+}
