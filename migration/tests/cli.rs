@@ -6,6 +6,7 @@ use std::{path::PathBuf, process::Command};
 use assert_cmd::prelude::*;
 use sea_orm::{ConnectionTrait, Database};
 use serde_json::Value;
+use tenancy_core::tenant::url_with_database as with_database;
 use uuid::Uuid;
 
 fn server_url() -> Option<String> {
@@ -22,11 +23,6 @@ fn server_url() -> Option<String> {
             None
         }
     }
-}
-
-fn with_database(url: &str, name: &str) -> String {
-    let base = url.split('?').next().unwrap_or(url);
-    format!("{}/{name}", &base[..base.rfind('/').unwrap_or(base.len())])
 }
 
 struct Cli {

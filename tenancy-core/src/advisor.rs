@@ -157,11 +157,7 @@ impl Tenancy {
         validate_identifier(table)?;
         let db = self.connection(storefront);
         let backend = db.get_database_backend();
-        let q = if backend == sea_orm::DbBackend::MySql {
-            '`'
-        } else {
-            '"'
-        };
+        let q = crate::rewrite::identifier_quote(backend);
         let row = db
             .query_one_raw(Statement::from_string(
                 backend,

@@ -121,17 +121,13 @@ impl Tenancy {
         storefront: StorefrontId,
         placement: &Placement,
     ) -> Result<Option<String>, TenancyError> {
-        use sea_orm::{ConnectionTrait, DbBackend, Statement};
+        use sea_orm::{ConnectionTrait, Statement};
         let sql = |q: char, schema: Option<&str>| match schema {
             Some(s) => format!("SELECT MAX(version) FROM {q}{s}{q}.seaql_migrations"),
             None => "SELECT MAX(version) FROM seaql_migrations".to_owned(),
         };
         let backend = self.shared().get_database_backend();
-        let q = if backend == DbBackend::MySql {
-            '`'
-        } else {
-            '"'
-        };
+        let q = crate::rewrite::identifier_quote(backend);
         let row = match placement {
             Placement::Shared => {
                 self.shared()

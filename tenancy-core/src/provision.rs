@@ -351,11 +351,7 @@ impl Tenancy {
     async fn delete_shared_rows(&self, storefront: StorefrontId) -> Result<(), TenancyError> {
         let db = self.connection(storefront);
         let backend = self.shared().get_database_backend();
-        let q = if backend == DbBackend::MySql {
-            '`'
-        } else {
-            '"'
-        };
+        let q = crate::rewrite::identifier_quote(backend);
         let mut pending: Vec<String> = self
             .registry()
             .tables()

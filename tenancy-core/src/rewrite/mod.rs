@@ -117,7 +117,8 @@ fn cache_slot(backend: DbBackend, qualified: bool) -> usize {
     b * 2 + usize::from(qualified)
 }
 
-fn identifier_quote(backend: DbBackend) -> char {
+/// The identifier quote of a backend: a backtick on MySQL, `"` elsewhere.
+pub(crate) fn identifier_quote(backend: DbBackend) -> char {
     match backend {
         DbBackend::MySql => '`',
         _ => '"',
