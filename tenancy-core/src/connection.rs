@@ -305,6 +305,21 @@ async fn timed<T>(
     result
 }
 
+/// In the database placement, a statement that reads scoped and global tables together
+/// would read the storefront database's (empty) copy of the global table: refuse it.
+fn refuse_global_join(confined: &crate::rewrite::Confined) -> Result<(), TenancyError> {
+    match &confined.global {
+        Some(table) => Err(TenancyError::Refused {
+            table: table.to_string(),
+            reason: "a storefront in its own database cannot read a global table of the shared \
+                     database in the same statement as its own tables; read the global table \
+                     in a statement of its own"
+                .into(),
+        }),
+        None => Ok(()),
+    }
+}
+
 /// Where one statement runs.
 enum Target<'a> {
     Shared(&'a DatabaseConnection),
@@ -357,15 +372,16 @@ impl TenantConnection {
     /// database otherwise.
     async fn prepare(&self, stmt: Statement) -> Result<(Target<'_>, Statement), DbErr> {
         let placement = self.placement().await?;
-        let (stmt, scoped) =
-            self.inner
-                .rewriter
-                .confine(stmt, &self.storefront, placement.schema())?;
+        let confined = self
+            .inner
+            .rewriter
+            .confine(stmt, &self.storefront, placement.schema())?;
         match placement {
-            Placement::Database { url } if scoped => {
-                Ok((Target::Tenant(self.lease(url).await?), stmt))
+            Placement::Database { url } if confined.scoped => {
+                refuse_global_join(&confined)?;
+                Ok((Target::Tenant(self.lease(url).await?), confined.statement))
             }
-            _ => Ok((Target::Shared(&self.inner.shared), stmt)),
+            _ => Ok((Target::Shared(&self.inner.shared), confined.statement)),
         }
     }
 
@@ -393,6 +409,7 @@ impl TenantConnection {
             inner: Arc::clone(&self.inner),
             storefront: self.storefront,
             schema,
+            own_database: matches!(home, Target::Tenant(_)),
             txn,
             _lease: match home {
                 Target::Tenant(lease) => Some(Arc::new(lease)),
@@ -408,6 +425,8 @@ pub struct TenantTransaction {
     inner: Arc<Inner>,
     storefront: StorefrontId,
     schema: Option<String>,
+    /// Runs in the storefront's own database.
+    own_database: bool,
     txn: DatabaseTransaction,
     /// Keeps the tenant pool open while the transaction lives.
     _lease: Option<Arc<Lease>>,
@@ -428,10 +447,14 @@ impl TenantTransaction {
     }
 
     fn confine(&self, stmt: Statement) -> Result<Statement, DbErr> {
-        self.inner
-            .rewriter
-            .rewrite_in(stmt, &self.storefront, self.schema.as_deref())
-            .map_err(DbErr::from)
+        let confined =
+            self.inner
+                .rewriter
+                .confine(stmt, &self.storefront, self.schema.as_deref())?;
+        if self.own_database && confined.scoped {
+            refuse_global_join(&confined)?;
+        }
+        Ok(confined.statement)
     }
 
     fn wrap(&self, txn: DatabaseTransaction) -> TenantTransaction {
@@ -440,6 +463,7 @@ impl TenantTransaction {
             inner: Arc::clone(&self.inner),
             storefront: self.storefront,
             schema: self.schema.clone(),
+            own_database: self.own_database,
             txn,
             _lease: self._lease.clone(),
         }

@@ -69,6 +69,16 @@ pub(crate) enum Check {
     },
 }
 
+/// A confined statement and what it touches.
+pub(crate) struct Confined {
+    /// The statement to run.
+    pub(crate) statement: Statement,
+    /// Whether it touches a tenant-scoped table (false: passed through untouched).
+    pub(crate) scoped: bool,
+    /// A global table it also reads, if any.
+    pub(crate) global: Option<Arc<str>>,
+}
+
 /// How the rewritten SQL's values are assembled from the statement's own values.
 #[derive(Clone, Debug)]
 enum Binding {
@@ -87,6 +97,8 @@ enum Template {
     Rewritten {
         /// The SQL, split where the storefront's schema goes (one part when unqualified).
         sql: Vec<Box<str>>,
+        /// A global (unscoped) table the statement also reads, if any.
+        global: Option<Arc<str>>,
         binding: Binding,
         checks: Vec<Check>,
     },
@@ -158,28 +170,32 @@ impl Rewriter {
         storefront: &StorefrontId,
         schema: Option<&str>,
     ) -> Result<Statement, TenancyError> {
-        self.confine(stmt, storefront, schema).map(|(stmt, _)| stmt)
+        self.confine(stmt, storefront, schema).map(|c| c.statement)
     }
 
-    /// [`Self::rewrite_in`], also telling whether the statement touches a scoped table
-    /// (false: it was passed through untouched).
+    /// [`Self::rewrite_in`], also telling what the statement touches.
     pub(crate) fn confine(
         &self,
         mut stmt: Statement,
         storefront: &StorefrontId,
         schema: Option<&str>,
-    ) -> Result<(Statement, bool), TenancyError> {
+    ) -> Result<Confined, TenancyError> {
         if let Some(schema) = schema {
             crate::tenant::validate_identifier(schema)?;
         }
         let template = self.template(stmt.db_backend, &stmt.sql, schema.is_some())?;
         let Template::Rewritten {
             sql,
+            global,
             binding,
             checks,
         } = template.as_ref()
         else {
-            return Ok((stmt, false));
+            return Ok(Confined {
+                statement: stmt,
+                scoped: false,
+                global: None,
+            });
         };
         let tenant = *storefront.as_uuid();
         let mut values = stmt.values.take().map(|v| v.0).unwrap_or_default();
@@ -233,7 +249,11 @@ impl Rewriter {
             (parts, None) => parts.join(""),
         };
         stmt.values = Some(Values(values));
-        Ok((stmt, true))
+        Ok(Confined {
+            statement: stmt,
+            scoped: true,
+            global: global.clone(),
+        })
     }
 
     fn template(
@@ -342,6 +362,7 @@ impl Rewriter {
             return Ok(Template::PassThrough);
         }
         let checks = std::mem::take(&mut pass.checks);
+        let global = pass.global.take().map(Arc::from);
         let rewritten = statement.to_string();
         let (sql, binding) = if placeholders::is_positional(backend) {
             let (sql, slots) =
@@ -353,6 +374,7 @@ impl Rewriter {
         let q = identifier_quote(backend);
         let marker = format!("{q}{SCHEMA_MARK}{q}");
         Ok(Template::Rewritten {
+            global,
             sql: sql.split(marker.as_str()).map(Into::into).collect(),
             binding,
             checks,

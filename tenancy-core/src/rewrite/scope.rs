@@ -47,6 +47,10 @@ pub(super) struct ScopePass<'a> {
     pub(super) checks: Vec<Check>,
     /// The first scoped table the pass confined, if any.
     pub(super) touched: Option<String>,
+    /// The first table that is neither scoped nor a CTE: a global table.
+    pub(super) global: Option<String>,
+    /// Names of the CTEs seen so far (lower case).
+    ctes: HashSet<String>,
 }
 
 type Flow = ControlFlow<TenancyError>;
@@ -115,6 +119,8 @@ impl<'a> ScopePass<'a> {
             handled: HashSet::new(),
             checks: Vec::new(),
             touched: None,
+            global: None,
+            ctes: HashSet::new(),
         }
     }
 
@@ -603,6 +609,11 @@ impl VisitorMut for ScopePass<'_> {
     type Break = TenancyError;
 
     fn pre_visit_query(&mut self, query: &mut Query) -> Flow {
+        if let Some(with) = &query.with {
+            for cte in &with.cte_tables {
+                self.ctes.insert(cte.alias.name.value.to_ascii_lowercase());
+            }
+        }
         if let SetExpr::Table(t) = query.body.as_ref() {
             if let Some(name) = &t.table_name {
                 if self.registry.tenant_column(&name.value).is_some() {
@@ -667,6 +678,13 @@ impl VisitorMut for ScopePass<'_> {
                     &table,
                     "the table appears where the rewriter cannot confine it to one storefront",
                 ));
+            }
+        }
+        if self.global.is_none() && self.scoped(relation).is_none() {
+            if let Some(ident) = last_ident(relation) {
+                if !self.ctes.contains(&ident.value.to_ascii_lowercase()) {
+                    self.global = Some(ident.value.clone());
+                }
             }
         }
         ControlFlow::Continue(())
