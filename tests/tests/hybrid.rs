@@ -146,6 +146,26 @@ async fn hybrid(backend: Backend) {
             check_reads(backend, &tenancy.connection(me.id), me, other, joinable).await;
         }
     }
+    // Inside a transaction on its own database too, a scoped + global read is refused.
+    {
+        use sea_orm::{ConnectionTrait, TransactionTrait};
+        let db = tenancy.connection(database_id);
+        let txn = db.begin().await.unwrap();
+        let err = txn
+            .query_all_raw(tenancy_tests::stmt(
+                txn.get_database_backend(),
+                "SELECT a.id FROM customer_addresses a JOIN countries k ON k.code = a.country_code",
+                [],
+            ))
+            .await
+            .unwrap_err();
+        let message = TenancyError::from_db_err(&err)
+            .unwrap_or_default()
+            .to_owned();
+        assert!(message.contains("`countries`"), "{backend}: {err}");
+        txn.rollback().await.unwrap();
+    }
+
     // Writes in every placement, attacking a storefront in another placement.
     for (i, me) in seeded.iter().enumerate() {
         let victim = &seeded[(i + 1) % seeded.len()];
