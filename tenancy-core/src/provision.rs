@@ -397,6 +397,31 @@ fn sqlite_schema_unsupported() -> TenancyError {
     }
 }
 
+/// The database named by `url` (checked to be a plain identifier) and a connection to its
+/// server's maintenance database (`postgres` on PostgreSQL, none on MySQL).
+async fn server_admin(
+    storefront: StorefrontId,
+    backend: DbBackend,
+    url: &str,
+) -> Result<(String, DatabaseConnection), TenancyError> {
+    let name = database_of(url).ok_or_else(|| TenancyError::InvalidName {
+        name: redact_url(url),
+        reason: "the URL names no database".into(),
+    })?;
+    validate_identifier(name)?;
+    let admin_db = if backend == DbBackend::Postgres {
+        "postgres"
+    } else {
+        ""
+    };
+    let admin_url = url_with_database(url, admin_db);
+    let admin = connect_one(&admin_url).await.map_err(db_step(
+        storefront,
+        format!("connecting to {}", redact_url(&admin_url)),
+    ))?;
+    Ok((name.to_owned(), admin))
+}
+
 /// Creates the database of `url` on its server if missing. Returns whether it was created.
 async fn create_database(storefront: StorefrontId, url: &str) -> Result<bool, TenancyError> {
     match backend_of_url(url) {
@@ -413,27 +438,13 @@ async fn create_database(storefront: StorefrontId, url: &str) -> Result<bool, Te
             Ok(!existed)
         }
         backend => {
-            let name = database_of(url).ok_or_else(|| TenancyError::InvalidName {
-                name: redact_url(url),
-                reason: "the URL names no database".into(),
-            })?;
-            validate_identifier(name)?;
-            let admin_db = if backend == DbBackend::Postgres {
-                "postgres"
-            } else {
-                ""
-            };
-            let admin_url = url_with_database(url, admin_db);
-            let admin = connect_one(&admin_url).await.map_err(db_step(
-                storefront,
-                format!("connecting to {}", redact_url(&admin_url)),
-            ))?;
+            let (name, admin) = server_admin(storefront, backend, url).await?;
             let (exists, create) = if backend == DbBackend::Postgres {
                 (
                     Statement::from_sql_and_values(
                         backend,
                         "SELECT 1 FROM pg_database WHERE datname = $1",
-                        [name.into()],
+                        [name.clone().into()],
                     ),
                     format!("CREATE DATABASE \"{name}\""),
                 )
@@ -442,7 +453,7 @@ async fn create_database(storefront: StorefrontId, url: &str) -> Result<bool, Te
                     Statement::from_sql_and_values(
                         backend,
                         "SELECT 1 FROM information_schema.schemata WHERE schema_name = ?",
-                        [name.into()],
+                        [name.clone().into()],
                     ),
                     format!("CREATE DATABASE IF NOT EXISTS `{name}`"),
                 )
@@ -472,21 +483,7 @@ async fn drop_database(storefront: StorefrontId, url: &str) -> Result<(), Tenanc
             Ok(())
         }
         backend => {
-            let name = database_of(url).ok_or_else(|| TenancyError::InvalidName {
-                name: redact_url(url),
-                reason: "the URL names no database".into(),
-            })?;
-            validate_identifier(name)?;
-            let admin_db = if backend == DbBackend::Postgres {
-                "postgres"
-            } else {
-                ""
-            };
-            let admin_url = url_with_database(url, admin_db);
-            let admin = connect_one(&admin_url).await.map_err(db_step(
-                storefront,
-                format!("connecting to {}", redact_url(&admin_url)),
-            ))?;
+            let (name, admin) = server_admin(storefront, backend, url).await?;
             let sql = if backend == DbBackend::Postgres {
                 format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)")
             } else {
