@@ -46,11 +46,12 @@ impl TenantState {
         }
     }
 
-    fn parse(s: &str) -> Self {
+    fn parse(s: &str) -> Option<Self> {
         match s {
-            "provisioning" => TenantState::Provisioning,
-            "moving" => TenantState::Moving,
-            _ => TenantState::Active,
+            "active" => Some(TenantState::Active),
+            "provisioning" => Some(TenantState::Provisioning),
+            "moving" => Some(TenantState::Moving),
+            _ => None,
         }
     }
 }
@@ -198,7 +199,8 @@ impl Directory {
         Ok(TenantRecord {
             storefront,
             placement,
-            state: TenantState::parse(&state),
+            state: TenantState::parse(&state)
+                .ok_or_else(|| bad(&format!("unknown state `{state}`")))?,
             version: row.try_get("", "version")?,
             migration: row.try_get("", "migration")?,
             migration_error: row.try_get("", "migration_error")?,

@@ -106,11 +106,12 @@ impl DatabaseManager {
     /// runtime) that closes idle pools; it stops when the manager is dropped.
     pub fn new(opts: PoolOptions) -> Result<Self, TenancyError> {
         if opts.per_tenant == 0 || opts.budget < opts.per_tenant {
-            return Err(TenancyError::InvalidName {
-                name: format!("budget {} / per_tenant {}", opts.budget, opts.per_tenant),
-                reason:
-                    "the connection budget must allow at least one pool of per_tenant connections"
-                        .into(),
+            return Err(TenancyError::Config {
+                key: "connection_budget".into(),
+                message: format!(
+                    "a budget of {} cannot hold one pool of {} connections",
+                    opts.budget, opts.per_tenant
+                ),
             });
         }
         let inner = Arc::new(Inner {
