@@ -27,8 +27,6 @@ use sea_orm::{
     TransactionOptions, TransactionSession, TransactionStream, TransactionTrait,
 };
 
-use tokio::sync::OnceCell;
-
 use crate::{
     directory::AllShared,
     pool::Lease,
@@ -45,7 +43,11 @@ struct Inner {
     directory: Option<Arc<Directory>>,
     pools: Option<DatabaseManager>,
     stats: Stats,
+    fence_wait: Duration,
 }
+
+/// How long a statement refused by a move's fence is retried by default.
+const FENCE_WAIT: Duration = Duration::from_secs(30);
 
 /// Builds a [`Tenancy`] with a directory and tenant pools (hybrid placement).
 ///
@@ -66,6 +68,7 @@ pub struct TenancyBuilder {
     registry: Option<Registry>,
     directory: Option<(Duration, Option<Placement>)>,
     pools: Option<PoolOptions>,
+    fence_wait: Duration,
 }
 
 impl TenancyBuilder {
@@ -95,6 +98,14 @@ impl TenancyBuilder {
         self
     }
 
+    /// How long a statement refused by a moving storefront's fence is retried (after
+    /// refreshing the storefront's placement) before the error reaches the caller. Default
+    /// 30 s; the cutover itself fences writes for milliseconds.
+    pub fn fence_wait(mut self, wait: Duration) -> Self {
+        self.fence_wait = wait;
+        self
+    }
+
     /// Builds the handle (installs the directory table when a directory is used).
     pub async fn build(self) -> Result<Tenancy, TenancyError> {
         let directory = match self.directory {
@@ -119,6 +130,7 @@ impl TenancyBuilder {
                 directory,
                 pools: Some(pools),
                 stats: Stats::default(),
+                fence_wait: self.fence_wait,
             }),
         })
     }
@@ -157,6 +169,7 @@ impl Tenancy {
                 directory: None,
                 pools: None,
                 stats: Stats::default(),
+                fence_wait: FENCE_WAIT,
             }),
         }
     }
@@ -169,6 +182,7 @@ impl Tenancy {
             registry: None,
             directory: None,
             pools: None,
+            fence_wait: FENCE_WAIT,
         }
     }
 
@@ -178,8 +192,13 @@ impl Tenancy {
             stats: self.inner.stats.for_storefront(storefront),
             inner: Arc::clone(&self.inner),
             storefront,
-            placement: Arc::new(OnceCell::new()),
+            placement: Arc::new(std::sync::RwLock::new(None)),
         }
+    }
+
+    /// How long cached directory entries are trusted (zero without a directory).
+    pub fn directory_ttl(&self) -> Duration {
+        self.directory().map_or(Duration::ZERO, |d| d.ttl())
     }
 
     /// The shared database's URL, when given to the builder.
@@ -290,9 +309,12 @@ impl Tenancy {
 pub struct TenantConnection {
     inner: Arc<Inner>,
     storefront: StorefrontId,
-    placement: Arc<OnceCell<Placement>>,
+    placement: PlacementCache,
     stats: Arc<QueryStats>,
 }
+
+/// A connection's resolved placement, forgotten when a fence says it is stale.
+type PlacementCache = Arc<std::sync::RwLock<Option<Arc<Placement>>>>;
 
 /// Runs `f`, recording its latency and outcome.
 async fn timed<T>(
@@ -318,6 +340,11 @@ fn refuse_global_join(confined: &crate::rewrite::Confined) -> Result<(), Tenancy
         }),
         None => Ok(()),
     }
+}
+
+fn forget(inner: &Inner, storefront: StorefrontId, cache: &PlacementCache) {
+    inner.resolver.invalidate(storefront);
+    *cache.write().unwrap_or_else(|e| e.into_inner()) = None;
 }
 
 /// Where one statement runs.
@@ -349,11 +376,51 @@ impl TenantConnection {
         self.storefront
     }
 
-    /// The storefront's placement (resolved once per connection).
-    pub async fn placement(&self) -> Result<&Placement, TenancyError> {
-        self.placement
-            .get_or_try_init(|| self.inner.resolver.placement(self.storefront))
-            .await
+    /// The storefront's placement (resolved on first use, and again after a move's fence
+    /// refused a statement).
+    pub async fn placement(&self) -> Result<Arc<Placement>, TenancyError> {
+        if let Some(p) = self
+            .placement
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+        {
+            return Ok(Arc::clone(p));
+        }
+        let resolved = Arc::new(self.inner.resolver.placement(self.storefront).await?);
+        *self.placement.write().unwrap_or_else(|e| e.into_inner()) = Some(Arc::clone(&resolved));
+        Ok(resolved)
+    }
+
+    /// Forgets the placement, here and in the directory cache.
+    fn forget_placement(&self) {
+        forget(&self.inner, self.storefront, &self.placement);
+    }
+
+    /// Runs `attempt` again while a move's fence refuses it: each time the placement is
+    /// resolved afresh, so once the directory has flipped the statement goes to the new
+    /// placement. A refused statement had no effect, so running it again is safe.
+    async fn fenced_retry<T, F, Fut>(&self, attempt: F) -> Result<T, DbErr>
+    where
+        F: Fn() -> Fut,
+        Fut: Future<Output = Result<T, DbErr>>,
+    {
+        let started = std::time::Instant::now();
+        let mut pause = Duration::from_millis(2);
+        loop {
+            match attempt().await {
+                Err(e)
+                    if crate::mover::is_retryable(&e)
+                        && started.elapsed() < self.inner.fence_wait =>
+                {
+                    tracing::debug!(storefront = %self.storefront, "write fenced by a move; refreshing its placement");
+                    self.forget_placement();
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_millis(50));
+                }
+                other => return other,
+            }
+        }
     }
 
     async fn lease(&self, url: &str) -> Result<Lease, DbErr> {
@@ -376,7 +443,7 @@ impl TenantConnection {
             .inner
             .rewriter
             .confine(stmt, &self.storefront, placement.schema())?;
-        match placement {
+        match placement.as_ref() {
             Placement::Database { url } if confined.scoped => {
                 refuse_global_join(&confined)?;
                 Ok((Target::Tenant(self.lease(url).await?), confined.statement))
@@ -387,7 +454,7 @@ impl TenantConnection {
 
     /// The connection transactions of this storefront start on.
     async fn home(&self) -> Result<Target<'_>, DbErr> {
-        match self.placement().await? {
+        match self.placement().await?.as_ref() {
             Placement::Database { url } => Ok(Target::Tenant(self.lease(url).await?)),
             _ => Ok(Target::Shared(&self.inner.shared)),
         }
@@ -408,6 +475,7 @@ impl TenantConnection {
             stats: Arc::clone(&self.stats),
             inner: Arc::clone(&self.inner),
             storefront: self.storefront,
+            placement: Arc::clone(&self.placement),
             schema,
             own_database: matches!(home, Target::Tenant(_)),
             txn,
@@ -424,6 +492,8 @@ pub struct TenantTransaction {
     stats: Arc<QueryStats>,
     inner: Arc<Inner>,
     storefront: StorefrontId,
+    /// The connection's placement cache, forgotten if a fence refuses a statement here.
+    placement: PlacementCache,
     schema: Option<String>,
     /// Runs in the storefront's own database.
     own_database: bool,
@@ -446,6 +516,17 @@ impl TenantTransaction {
         self.storefront
     }
 
+    /// A transaction cannot be replayed, so a fenced statement fails it; the connection's
+    /// placement is forgotten so that the caller's retry starts on the new placement.
+    fn fenced<T>(&self, result: Result<T, DbErr>) -> Result<T, DbErr> {
+        if let Err(e) = &result {
+            if crate::mover::is_retryable(e) {
+                forget(&self.inner, self.storefront, &self.placement);
+            }
+        }
+        result
+    }
+
     fn confine(&self, stmt: Statement) -> Result<Statement, DbErr> {
         let confined =
             self.inner
@@ -462,6 +543,7 @@ impl TenantTransaction {
             stats: Arc::clone(&self.stats),
             inner: Arc::clone(&self.inner),
             storefront: self.storefront,
+            placement: Arc::clone(&self.placement),
             schema: self.schema.clone(),
             own_database: self.own_database,
             txn,
@@ -507,39 +589,51 @@ impl ConnectionTrait for TenantConnection {
     }
 
     async fn execute_raw(&self, stmt: Statement) -> Result<ExecResult, DbErr> {
-        timed(&self.stats, async {
-            let (target, stmt) = self.prepare(stmt).await?;
-            target.conn().execute_raw(stmt).await
-        })
+        timed(
+            &self.stats,
+            self.fenced_retry(|| async {
+                let (target, stmt) = self.prepare(stmt.clone()).await?;
+                target.conn().execute_raw(stmt).await
+            }),
+        )
         .await
     }
 
     async fn execute_unprepared(&self, sql: &str) -> Result<ExecResult, DbErr> {
         let backend = ConnectionTrait::get_database_backend(self);
-        timed(&self.stats, async {
-            let (target, stmt) = self.prepare(Statement::from_string(backend, sql)).await?;
-            match &stmt.values {
-                // Rewritten: the tenant value is bound, so it runs as a prepared statement.
-                Some(_) => target.conn().execute_raw(stmt).await,
-                None => target.conn().execute_unprepared(&stmt.sql).await,
-            }
-        })
+        timed(
+            &self.stats,
+            self.fenced_retry(|| async {
+                let (target, stmt) = self.prepare(Statement::from_string(backend, sql)).await?;
+                match &stmt.values {
+                    // Rewritten: the tenant value is bound, so it runs as a prepared statement.
+                    Some(_) => target.conn().execute_raw(stmt).await,
+                    None => target.conn().execute_unprepared(&stmt.sql).await,
+                }
+            }),
+        )
         .await
     }
 
     async fn query_one_raw(&self, stmt: Statement) -> Result<Option<QueryResult>, DbErr> {
-        timed(&self.stats, async {
-            let (target, stmt) = self.prepare(stmt).await?;
-            target.conn().query_one_raw(stmt).await
-        })
+        timed(
+            &self.stats,
+            self.fenced_retry(|| async {
+                let (target, stmt) = self.prepare(stmt.clone()).await?;
+                target.conn().query_one_raw(stmt).await
+            }),
+        )
         .await
     }
 
     async fn query_all_raw(&self, stmt: Statement) -> Result<Vec<QueryResult>, DbErr> {
-        timed(&self.stats, async {
-            let (target, stmt) = self.prepare(stmt).await?;
-            target.conn().query_all_raw(stmt).await
-        })
+        timed(
+            &self.stats,
+            self.fenced_retry(|| async {
+                let (target, stmt) = self.prepare(stmt.clone()).await?;
+                target.conn().query_all_raw(stmt).await
+            }),
+        )
         .await
     }
 
@@ -556,7 +650,7 @@ impl ConnectionTrait for TenantTransaction {
 
     async fn execute_raw(&self, stmt: Statement) -> Result<ExecResult, DbErr> {
         timed(&self.stats, async {
-            self.txn.execute_raw(self.confine(stmt)?).await
+            self.fenced(self.txn.execute_raw(self.confine(stmt)?).await)
         })
         .await
     }
@@ -564,22 +658,22 @@ impl ConnectionTrait for TenantTransaction {
     async fn execute_unprepared(&self, sql: &str) -> Result<ExecResult, DbErr> {
         let backend = ConnectionTrait::get_database_backend(self);
         let stmt = self.confine(Statement::from_string(backend, sql))?;
-        match &stmt.values {
+        self.fenced(match &stmt.values {
             Some(_) => self.txn.execute_raw(stmt).await,
             None => self.txn.execute_unprepared(&stmt.sql).await,
-        }
+        })
     }
 
     async fn query_one_raw(&self, stmt: Statement) -> Result<Option<QueryResult>, DbErr> {
         timed(&self.stats, async {
-            self.txn.query_one_raw(self.confine(stmt)?).await
+            self.fenced(self.txn.query_one_raw(self.confine(stmt)?).await)
         })
         .await
     }
 
     async fn query_all_raw(&self, stmt: Statement) -> Result<Vec<QueryResult>, DbErr> {
         timed(&self.stats, async {
-            self.txn.query_all_raw(self.confine(stmt)?).await
+            self.fenced(self.txn.query_all_raw(self.confine(stmt)?).await)
         })
         .await
     }

@@ -143,6 +143,11 @@ impl Directory {
         }
     }
 
+    /// How long a cached entry is trusted.
+    pub fn ttl(&self) -> Duration {
+        self.ttl
+    }
+
     /// Creates the directory table if it does not exist.
     pub async fn install(&self) -> Result<(), TenancyError> {
         let mut table = Table::create();

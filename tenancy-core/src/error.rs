@@ -137,6 +137,40 @@ pub enum TenancyError {
         needed: usize,
     },
 
+    /// A storefront move that cannot go on in its current phase.
+    #[error("move of storefront {storefront}: {phase}: {reason}")]
+    Move {
+        /// The storefront being moved.
+        storefront: String,
+        /// The phase the move is in (prepare, capture, copy, catch-up, validate, cutover...).
+        phase: String,
+        /// What stopped it.
+        reason: String,
+    },
+
+    /// Validation found rows that differ between the source and the target of a move. The
+    /// cutover is blocked until a new catch-up and validation pass.
+    #[error("validation of storefront {storefront} failed on table `{table}`: {detail}; first differing keys: {}", keys.join(", "))]
+    Validation {
+        /// The storefront being moved.
+        storefront: String,
+        /// The table whose rows differ.
+        table: String,
+        /// The first differing primary keys (at most five).
+        keys: Vec<String>,
+        /// Counts and checksums on each side.
+        detail: String,
+    },
+
+    /// The mover stopped at a halt point (a test hook that simulates a crash).
+    #[error("move of storefront {storefront} halted at {point}")]
+    Halted {
+        /// The storefront being moved.
+        storefront: String,
+        /// Where it stopped.
+        point: String,
+    },
+
     /// An error from the database or SeaORM.
     #[error(transparent)]
     Db(#[from] DbErr),

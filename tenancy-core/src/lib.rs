@@ -38,6 +38,7 @@ pub mod connection;
 pub mod directory;
 pub mod error;
 pub mod fleet;
+pub mod mover;
 pub mod pool;
 pub mod provision;
 pub mod registry;

@@ -149,7 +149,7 @@ impl Tenancy {
     }
 
     /// Creates the schema or database if missing. Returns whether it was created now.
-    async fn create_container(
+    pub(crate) async fn create_container(
         &self,
         storefront: StorefrontId,
         placement: &Placement,
@@ -194,7 +194,7 @@ impl Tenancy {
         }
     }
 
-    async fn drop_container(
+    pub(crate) async fn drop_container(
         &self,
         storefront: StorefrontId,
         placement: &Placement,

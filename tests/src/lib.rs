@@ -9,6 +9,7 @@
 //! unreachable server fails the test.
 
 pub mod matrix;
+pub mod movekit;
 
 use std::fmt;
 

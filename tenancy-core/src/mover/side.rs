@@ -1,0 +1,586 @@
+//! The two sides of a move: connections that reach each side's tables, the tables' shape
+//! (columns, primary key, foreign-key order) and the primary-key values the mover handles.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use sea_orm::{
+    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, QueryResult,
+    Statement, Value,
+};
+use uuid::Uuid;
+
+use crate::{
+    tenant::{database_of, redact_url, validate_identifier},
+    Placement, StorefrontId, Tenancy, TenancyError,
+};
+
+/// The SQLite schema name under which the mover attaches the other side's file.
+pub(crate) const SQLITE_ATTACHED: &str = "tenancy_other";
+
+/// The type of a table's primary key, as far as the mover cares.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum KeyKind {
+    Uuid,
+    Int,
+    Text,
+}
+
+/// One primary-key value.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub(crate) enum Key {
+    Uuid(Uuid),
+    Int(i64),
+    Text(String),
+}
+
+impl std::fmt::Display for Key {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Key::Uuid(u) => write!(f, "{u}"),
+            Key::Int(i) => write!(f, "{i}"),
+            Key::Text(t) => write!(f, "{t}"),
+        }
+    }
+}
+
+impl Key {
+    /// The value to bind.
+    pub(crate) fn value(&self) -> Value {
+        match self {
+            Key::Uuid(u) => (*u).into(),
+            Key::Int(i) => (*i).into(),
+            Key::Text(t) => t.clone().into(),
+        }
+    }
+
+    /// A PostgreSQL literal (for `COPY (SELECT ...)`, which takes no parameters). Safe: a
+    /// uuid and an integer are rendered from their parsed values, text is quoted.
+    pub(crate) fn pg_literal(&self) -> String {
+        match self {
+            Key::Uuid(u) => format!("'{u}'::uuid"),
+            Key::Int(i) => i.to_string(),
+            Key::Text(t) => format!("'{}'", t.replace('\'', "''")),
+        }
+    }
+
+    /// Reads the key in column `index` of `row`.
+    pub(crate) fn read(
+        row: &QueryResult,
+        index: usize,
+        kind: KeyKind,
+    ) -> Result<Key, TenancyError> {
+        Ok(match kind {
+            KeyKind::Uuid => Key::Uuid(row.try_get_by_index(index)?),
+            KeyKind::Int => Key::Int(row.try_get_by_index(index)?),
+            KeyKind::Text => Key::Text(row.try_get_by_index(index)?),
+        })
+    }
+
+    /// Reads a key as the capture triggers stored it in the changelog's `pk` column.
+    pub(crate) fn read_logged(
+        row: &QueryResult,
+        index: usize,
+        kind: KeyKind,
+        backend: DbBackend,
+    ) -> Result<Key, TenancyError> {
+        let bad = |what: String| TenancyError::Move {
+            storefront: String::new(),
+            phase: "catch-up".into(),
+            reason: format!("unreadable key in the changelog: {what}"),
+        };
+        match (backend, kind) {
+            (DbBackend::Postgres, _) => {
+                let text: String = row.try_get_by_index(index)?;
+                Key::parse(&text, kind).ok_or_else(|| bad(text))
+            }
+            (_, KeyKind::Uuid) => {
+                let bytes: Vec<u8> = row.try_get_by_index(index)?;
+                Uuid::from_slice(&bytes)
+                    .map(Key::Uuid)
+                    .map_err(|e| bad(e.to_string()))
+            }
+            (DbBackend::Sqlite, KeyKind::Int) => Ok(Key::Int(row.try_get_by_index(index)?)),
+            (DbBackend::Sqlite, KeyKind::Text) => Ok(Key::Text(row.try_get_by_index(index)?)),
+            (_, _) => {
+                let bytes: Vec<u8> = row.try_get_by_index(index)?;
+                let text = String::from_utf8(bytes).map_err(|e| bad(e.to_string()))?;
+                Key::parse(&text, kind).ok_or_else(|| bad(text))
+            }
+        }
+    }
+
+    pub(crate) fn parse(text: &str, kind: KeyKind) -> Option<Key> {
+        match kind {
+            KeyKind::Uuid => text.parse().ok().map(Key::Uuid),
+            KeyKind::Int => text.parse().ok().map(Key::Int),
+            KeyKind::Text => Some(Key::Text(text.to_owned())),
+        }
+    }
+}
+
+/// A scoped table as the mover sees it.
+#[derive(Clone, Debug)]
+pub(crate) struct TableMeta {
+    pub name: String,
+    pub tenant_column: String,
+    pub pk: String,
+    pub kind: KeyKind,
+    pub columns: Vec<String>,
+}
+
+/// One side of a move: a connection that reaches the side's tables under `qualifier`.
+#[derive(Clone)]
+pub(crate) struct Side {
+    pub placement: Placement,
+    pub backend: DbBackend,
+    pub conn: DatabaseConnection,
+    /// Schema (PostgreSQL), database (MySQL) or attached name (SQLite) of the tables.
+    pub qualifier: String,
+    /// The connection was opened by the mover (closed when the move step ends).
+    pub owned: bool,
+}
+
+pub(crate) fn quote(backend: DbBackend, ident: &str) -> String {
+    match backend {
+        DbBackend::MySql => format!("`{ident}`"),
+        _ => format!("\"{ident}\""),
+    }
+}
+
+impl Side {
+    /// `qualifier.name`, quoted.
+    pub(crate) fn table(&self, name: &str) -> String {
+        format!(
+            "{}.{}",
+            quote(self.backend, &self.qualifier),
+            quote(self.backend, name)
+        )
+    }
+
+    pub(crate) fn q(&self, ident: &str) -> String {
+        quote(self.backend, ident)
+    }
+
+    pub(crate) fn stmt(&self, sql: impl Into<String>, values: Vec<Value>) -> Statement {
+        Statement::from_sql_and_values(self.backend, sql, values)
+    }
+
+    /// The placeholder for parameter `n` (1-based).
+    pub(crate) fn p(&self, n: usize) -> String {
+        match self.backend {
+            DbBackend::Postgres => format!("${n}"),
+            _ => "?".into(),
+        }
+    }
+
+    /// The literal of the storefront id as the tenant column stores it (for trigger bodies).
+    pub(crate) fn storefront_literal(&self, storefront: StorefrontId) -> String {
+        match self.backend {
+            DbBackend::Postgres => format!("'{storefront}'::uuid"),
+            _ => format!("X'{}'", storefront.as_uuid().simple()),
+        }
+    }
+
+    pub(crate) async fn close(self) {
+        if self.owned {
+            let _ = self.conn.close().await;
+        }
+    }
+
+    async fn columns(&self, table: &str) -> Result<Vec<String>, TenancyError> {
+        let stmt = match self.backend {
+            DbBackend::Postgres => self.stmt(
+                "SELECT column_name::text FROM information_schema.columns \
+                 WHERE table_schema = $1 AND table_name = $2 ORDER BY ordinal_position",
+                vec![self.qualifier.clone().into(), table.into()],
+            ),
+            DbBackend::MySql => self.stmt(
+                "SELECT CAST(column_name AS CHAR) FROM information_schema.columns \
+                 WHERE table_schema = ? AND table_name = ? ORDER BY ordinal_position",
+                vec![self.qualifier.clone().into(), table.into()],
+            ),
+            _ => self.stmt(
+                "SELECT name FROM pragma_table_info(?, ?) ORDER BY cid",
+                vec![table.into(), self.qualifier.clone().into()],
+            ),
+        };
+        self.conn
+            .query_all_raw(stmt)
+            .await?
+            .iter()
+            .map(|r| Ok(r.try_get_by_index::<String>(0)?))
+            .collect()
+    }
+
+    async fn primary_key(&self, table: &str) -> Result<Vec<(String, String)>, TenancyError> {
+        let stmt = match self.backend {
+            DbBackend::Postgres => self.stmt(
+                "SELECT a.attname::text, format_type(a.atttypid, a.atttypmod) \
+                 FROM pg_index i JOIN pg_attribute a \
+                   ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey) \
+                 WHERE i.indisprimary \
+                   AND i.indrelid = (quote_ident($1) || '.' || quote_ident($2))::regclass",
+                vec![self.qualifier.clone().into(), table.into()],
+            ),
+            DbBackend::MySql => self.stmt(
+                "SELECT CAST(k.column_name AS CHAR), CAST(c.column_type AS CHAR) \
+                 FROM information_schema.key_column_usage k \
+                 JOIN information_schema.columns c ON c.table_schema = k.table_schema \
+                   AND c.table_name = k.table_name AND c.column_name = k.column_name \
+                 WHERE k.table_schema = ? AND k.table_name = ? AND k.constraint_name = 'PRIMARY'",
+                vec![self.qualifier.clone().into(), table.into()],
+            ),
+            _ => self.stmt(
+                "SELECT name, type FROM pragma_table_info(?, ?) WHERE pk > 0 ORDER BY pk",
+                vec![table.into(), self.qualifier.clone().into()],
+            ),
+        };
+        self.conn
+            .query_all_raw(stmt)
+            .await?
+            .iter()
+            .map(|r| Ok((r.try_get_by_index(0)?, r.try_get_by_index(1)?)))
+            .collect()
+    }
+
+    async fn parents(&self, table: &str) -> Result<Vec<String>, TenancyError> {
+        let stmt = match self.backend {
+            DbBackend::Postgres => self.stmt(
+                "SELECT DISTINCT p.relname::text FROM pg_constraint c \
+                 JOIN pg_class t ON t.oid = c.conrelid \
+                 JOIN pg_namespace n ON n.oid = t.relnamespace \
+                 JOIN pg_class p ON p.oid = c.confrelid \
+                 WHERE c.contype = 'f' AND n.nspname = $1 AND t.relname = $2",
+                vec![self.qualifier.clone().into(), table.into()],
+            ),
+            DbBackend::MySql => self.stmt(
+                "SELECT DISTINCT CAST(referenced_table_name AS CHAR) \
+                 FROM information_schema.key_column_usage \
+                 WHERE table_schema = ? AND table_name = ? AND referenced_table_name IS NOT NULL",
+                vec![self.qualifier.clone().into(), table.into()],
+            ),
+            _ => self.stmt(
+                "SELECT DISTINCT \"table\" FROM pragma_foreign_key_list(?, ?)",
+                vec![table.into(), self.qualifier.clone().into()],
+            ),
+        };
+        self.conn
+            .query_all_raw(stmt)
+            .await?
+            .iter()
+            .map(|r| Ok(r.try_get_by_index::<String>(0)?))
+            .collect()
+    }
+}
+
+fn key_kind(table: &str, sql_type: &str) -> Result<KeyKind, TenancyError> {
+    let t = sql_type.to_ascii_lowercase();
+    if t.contains("uuid") || t == "binary(16)" {
+        Ok(KeyKind::Uuid)
+    } else if t.contains("int") {
+        Ok(KeyKind::Int)
+    } else if t.contains("char") || t.contains("text") {
+        Ok(KeyKind::Text)
+    } else {
+        Err(TenancyError::Unsupported {
+            placement: "move".into(),
+            backend: table.into(),
+            reason: format!(
+                "the primary key of `{table}` has type {sql_type}; the mover handles uuid, integer and text keys"
+            ),
+        })
+    }
+}
+
+/// The scoped tables present on `source`, parents before children, checked against `target`.
+pub(crate) async fn tables(
+    tenancy: &Tenancy,
+    source: &Side,
+    target: &Side,
+) -> Result<Vec<TableMeta>, TenancyError> {
+    let mut metas = BTreeMap::new();
+    let mut parents: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for (name, tenant_column) in tenancy.registry().tables() {
+        validate_identifier(name)?;
+        let columns = source.columns(name).await?;
+        if columns.is_empty() {
+            continue; // registered but not created by the migrations: nothing to move
+        }
+        let target_columns = target.columns(name).await?;
+        if target_columns != columns {
+            return Err(TenancyError::Move {
+                storefront: String::new(),
+                phase: "prepare".into(),
+                reason: format!(
+                    "table `{name}` has columns [{}] on the source but [{}] on the target; migrate both to the same version",
+                    columns.join(", "),
+                    target_columns.join(", ")
+                ),
+            });
+        }
+        let pk = source.primary_key(name).await?;
+        let (pk, sql_type) = match pk.as_slice() {
+            [one] => one.clone(),
+            _ => return Err(TenancyError::Unsupported {
+                placement: "move".into(),
+                backend: name.into(),
+                reason: format!(
+                    "table `{name}` has a primary key of {} columns; the mover needs exactly one",
+                    pk.len()
+                ),
+            }),
+        };
+        let kind = key_kind(name, &sql_type)?;
+        parents.insert(
+            name.to_owned(),
+            source.parents(name).await?.into_iter().collect(),
+        );
+        metas.insert(
+            name.to_owned(),
+            TableMeta {
+                name: name.to_owned(),
+                tenant_column: tenant_column.to_owned(),
+                pk,
+                kind,
+                columns,
+            },
+        );
+    }
+    // Parents first (Kahn's algorithm; a parent outside the scoped set is ignored).
+    let mut order = Vec::new();
+    let mut done = BTreeSet::new();
+    while done.len() < metas.len() {
+        let ready: Vec<String> = metas
+            .keys()
+            .filter(|t| !done.contains(*t))
+            .filter(|t| {
+                parents[*t]
+                    .iter()
+                    .all(|p| p == *t || done.contains(p) || !metas.contains_key(p))
+            })
+            .cloned()
+            .collect();
+        if ready.is_empty() {
+            return Err(TenancyError::Unsupported {
+                placement: "move".into(),
+                backend: "foreign keys".into(),
+                reason: "the scoped tables' foreign keys form a cycle".into(),
+            });
+        }
+        for t in ready {
+            done.insert(t.clone());
+            order.push(metas[&t].clone());
+        }
+    }
+    Ok(order)
+}
+
+async fn connect(url: &str, max: u32) -> Result<DatabaseConnection, TenancyError> {
+    let mut opts = ConnectOptions::new(url.to_owned());
+    opts.max_connections(max)
+        .min_connections(0)
+        .idle_timeout(std::time::Duration::from_secs(3600))
+        .max_lifetime(std::time::Duration::from_secs(24 * 3600))
+        .sqlx_logging(false);
+    Database::connect(opts)
+        .await
+        .map_err(|e| TenancyError::Move {
+            storefront: String::new(),
+            phase: "connect".into(),
+            reason: format!("cannot connect to {}: {e}", redact_url(url)),
+        })
+}
+
+async fn scalar(conn: &DatabaseConnection, sql: &str) -> Result<String, TenancyError> {
+    let backend = conn.get_database_backend();
+    let row = conn
+        .query_one_raw(Statement::from_string(backend, sql))
+        .await?
+        .ok_or_else(|| TenancyError::Move {
+            storefront: String::new(),
+            phase: "connect".into(),
+            reason: format!("`{sql}` returned no row"),
+        })?;
+    Ok(row.try_get_by_index(0)?)
+}
+
+fn host_of(url: &str) -> Option<&str> {
+    let rest = url.split_once("://")?.1;
+    let rest = rest.rsplit_once('@').map_or(rest, |(_, h)| h);
+    Some(rest.split(['/', '?']).next().unwrap_or(rest))
+}
+
+pub(crate) fn sqlite_file(url: &str) -> Option<&str> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
+    let path = rest.split('?').next()?;
+    (!path.is_empty() && path != ":memory:").then_some(path)
+}
+
+/// Opens both sides of a move from `from` to `to`.
+pub(crate) async fn open(
+    tenancy: &Tenancy,
+    from: &Placement,
+    to: &Placement,
+) -> Result<(Side, Side), TenancyError> {
+    let shared = tenancy.shared().clone();
+    let backend = shared.get_database_backend();
+    match backend {
+        DbBackend::Postgres => {
+            let mut sides = Vec::new();
+            for placement in [from, to] {
+                let side = match placement {
+                    Placement::Shared => Side {
+                        placement: placement.clone(),
+                        backend,
+                        qualifier: scalar(&shared, "SELECT current_schema()::text").await?,
+                        conn: shared.clone(),
+                        owned: false,
+                    },
+                    Placement::Schema { schema } => {
+                        validate_identifier(schema)?;
+                        Side {
+                            placement: placement.clone(),
+                            backend,
+                            qualifier: schema.clone(),
+                            conn: shared.clone(),
+                            owned: false,
+                        }
+                    }
+                    Placement::Database { url } => {
+                        let conn = connect(url, 4).await?;
+                        Side {
+                            placement: placement.clone(),
+                            backend,
+                            qualifier: scalar(&conn, "SELECT current_schema()::text").await?,
+                            conn,
+                            owned: true,
+                        }
+                    }
+                };
+                sides.push(side);
+            }
+            let to = sides.pop();
+            let from = sides.pop();
+            from.zip(to).ok_or_else(|| unreachable_sides(backend))
+        }
+        DbBackend::MySql => {
+            let shared_db = scalar(&shared, "SELECT CAST(DATABASE() AS CHAR)").await?;
+            let shared_host = tenancy.shared_url().and_then(host_of).map(str::to_owned);
+            let mut sides = Vec::new();
+            for placement in [from, to] {
+                let qualifier = match placement {
+                    Placement::Shared => shared_db.clone(),
+                    Placement::Schema { schema } => schema.clone(),
+                    Placement::Database { url } => {
+                        let same_server =
+                            shared_host.is_some() && host_of(url) == shared_host.as_deref();
+                        if !same_server {
+                            return Err(TenancyError::Unsupported {
+                                placement: "database".into(),
+                                backend: "MySQL".into(),
+                                reason: format!(
+                                    "the mover copies between MySQL databases of the shared server only, and {} is not on it (or the Tenancy has no shared URL)",
+                                    redact_url(url)
+                                ),
+                            });
+                        }
+                        database_of(url)
+                            .ok_or_else(|| TenancyError::InvalidName {
+                                name: redact_url(url),
+                                reason: "the URL names no database".into(),
+                            })?
+                            .to_owned()
+                    }
+                };
+                validate_identifier(&qualifier)?;
+                sides.push(Side {
+                    placement: placement.clone(),
+                    backend,
+                    conn: shared.clone(),
+                    qualifier,
+                    owned: false,
+                });
+            }
+            let to = sides.pop();
+            let from = sides.pop();
+            from.zip(to).ok_or_else(|| unreachable_sides(backend))
+        }
+        _ => {
+            let file_of = |p: &Placement| -> Result<String, TenancyError> {
+                let url = match p {
+                    Placement::Shared => tenancy.shared_url().ok_or_else(|| TenancyError::Unsupported {
+                        placement: "move".into(),
+                        backend: "SQLite".into(),
+                        reason: "moving to or from the shared SQLite file needs its URL (TenancyBuilder::shared_url)".into(),
+                    })?,
+                    Placement::Database { url } => url.as_str(),
+                    Placement::Schema { .. } => {
+                        return Err(TenancyError::Unsupported {
+                            placement: "schema".into(),
+                            backend: "SQLite".into(),
+                            reason: "SQLite has no schema placement; use database placement (a file per storefront)".into(),
+                        })
+                    }
+                };
+                sqlite_file(url)
+                    .map(str::to_owned)
+                    .ok_or_else(|| TenancyError::InvalidName {
+                        name: url.to_owned(),
+                        reason: "a SQLite placement needs a file URL".into(),
+                    })
+            };
+            let from_file = file_of(from)?;
+            let to_file = file_of(to)?;
+            let conn = connect(&format!("sqlite://{from_file}?mode=rwc"), 1).await?;
+            conn.execute_raw(Statement::from_sql_and_values(
+                backend,
+                format!("ATTACH DATABASE ? AS {SQLITE_ATTACHED}"),
+                [to_file.into()],
+            ))
+            .await?;
+            Ok((
+                Side {
+                    placement: from.clone(),
+                    backend,
+                    conn: conn.clone(),
+                    qualifier: "main".into(),
+                    owned: true,
+                },
+                Side {
+                    placement: to.clone(),
+                    backend,
+                    conn,
+                    qualifier: SQLITE_ATTACHED.into(),
+                    owned: false,
+                },
+            ))
+        }
+    }
+}
+
+/// Opens the source side alone (a rollback whose target is unreachable).
+pub(crate) async fn open_source(tenancy: &Tenancy, from: &Placement) -> Result<Side, TenancyError> {
+    if tenancy.shared().get_database_backend() == DbBackend::Sqlite {
+        return Ok(open(tenancy, from, from).await?.0);
+    }
+    Ok(open(tenancy, from, &Placement::Shared).await?.0)
+}
+
+fn unreachable_sides(backend: DbBackend) -> TenancyError {
+    TenancyError::Unsupported {
+        placement: "move".into(),
+        backend: format!("{backend:?}"),
+        reason: "could not open both sides".into(),
+    }
+}
+
+/// Whether both sides are reached through one connection (then rows move by
+/// `INSERT ... SELECT` inside the server; otherwise by PostgreSQL `COPY`).
+pub(crate) fn same_connection(a: &Side, b: &Side) -> bool {
+    match a.backend {
+        DbBackend::Postgres => !a.owned && !b.owned,
+        _ => true,
+    }
+}

@@ -1,0 +1,530 @@
+//! Moving rows: the bulk copy (keyset pages on the primary key) and the replay of changed
+//! keys (catch-up).
+//!
+//! When one connection reaches both sides (PostgreSQL schemas of one database, MySQL
+//! databases of one server, SQLite files attached to one connection) rows never leave the
+//! server: `INSERT ... SELECT`. Between two PostgreSQL databases (any servers) rows travel
+//! as `COPY ... TO STDOUT` piped into `COPY ... FROM STDIN`, the fastest path PostgreSQL has.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use futures_util::TryStreamExt;
+use sea_orm::{
+    sqlx::{self, postgres::PgPoolCopyExt},
+    ConnectionTrait, DbBackend, TransactionTrait, Value,
+};
+
+use super::{
+    capture::{self, FENCE},
+    side::{same_connection, Key, Side, TableMeta},
+};
+use crate::{StorefrontId, TenancyError};
+
+fn sqlx_err(what: &str, e: sqlx::Error) -> TenancyError {
+    TenancyError::Db(sea_orm::DbErr::Custom(format!("{what}: {e}")))
+}
+
+fn sqlx_code(e: &sqlx::Error) -> Option<String> {
+    match e {
+        sqlx::Error::Database(d) => d.code().map(|c| c.into_owned()),
+        _ => None,
+    }
+}
+
+/// A write the copy may skip: the row is in the changelog (see `copy_range`).
+fn skippable(e: &sea_orm::DbErr) -> bool {
+    let m = e.to_string().to_lowercase();
+    m.contains("foreign key") || m.contains("23503") || m.contains("23505") || m.contains("unique")
+}
+
+fn columns(side: &Side, meta: &TableMeta, alias: Option<&str>) -> String {
+    meta.columns
+        .iter()
+        .map(|c| match alias {
+            Some(a) => format!("{a}.{}", side.q(c)),
+            None => side.q(c),
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The last key of the next page of at most `limit` keys after `after` on `side`.
+pub(crate) async fn page_end(
+    side: &Side,
+    meta: &TableMeta,
+    storefront: StorefrontId,
+    after: Option<&Key>,
+    limit: u64,
+) -> Result<Option<Key>, TenancyError> {
+    let pk = side.q(&meta.pk);
+    let mut values: Vec<Value> = vec![(*storefront.as_uuid()).into()];
+    let mut filter = format!("{} = {}", side.q(&meta.tenant_column), side.p(1));
+    if let Some(k) = after {
+        values.push(k.value());
+        filter.push_str(&format!(" AND {pk} > {}", side.p(2)));
+    }
+    let sql = format!(
+        "SELECT {pk} FROM (SELECT {pk} FROM {} WHERE {filter} ORDER BY {pk} LIMIT {limit}) AS page \
+         ORDER BY {pk} DESC LIMIT 1",
+        side.table(&meta.name)
+    );
+    let row = side.conn.query_one_raw(side.stmt(sql, values)).await?;
+    row.map(|r| Key::read(&r, 0, meta.kind)).transpose()
+}
+
+/// The highest key of the storefront on `side` (where a resumed copy continues).
+pub(crate) async fn max_key(
+    side: &Side,
+    meta: &TableMeta,
+    storefront: StorefrontId,
+) -> Result<Option<Key>, TenancyError> {
+    let pk = side.q(&meta.pk);
+    let sql = format!(
+        "SELECT {pk} FROM {} WHERE {} = {} ORDER BY {pk} DESC LIMIT 1",
+        side.table(&meta.name),
+        side.q(&meta.tenant_column),
+        side.p(1)
+    );
+    let row = side
+        .conn
+        .query_one_raw(side.stmt(sql, vec![(*storefront.as_uuid()).into()]))
+        .await?;
+    row.map(|r| Key::read(&r, 0, meta.kind)).transpose()
+}
+
+/// Copies the storefront's rows with keys in `(after, upto]` from `src` to `dst`. Returns
+/// the rows written.
+///
+/// Rows already on the target are left alone, and a row the target refuses for a foreign
+/// key or a unique key is skipped: capture was installed before the copy began, so any
+/// such row changed after that moment (its parent was inserted later, or the row it
+/// collides with was changed later), its key is in the changelog, and catch-up writes its
+/// current state.
+pub(crate) async fn copy_range(
+    src: &Side,
+    dst: &Side,
+    meta: &TableMeta,
+    storefront: StorefrontId,
+    after: Option<&Key>,
+    upto: &Key,
+) -> Result<u64, TenancyError> {
+    if same_connection(src, dst) {
+        copy_range_sql(src, dst, meta, storefront, after, upto).await
+    } else {
+        copy_range_pg(src, dst, meta, storefront, after, upto).await
+    }
+}
+
+fn insert_prefix(backend: DbBackend) -> &'static str {
+    match backend {
+        DbBackend::Postgres => "INSERT INTO",
+        DbBackend::MySql => "INSERT IGNORE INTO",
+        _ => "INSERT OR IGNORE INTO",
+    }
+}
+
+fn insert_suffix(backend: DbBackend) -> &'static str {
+    match backend {
+        DbBackend::Postgres => " ON CONFLICT DO NOTHING",
+        _ => "",
+    }
+}
+
+async fn copy_range_sql(
+    src: &Side,
+    dst: &Side,
+    meta: &TableMeta,
+    storefront: StorefrontId,
+    after: Option<&Key>,
+    upto: &Key,
+) -> Result<u64, TenancyError> {
+    let pk = src.q(&meta.pk);
+    let cols = columns(src, meta, None);
+    let mut values: Vec<Value> = vec![(*storefront.as_uuid()).into(), upto.value()];
+    let mut filter = format!(
+        "{} = {} AND {pk} <= {}",
+        src.q(&meta.tenant_column),
+        src.p(1),
+        src.p(2)
+    );
+    if let Some(k) = after {
+        values.push(k.value());
+        filter.push_str(&format!(" AND {pk} > {}", src.p(3)));
+    }
+    let sql = format!(
+        "{} {} ({cols}) SELECT {cols} FROM {} WHERE {filter}{}",
+        insert_prefix(src.backend),
+        dst.table(&meta.name),
+        src.table(&meta.name),
+        insert_suffix(src.backend)
+    );
+    match src.conn.execute_raw(src.stmt(sql, values)).await {
+        Ok(r) => Ok(r.rows_affected()),
+        Err(e) if skippable(&e) => {
+            // One row at a time, skipping the rows the target refuses.
+            let keys = keys_in(src, meta, storefront, after, upto).await?;
+            let mut written = 0;
+            for key in keys {
+                let sql = format!(
+                    "{} {} ({cols}) SELECT {cols} FROM {} WHERE {} = {} AND {pk} = {}{}",
+                    insert_prefix(src.backend),
+                    dst.table(&meta.name),
+                    src.table(&meta.name),
+                    src.q(&meta.tenant_column),
+                    src.p(1),
+                    src.p(2),
+                    insert_suffix(src.backend)
+                );
+                let values = vec![(*storefront.as_uuid()).into(), key.value()];
+                match src.conn.execute_raw(src.stmt(sql, values)).await {
+                    Ok(r) => written += r.rows_affected(),
+                    Err(e) if skippable(&e) => {
+                        tracing::debug!(table = %meta.name, key = %key, "copy deferred to catch-up: {e}");
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            Ok(written)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+async fn keys_in(
+    side: &Side,
+    meta: &TableMeta,
+    storefront: StorefrontId,
+    after: Option<&Key>,
+    upto: &Key,
+) -> Result<Vec<Key>, TenancyError> {
+    let pk = side.q(&meta.pk);
+    let mut values: Vec<Value> = vec![(*storefront.as_uuid()).into(), upto.value()];
+    let mut filter = format!(
+        "{} = {} AND {pk} <= {}",
+        side.q(&meta.tenant_column),
+        side.p(1),
+        side.p(2)
+    );
+    if let Some(k) = after {
+        values.push(k.value());
+        filter.push_str(&format!(" AND {pk} > {}", side.p(3)));
+    }
+    let sql = format!(
+        "SELECT {pk} FROM {} WHERE {filter} ORDER BY {pk}",
+        side.table(&meta.name)
+    );
+    side.conn
+        .query_all_raw(side.stmt(sql, values))
+        .await?
+        .iter()
+        .map(|r| Key::read(r, 0, meta.kind))
+        .collect()
+}
+
+/// `COPY (SELECT ...) TO STDOUT` on the source: the rows as PostgreSQL's text format.
+async fn copy_out(src: &Side, meta: &TableMeta, filter: &str) -> Result<Vec<u8>, TenancyError> {
+    let sql = format!(
+        "COPY (SELECT {} FROM {} WHERE {filter} ORDER BY {}) TO STDOUT",
+        columns(src, meta, None),
+        src.table(&meta.name),
+        src.q(&meta.pk)
+    );
+    let pool = src.conn.get_postgres_connection_pool();
+    let mut stream = pool
+        .copy_out_raw(&sql)
+        .await
+        .map_err(|e| sqlx_err(&format!("reading `{}` from the source", meta.name), e))?;
+    let mut data = Vec::new();
+    while let Some(chunk) = stream
+        .try_next()
+        .await
+        .map_err(|e| sqlx_err(&format!("reading `{}` from the source", meta.name), e))?
+    {
+        data.extend_from_slice(&chunk);
+    }
+    Ok(data)
+}
+
+fn copy_in_sql(dst: &Side, meta: &TableMeta) -> String {
+    format!(
+        "COPY {} ({}) FROM STDIN",
+        dst.table(&meta.name),
+        columns(dst, meta, None)
+    )
+}
+
+async fn copy_in(dst: &Side, meta: &TableMeta, data: &[u8]) -> Result<u64, sqlx::Error> {
+    let pool = dst.conn.get_postgres_connection_pool();
+    let mut copy = pool.copy_in_raw(&copy_in_sql(dst, meta)).await?;
+    if let Err(e) = copy.send(data).await {
+        let _ = copy.abort("send failed").await;
+        return Err(e);
+    }
+    copy.finish().await
+}
+
+fn pg_filter(meta: &TableMeta, side: &Side, storefront: StorefrontId) -> String {
+    format!(
+        "{} = {}",
+        side.q(&meta.tenant_column),
+        side.storefront_literal(storefront)
+    )
+}
+
+async fn copy_range_pg(
+    src: &Side,
+    dst: &Side,
+    meta: &TableMeta,
+    storefront: StorefrontId,
+    after: Option<&Key>,
+    upto: &Key,
+) -> Result<u64, TenancyError> {
+    let pk = src.q(&meta.pk);
+    let mut filter = format!(
+        "{} AND {pk} <= {}",
+        pg_filter(meta, src, storefront),
+        upto.pg_literal()
+    );
+    if let Some(k) = after {
+        filter.push_str(&format!(" AND {pk} > {}", k.pg_literal()));
+    }
+    let data = copy_out(src, meta, &filter).await?;
+    if data.is_empty() {
+        return Ok(0);
+    }
+    match copy_in(dst, meta, &data).await {
+        Ok(n) => Ok(n),
+        Err(e) if matches!(sqlx_code(&e).as_deref(), Some("23505" | "23503")) => {
+            // One row at a time, skipping the rows the target refuses (see copy_range).
+            let mut written = 0;
+            for line in data.split_inclusive(|b| *b == b'\n') {
+                match copy_in(dst, meta, line).await {
+                    Ok(n) => written += n,
+                    Err(e) if matches!(sqlx_code(&e).as_deref(), Some("23505" | "23503")) => {
+                        tracing::debug!(table = %meta.name, "copy deferred to catch-up: {e}");
+                    }
+                    Err(e) => {
+                        return Err(sqlx_err(
+                            &format!("writing `{}` to the target", meta.name),
+                            e,
+                        ))
+                    }
+                }
+            }
+            Ok(written)
+        }
+        Err(e) => Err(sqlx_err(
+            &format!("writing `{}` to the target", meta.name),
+            e,
+        )),
+    }
+}
+
+/// Writes the current source state of `keys` (per table) to `dst`: each key's target row
+/// is deleted, then the source row, if it still exists, is inserted. Children are deleted
+/// before parents and parents inserted before children, all in one target transaction.
+/// When `dst` is fenced (replaying onto the old side after a cutover), the fence is lowered
+/// inside that transaction only: other writers still wait for it and then see it raised.
+pub(crate) async fn apply(
+    src: &Side,
+    dst: &Side,
+    tables: &[TableMeta],
+    storefront: StorefrontId,
+    keys: &BTreeMap<String, BTreeSet<Key>>,
+    dst_fenced: bool,
+) -> Result<(), TenancyError> {
+    if keys.values().all(BTreeSet::is_empty) {
+        return Ok(());
+    }
+    if same_connection(src, dst) {
+        apply_sql(src, dst, tables, storefront, keys, dst_fenced).await
+    } else {
+        apply_pg(src, dst, tables, storefront, keys, dst_fenced).await
+    }
+}
+
+fn fence_sql(dst: &Side, storefront: StorefrontId, fenced: bool) -> String {
+    let value = match (dst.backend, fenced) {
+        (DbBackend::Postgres, true) => "true",
+        (DbBackend::Postgres, false) => "false",
+        (_, true) => "1",
+        (_, false) => "0",
+    };
+    format!(
+        "UPDATE {} SET fenced = {value} WHERE storefront_id = {}",
+        dst.table(FENCE),
+        dst.storefront_literal(storefront)
+    )
+}
+
+async fn apply_sql(
+    src: &Side,
+    dst: &Side,
+    tables: &[TableMeta],
+    storefront: StorefrontId,
+    keys: &BTreeMap<String, BTreeSet<Key>>,
+    dst_fenced: bool,
+) -> Result<(), TenancyError> {
+    let txn = dst.conn.begin().await?;
+    if dst_fenced {
+        txn.execute_unprepared(&fence_sql(dst, storefront, false))
+            .await?;
+    }
+    for meta in tables.iter().rev() {
+        let Some(set) = keys.get(&meta.name) else {
+            continue;
+        };
+        for chunk in set.iter().collect::<Vec<_>>().chunks(500) {
+            let (list, values) = bind_list(dst, storefront, chunk);
+            let sql = format!(
+                "DELETE FROM {} WHERE {} = {} AND {} IN ({list})",
+                dst.table(&meta.name),
+                dst.q(&meta.tenant_column),
+                dst.p(1),
+                dst.q(&meta.pk)
+            );
+            txn.execute_raw(dst.stmt(sql, values)).await?;
+        }
+    }
+    for meta in tables {
+        let Some(set) = keys.get(&meta.name) else {
+            continue;
+        };
+        let cols = columns(src, meta, None);
+        for chunk in set.iter().collect::<Vec<_>>().chunks(500) {
+            let (list, values) = bind_list(src, storefront, chunk);
+            let sql = format!(
+                "INSERT INTO {} ({cols}) SELECT {cols} FROM {} WHERE {} = {} AND {} IN ({list})",
+                dst.table(&meta.name),
+                src.table(&meta.name),
+                src.q(&meta.tenant_column),
+                src.p(1),
+                src.q(&meta.pk)
+            );
+            txn.execute_raw(src.stmt(sql, values)).await?;
+        }
+    }
+    if dst_fenced {
+        txn.execute_unprepared(&fence_sql(dst, storefront, true))
+            .await?;
+    }
+    txn.commit().await?;
+    Ok(())
+}
+
+/// Placeholders 2.. for `keys` (placeholder 1 is the storefront).
+fn bind_list(side: &Side, storefront: StorefrontId, keys: &[&Key]) -> (String, Vec<Value>) {
+    let mut values: Vec<Value> = vec![(*storefront.as_uuid()).into()];
+    let list: Vec<String> = keys
+        .iter()
+        .enumerate()
+        .map(|(i, k)| {
+            values.push(k.value());
+            side.p(i + 2)
+        })
+        .collect();
+    (list.join(", "), values)
+}
+
+async fn apply_pg(
+    src: &Side,
+    dst: &Side,
+    tables: &[TableMeta],
+    storefront: StorefrontId,
+    keys: &BTreeMap<String, BTreeSet<Key>>,
+    dst_fenced: bool,
+) -> Result<(), TenancyError> {
+    let what = "replaying changes onto the target";
+    // Read the source rows first: the target transaction stays short.
+    let mut rows = Vec::new();
+    for meta in tables {
+        let Some(set) = keys.get(&meta.name) else {
+            continue;
+        };
+        for chunk in set.iter().collect::<Vec<_>>().chunks(1000) {
+            let list: Vec<String> = chunk.iter().map(|k| k.pg_literal()).collect();
+            let filter = format!(
+                "{} AND {} IN ({})",
+                pg_filter(meta, src, storefront),
+                src.q(&meta.pk),
+                list.join(", ")
+            );
+            rows.push((meta, copy_out(src, meta, &filter).await?));
+        }
+    }
+    let pool = dst.conn.get_postgres_connection_pool();
+    let mut tx = pool.begin().await.map_err(|e| sqlx_err(what, e))?;
+    if dst_fenced {
+        sqlx::raw_sql(sqlx::AssertSqlSafe(fence_sql(dst, storefront, false)))
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| sqlx_err(what, e))?;
+    }
+    for meta in tables.iter().rev() {
+        let Some(set) = keys.get(&meta.name) else {
+            continue;
+        };
+        for chunk in set.iter().collect::<Vec<_>>().chunks(1000) {
+            let list: Vec<String> = chunk.iter().map(|k| k.pg_literal()).collect();
+            let sql = format!(
+                "DELETE FROM {} WHERE {} AND {} IN ({})",
+                dst.table(&meta.name),
+                pg_filter(meta, dst, storefront),
+                dst.q(&meta.pk),
+                list.join(", ")
+            );
+            sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| sqlx_err(what, e))?;
+        }
+    }
+    for (meta, data) in &rows {
+        if data.is_empty() {
+            continue;
+        }
+        let mut copy = tx
+            .copy_in_raw(&copy_in_sql(dst, meta))
+            .await
+            .map_err(|e| sqlx_err(what, e))?;
+        if let Err(e) = copy.send(data.as_slice()).await {
+            let _ = copy.abort("send failed").await;
+            return Err(sqlx_err(what, e));
+        }
+        copy.finish().await.map_err(|e| sqlx_err(what, e))?;
+    }
+    if dst_fenced {
+        sqlx::raw_sql(sqlx::AssertSqlSafe(fence_sql(dst, storefront, true)))
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| sqlx_err(what, e))?;
+    }
+    tx.commit().await.map_err(|e| sqlx_err(what, e))?;
+    Ok(())
+}
+
+/// Deletes every row of the storefront from `side`'s scoped tables, children first.
+pub(crate) async fn clear(
+    side: &Side,
+    tables: &[TableMeta],
+    storefront: StorefrontId,
+) -> Result<(), TenancyError> {
+    for meta in tables.iter().rev() {
+        let sql = format!(
+            "DELETE FROM {} WHERE {} = {}",
+            side.table(&meta.name),
+            side.q(&meta.tenant_column),
+            side.p(1)
+        );
+        match side
+            .conn
+            .execute_raw(side.stmt(sql, vec![(*storefront.as_uuid()).into()]))
+            .await
+        {
+            Ok(_) => {}
+            Err(e) if capture::missing_table(&e) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
+}

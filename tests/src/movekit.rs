@@ -1,0 +1,265 @@
+//! Support for move tests: a Tenancy with a short directory cache, writers that keep
+//! inserting, updating and deleting one storefront's rows while it moves, and the state the
+//! writers were told was committed.
+
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc,
+    },
+    time::{Duration, Instant},
+};
+
+use chrono::Utc;
+use entities::{customer, order, order_item};
+use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, Set};
+use tenancy_core::{PoolOptions, StorefrontId, Tenancy, TenantConnection};
+use uuid::Uuid;
+
+use crate::{Backend, TestDb};
+
+/// A migrated test database and a Tenancy over it with a directory (cache `ttl`).
+pub async fn env(backend: Backend, ttl: Duration) -> Option<(TestDb, Tenancy)> {
+    let test = TestDb::migrated(backend).await?;
+    let tenancy = Tenancy::builder(test.db.clone())
+        .registry(entities::registry())
+        .shared_url(test.url.clone())
+        .directory(ttl, None)
+        .pools(PoolOptions {
+            budget: 16,
+            per_tenant: 4,
+            ..PoolOptions::default()
+        })
+        .fence_wait(Duration::from_secs(20))
+        .build()
+        .await
+        .expect("tenancy");
+    Some((test, tenancy))
+}
+
+/// A second Tenancy over the same shared database, as another application process would
+/// have (its own directory cache).
+pub async fn second_process(test: &TestDb, ttl: Duration) -> Tenancy {
+    let db = sea_orm::Database::connect(&test.url)
+        .await
+        .expect("connect");
+    Tenancy::builder(db)
+        .registry(entities::registry())
+        .shared_url(test.url.clone())
+        .directory(ttl, None)
+        .pools(PoolOptions::default())
+        .fence_wait(Duration::from_secs(20))
+        .build()
+        .await
+        .expect("tenancy")
+}
+
+/// The rows of one storefront the tests compare.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct State {
+    /// Customer id -> first name.
+    pub customers: BTreeMap<Uuid, String>,
+    pub orders: BTreeSet<Uuid>,
+    pub items: BTreeSet<Uuid>,
+}
+
+/// Reads the storefront's state through its own connection (wherever it is placed).
+pub async fn state(db: &TenantConnection) -> State {
+    let customers = customer::Entity::find().all(db).await.expect("customers");
+    let orders = order::Entity::find().all(db).await.expect("orders");
+    let items = order_item::Entity::find().all(db).await.expect("items");
+    State {
+        customers: customers
+            .into_iter()
+            .map(|c| (c.id, c.first_name))
+            .collect(),
+        orders: orders.into_iter().map(|o| o.id).collect(),
+        items: items.into_iter().map(|i| i.id).collect(),
+    }
+}
+
+/// Writers running against one storefront.
+pub struct Writers {
+    stop: Arc<AtomicBool>,
+    handles: Vec<tokio::task::JoinHandle<(State, Vec<String>, u64, Duration)>>,
+}
+
+/// What the writers did.
+pub struct Written {
+    /// The state implied by every acknowledged write (added to the state before they began).
+    pub acknowledged: State,
+    /// Writes that failed (must be empty).
+    pub errors: Vec<String>,
+    /// Acknowledged writes.
+    pub writes: u64,
+    /// The longest time one write took.
+    pub longest: Duration,
+}
+
+impl Written {
+    /// `base` with every acknowledged write applied.
+    pub fn expected(&self, base: &State) -> State {
+        let mut s = base.clone();
+        s.customers.extend(self.acknowledged.customers.clone());
+        s.orders.extend(self.acknowledged.orders.iter().copied());
+        s.items.extend(self.acknowledged.items.iter().copied());
+        s
+    }
+}
+
+async fn writer(
+    tenancy: Tenancy,
+    storefront: StorefrontId,
+    w: usize,
+    stop: Arc<AtomicBool>,
+) -> (State, Vec<String>, u64, Duration) {
+    let mut mine = State::default();
+    let mut order_items: BTreeMap<Uuid, Uuid> = BTreeMap::new();
+    let mut errors = Vec::new();
+    let mut writes = 0u64;
+    let mut longest = Duration::ZERO;
+    let mut k = 0u64;
+    while !stop.load(Ordering::Relaxed) && errors.len() < 5 {
+        k += 1;
+        // A new connection per request, as a web handler would take.
+        let db = tenancy.connection(storefront);
+        let now = Utc::now();
+        let started = Instant::now();
+        let result: Result<(), sea_orm::DbErr> = async {
+            match k % 3 {
+                0 | 1 if mine.customers.is_empty() || k % 3 == 0 => {
+                    let c = customer::ActiveModel {
+                        id: Set(Uuid::new_v4()),
+                        email: Set(format!(
+                            "writer{w}-{k}-{}@example.com",
+                            Uuid::new_v4().simple()
+                        )),
+                        first_name: Set(format!("w{w}-{k}")),
+                        last_name: Set("writer".into()),
+                        created_at: Set(now),
+                        updated_at: Set(now),
+                        ..Default::default()
+                    }
+                    .insert(&db)
+                    .await?;
+                    mine.customers.insert(c.id, c.first_name.clone());
+                    writes += 1;
+                    let o = order::ActiveModel {
+                        id: Set(Uuid::new_v4()),
+                        customer_id: Set(c.id),
+                        status: Set("paid".into()),
+                        total_cents: Set(100),
+                        currency: Set("EUR".into()),
+                        created_at: Set(now),
+                        updated_at: Set(now),
+                        ..Default::default()
+                    }
+                    .insert(&db)
+                    .await?;
+                    mine.orders.insert(o.id);
+                    writes += 1;
+                    let item = order_item::ActiveModel {
+                        id: Set(Uuid::new_v4()),
+                        order_id: Set(o.id),
+                        sku: Set("SKU".into()),
+                        quantity: Set(1),
+                        unit_price_cents: Set(100),
+                        created_at: Set(now),
+                        ..Default::default()
+                    }
+                    .insert(&db)
+                    .await?;
+                    mine.items.insert(item.id);
+                    order_items.insert(o.id, item.id);
+                    writes += 1;
+                }
+                1 => {
+                    let pick = (k as usize * 7919) % mine.customers.len();
+                    let id = *mine.customers.keys().nth(pick).unwrap_or(&Uuid::nil());
+                    let name = format!("renamed-w{w}-{k}");
+                    customer::Entity::update_many()
+                        .col_expr(
+                            customer::Column::FirstName,
+                            sea_orm::sea_query::Expr::value(name.clone()),
+                        )
+                        .filter(customer::Column::Id.eq(id))
+                        .exec(&db)
+                        .await?;
+                    mine.customers.insert(id, name);
+                    writes += 1;
+                }
+                _ => {
+                    if let Some(id) = mine.orders.iter().next().copied() {
+                        order::Entity::delete_by_id(id).exec(&db).await?;
+                        mine.orders.remove(&id);
+                        if let Some(item) = order_items.remove(&id) {
+                            mine.items.remove(&item);
+                        }
+                        writes += 1;
+                    }
+                }
+            }
+            Ok(())
+        }
+        .await;
+        longest = longest.max(started.elapsed());
+        if let Err(e) = result {
+            if std::env::var("MOVE_TRACE").is_ok() {
+                eprintln!("WRITER ERROR {w} {k}: {e}");
+            }
+            errors.push(format!("writer {w}, op {k}: {e}"));
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    (mine, errors, writes, longest)
+}
+
+impl Writers {
+    /// Starts `n` writers on `storefront`.
+    pub fn spawn(tenancy: &Tenancy, storefront: StorefrontId, n: usize) -> Writers {
+        let stop = Arc::new(AtomicBool::new(false));
+        let handles = (0..n)
+            .map(|w| tokio::spawn(writer(tenancy.clone(), storefront, w, Arc::clone(&stop))))
+            .collect();
+        Writers { stop, handles }
+    }
+
+    /// Stops the writers and returns what they did.
+    pub async fn stop(self) -> Written {
+        self.stop.store(true, Ordering::Relaxed);
+        let mut out = Written {
+            acknowledged: State::default(),
+            errors: Vec::new(),
+            writes: 0,
+            longest: Duration::ZERO,
+        };
+        for h in self.handles {
+            let (mine, errors, writes, longest) = h.await.expect("writer task");
+            out.acknowledged.customers.extend(mine.customers);
+            out.acknowledged.orders.extend(mine.orders);
+            out.acknowledged.items.extend(mine.items);
+            out.errors.extend(errors);
+            out.writes += writes;
+            out.longest = out.longest.max(longest);
+        }
+        out
+    }
+}
+
+/// Rows of `storefront` in `table`, counted on `db` directly (where they physically are).
+pub async fn count_rows(
+    db: &sea_orm::DatabaseConnection,
+    table: &str,
+    storefront: StorefrontId,
+) -> i64 {
+    use sea_orm::ConnectionTrait;
+    let backend = db.get_database_backend();
+    let sql = format!("SELECT COUNT(*) FROM {table} WHERE storefront_id = ?");
+    let row = db
+        .query_one_raw(crate::stmt(backend, &sql, [(*storefront.as_uuid()).into()]))
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+        .expect("a row");
+    row.try_get_by_index::<i64>(0).expect("count")
+}
