@@ -202,6 +202,78 @@ async fn operator_cli_against_postgres() {
         "{table}"
     );
 
+    // Online moves: the shared storefront with three customers moves to its own schema.
+    let shared_db = Database::connect(shared_url.as_str()).await.unwrap();
+    for i in 0..3 {
+        shared_db
+            .execute_raw(sea_orm::Statement::from_sql_and_values(
+                sea_orm::DbBackend::Postgres,
+                "INSERT INTO customers (id, storefront_id, email, first_name, last_name, created_at, updated_at) \
+                 VALUES ($1, $2, $3, 'c', 'cli', now(), now())",
+                [Uuid::new_v4().into(), shared_id.into(), format!("c{i}@example.com").into()],
+            ))
+            .await
+            .unwrap();
+    }
+    let sid = shared_id.to_string();
+    let ready = cli.json(&["move", "start", &sid, "--to", "schema"]);
+    assert_eq!(ready["phase"], "ready", "{ready}");
+    let customers = ready["progress"]["tables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["table"] == "customers")
+        .cloned()
+        .unwrap();
+    assert_eq!(customers["copied"], 3, "{ready}");
+    assert_eq!(customers["rows"], 3, "{ready}");
+    let status = cli.json(&["move", "status", &sid]);
+    assert_eq!(status[0]["phase"], "ready", "{status}");
+    let (code, text, _) = cli.run(&["move", "status", &sid]);
+    assert_eq!(code, 0);
+    assert!(
+        text.contains("rows copied") && text.contains("lag"),
+        "{text}"
+    );
+    let (code, _, stderr) = cli.run(&["move", "start", &sid, "--to", "database"]);
+    assert_eq!(code, 1, "a second move is refused: {stderr}");
+    assert!(stderr.contains("already in progress"), "{stderr}");
+    let switched = cli.json(&["move", "cutover", &sid]);
+    assert_eq!(switched["phase"], "switched", "{switched}");
+    assert!(switched["progress"]["pause_ms"].is_u64(), "{switched}");
+    let (code, _, stderr) = cli.run(&["move", "complete", &sid]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("retention window"), "{stderr}");
+    let done = cli.json(&["move", "complete", &sid, "--force"]);
+    assert_eq!(done["phase"], "completed", "{done}");
+    let shown = cli.json(&["storefront", "show", &sid]);
+    assert_eq!(shown["placement"]["type"], "schema", "{shown}");
+    let left = shared_db
+        .query_one_raw(sea_orm::Statement::from_sql_and_values(
+            sea_orm::DbBackend::Postgres,
+            "SELECT COUNT(*) FROM customers WHERE storefront_id = $1",
+            [shared_id.into()],
+        ))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        left.try_get_by_index::<i64>(0).unwrap(),
+        0,
+        "complete deleted the shared copy"
+    );
+    // A move rolled back before its cutover leaves the storefront where it was.
+    let scid = schema_id.to_string();
+    let ready = cli.json(&["move", "start", &scid, "--to", "database"]);
+    assert_eq!(ready["target"]["type"], "database", "{ready}");
+    let back = cli.json(&["move", "rollback", &scid]);
+    assert_eq!(back["phase"], "rolled-back", "{back}");
+    let shown = cli.json(&["storefront", "show", &scid]);
+    assert_eq!(shown["placement"]["type"], "schema", "{shown}");
+    let all = cli.json(&["move", "status"]);
+    assert_eq!(all.as_array().unwrap().len(), 2, "{all}");
+    let _ = shared_db.close().await;
+
     // drop needs the confirmation; show of a dropped storefront fails with exit 1.
     let (code, _, stderr) =
         cli.run(&["storefront", "drop", &large.to_string(), "--confirm", "yes"]);

@@ -64,6 +64,9 @@ pub enum Command {
     /// Run the application's migrations across the fleet.
     #[command(subcommand)]
     Migrate(MigrateCommand),
+    /// Move a live storefront to another placement (copy, capture, validate, cutover).
+    #[command(subcommand)]
+    Move(MoveCommand),
     /// The advisor's recommendation for every storefront.
     Plan,
     /// Check the configuration.
@@ -141,6 +144,62 @@ pub struct FleetArgs {
     /// Leave the shared database alone.
     #[arg(long)]
     pub no_shared: bool,
+}
+
+/// `move ...`
+#[derive(Debug, Subcommand)]
+pub enum MoveCommand {
+    /// Start a move and run it until it is ready for the cutover (copied, caught up,
+    /// validated); `--cutover` goes on through the cutover.
+    Start(MoveStartArgs),
+    /// Show a storefront's latest move, or every move.
+    Status {
+        /// The storefront id (default: every move).
+        id: Option<String>,
+    },
+    /// Go on with an interrupted move from its last recorded step.
+    Resume {
+        /// The storefront id.
+        id: String,
+    },
+    /// Fence the source, replay the last changes, check them and flip the directory.
+    Cutover {
+        /// The storefront id.
+        id: String,
+    },
+    /// Undo the move: before the cutover drop the target; after it, replay the target's
+    /// changes onto the source and flip back.
+    Rollback {
+        /// The storefront id.
+        id: String,
+    },
+    /// Delete the source copy of a cut-over move (after `migration_config.dual_write_duration`).
+    Complete {
+        /// The storefront id.
+        id: String,
+        /// Complete before the retention window has passed.
+        #[arg(long)]
+        force: bool,
+    },
+}
+
+/// `move start`
+#[derive(Debug, Args)]
+pub struct MoveStartArgs {
+    /// The storefront id.
+    pub id: String,
+    /// Target placement type.
+    #[arg(long = "to", value_name = "shared|schema|database")]
+    pub to: String,
+    /// Target schema name (default: from schema_name_pattern).
+    #[arg(long)]
+    pub schema: Option<String>,
+    /// Target database URL (default: from tenant_database_pattern).
+    #[arg(long)]
+    pub url: Option<String>,
+    /// Go on through the cutover once ready.
+    #[arg(long)]
+    pub cutover: bool,
 }
 
 /// `config ...`
@@ -584,6 +643,7 @@ async fn run<M: MigratorTrait>(cli: Cli) -> Result<Output, TenancyError> {
                 ok: true,
             })
         }
+        Command::Move(command) => run_move::<M>(&tenancy, &config, command, cli.json).await,
         Command::Plan => {
             let plan = tenancy.plan(&config.tenant_strategy).await?;
             let rows = plan
@@ -631,4 +691,161 @@ fn outcome_word(o: &Outcome) -> String {
         }
         Outcome::Failed { error } => format!("FAILED: {error}"),
     }
+}
+
+fn move_json(r: &crate::mover::MoveRecord) -> Value {
+    json!({
+        "id": r.id,
+        "storefront": r.storefront,
+        "source": placement_json(&r.source),
+        "target": placement_json(&r.target),
+        "phase": r.phase,
+        "error": r.error,
+        "progress": r.progress,
+        "created_at": r.created_at,
+        "updated_at": r.updated_at,
+        "cutover_at": r.cutover_at,
+    })
+}
+
+fn move_text(r: &crate::mover::MoveRecord) -> String {
+    let mut out = format!(
+        "move {} of storefront {}: {} -> {}\n  phase: {}\n",
+        r.id, r.storefront, r.source, r.target, r.phase
+    );
+    for t in &r.progress.tables {
+        out.push_str(&format!(
+            "  {:<20} {:>9} of {:>9} rows copied{}\n",
+            t.table,
+            t.copied,
+            t.rows,
+            if t.done { "" } else { " (copying)" }
+        ));
+    }
+    out.push_str(&format!(
+        "  changelog: {} replayed, lag {}\n",
+        r.progress.applied, r.progress.lag
+    ));
+    if let Some(round) = r.progress.validated_round {
+        out.push_str(&format!(
+            "  validated: {} rows (from catch-up round {round})\n",
+            r.progress.validated_rows
+        ));
+    }
+    if let Some(ms) = r.progress.pause_ms {
+        out.push_str(&format!("  cutover pause: {ms} ms\n"));
+    }
+    if let Some(e) = &r.error {
+        out.push_str(&format!("  last error: {e}\n"));
+    }
+    out
+}
+
+/// Progress bars for a running move: one per table (rows copied) and one for the phase and
+/// changelog lag. Hidden with `--json`.
+fn move_bars(
+    mover: crate::mover::Mover,
+    json: bool,
+) -> (crate::mover::Mover, indicatif::MultiProgress) {
+    use std::{collections::HashMap, sync::Mutex};
+    let multi = indicatif::MultiProgress::new();
+    if json {
+        multi.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+    }
+    let status = multi.add(ProgressBar::new_spinner());
+    status.set_style(
+        ProgressStyle::with_template("{spinner} {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+    );
+    status.enable_steady_tick(Duration::from_millis(120));
+    let style = ProgressStyle::with_template("  {prefix:<20} [{bar:30}] {pos:>9}/{len:9} rows")
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> ");
+    let bars: Mutex<HashMap<String, ProgressBar>> = Mutex::new(HashMap::new());
+    let m = multi.clone();
+    let mover = mover.observe(move |r| {
+        status.set_message(format!(
+            "{}: phase {}, changelog lag {} ({} replayed)",
+            r.storefront, r.phase, r.progress.lag, r.progress.applied
+        ));
+        let mut bars = bars.lock().unwrap_or_else(|e| e.into_inner());
+        for t in &r.progress.tables {
+            let bar = bars.entry(t.table.clone()).or_insert_with(|| {
+                let b = m.add(ProgressBar::new(t.rows));
+                b.set_style(style.clone());
+                b.set_prefix(t.table.clone());
+                b
+            });
+            bar.set_length(t.rows.max(t.copied));
+            bar.set_position(t.copied);
+            if t.done && !bar.is_finished() {
+                bar.finish();
+            }
+        }
+    });
+    (mover, multi)
+}
+
+async fn run_move<M: MigratorTrait>(
+    tenancy: &Tenancy,
+    config: &TenancyConfig,
+    command: MoveCommand,
+    json_out: bool,
+) -> Result<Output, TenancyError> {
+    use crate::mover::{MoveOptions, Mover};
+    let base = Mover::new(
+        tenancy,
+        MoveOptions::from_config(&config.tenant_strategy.migration_config),
+    );
+    let (mover, multi) = move_bars(base, json_out);
+    let record = match command {
+        MoveCommand::Status { id } => {
+            let records = match id {
+                Some(id) => mover.status(id.parse()?).await?.into_iter().collect(),
+                None => mover.list().await?,
+            };
+            let _ = multi.clear();
+            let text = if records.is_empty() {
+                "no moves\n".to_owned()
+            } else {
+                records.iter().map(move_text).collect::<Vec<_>>().join("\n")
+            };
+            return Ok(Output {
+                text,
+                json: Value::Array(records.iter().map(move_json).collect()),
+                ok: true,
+            });
+        }
+        MoveCommand::Start(args) => {
+            let id: StorefrontId = args.id.parse()?;
+            let kind = args
+                .to
+                .parse::<TenantType>()
+                .map_err(|message| TenancyError::Config {
+                    key: "--to".into(),
+                    message,
+                })?;
+            let target = match (kind, args.schema, args.url) {
+                (TenantType::Schema, Some(schema), _) => Placement::Schema { schema },
+                (TenantType::Database, _, Some(url)) => Placement::Database { url },
+                (kind, _, _) => config.placement_for(id, Some(kind))?,
+            };
+            let ready = mover.start::<M>(id, target).await;
+            match ready {
+                Ok(_) if args.cutover => mover.cutover::<M>(id).await,
+                other => other,
+            }
+        }
+        MoveCommand::Resume { id } => mover.resume::<M>(id.parse()?).await,
+        MoveCommand::Cutover { id } => mover.cutover::<M>(id.parse()?).await,
+        MoveCommand::Rollback { id } => mover.rollback(id.parse()?).await,
+        MoveCommand::Complete { id, force } => mover.complete(id.parse()?, force).await,
+    };
+    let _ = multi.clear();
+    let record = record?;
+    Ok(Output {
+        text: move_text(&record),
+        json: move_json(&record),
+        ok: true,
+    })
 }

@@ -57,9 +57,20 @@ fn refusal(storefront: StorefrontId) -> String {
     )
 }
 
+/// Runs DDL; a deadlock with application writers (DDL on one table while a writer's
+/// foreign-key check waits on another) is retried.
 async fn run(side: &Side, sql: &str) -> Result<(), TenancyError> {
-    side.conn.execute_unprepared(sql).await?;
-    Ok(())
+    let mut attempt = 0;
+    loop {
+        match side.conn.execute_unprepared(sql).await {
+            Ok(_) => return Ok(()),
+            Err(e) if attempt < 20 && e.to_string().to_lowercase().contains("deadlock") => {
+                attempt += 1;
+                tokio::time::sleep(std::time::Duration::from_millis(20 * attempt)).await;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
 }
 
 /// Creates the changelog and fence tables (if missing), the storefront's fence row (down)

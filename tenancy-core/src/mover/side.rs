@@ -321,14 +321,16 @@ pub(crate) async fn tables(
         let pk = source.primary_key(name).await?;
         let (pk, sql_type) = match pk.as_slice() {
             [one] => one.clone(),
-            _ => return Err(TenancyError::Unsupported {
-                placement: "move".into(),
-                backend: name.into(),
-                reason: format!(
+            _ => {
+                return Err(TenancyError::Unsupported {
+                    placement: "move".into(),
+                    backend: name.into(),
+                    reason: format!(
                     "table `{name}` has a primary key of {} columns; the mover needs exactly one",
                     pk.len()
                 ),
-            }),
+                })
+            }
         };
         let kind = key_kind(name, &sql_type)?;
         parents.insert(
@@ -379,6 +381,8 @@ async fn connect(url: &str, max: u32) -> Result<DatabaseConnection, TenancyError
     let mut opts = ConnectOptions::new(url.to_owned());
     opts.max_connections(max)
         .min_connections(0)
+        .connect_timeout(std::time::Duration::from_secs(5))
+        .acquire_timeout(std::time::Duration::from_secs(10))
         .idle_timeout(std::time::Duration::from_secs(3600))
         .max_lifetime(std::time::Duration::from_secs(24 * 3600))
         .sqlx_logging(false);

@@ -320,9 +320,11 @@ async fn copy_range_pg(
     }
 }
 
-/// Writes the current source state of `keys` (per table) to `dst`: each key's target row
-/// is deleted, then the source row, if it still exists, is inserted. Children are deleted
-/// before parents and parents inserted before children, all in one target transaction.
+/// Writes the current source state of `keys` (per table) to `dst`, in one target
+/// transaction: a key whose row is gone from the source is deleted on the target (children
+/// before parents), every other key is upserted (parents before children). An upsert, not
+/// delete-then-insert: deleting a parent on the target would cascade to, or be refused by,
+/// its children there.
 /// When `dst` is fenced (replaying onto the old side after a cutover), the fence is lowered
 /// inside that transaction only: other writers still wait for it and then see it raised.
 pub(crate) async fn apply(
@@ -336,10 +338,32 @@ pub(crate) async fn apply(
     if keys.values().all(BTreeSet::is_empty) {
         return Ok(());
     }
+    // Which keys still have a row on the source.
+    let mut present: BTreeMap<String, BTreeSet<Key>> = BTreeMap::new();
+    for meta in tables {
+        let Some(set) = keys.get(&meta.name) else {
+            continue;
+        };
+        let mut found = BTreeSet::new();
+        for chunk in set.iter().collect::<Vec<_>>().chunks(500) {
+            let (list, values) = bind_list(src, storefront, chunk);
+            let sql = format!(
+                "SELECT {pk} FROM {} WHERE {} = {} AND {pk} IN ({list})",
+                src.table(&meta.name),
+                src.q(&meta.tenant_column),
+                src.p(1),
+                pk = src.q(&meta.pk)
+            );
+            for row in src.conn.query_all_raw(src.stmt(sql, values)).await? {
+                found.insert(Key::read(&row, 0, meta.kind)?);
+            }
+        }
+        present.insert(meta.name.clone(), found);
+    }
     if same_connection(src, dst) {
-        apply_sql(src, dst, tables, storefront, keys, dst_fenced).await
+        apply_sql(src, dst, tables, storefront, keys, &present, dst_fenced).await
     } else {
-        apply_pg(src, dst, tables, storefront, keys, dst_fenced).await
+        apply_pg(src, dst, tables, storefront, keys, &present, dst_fenced).await
     }
 }
 
@@ -357,12 +381,53 @@ fn fence_sql(dst: &Side, storefront: StorefrontId, fenced: bool) -> String {
     )
 }
 
+/// `ON CONFLICT` / `ON DUPLICATE KEY` clause updating every non-key column.
+fn upsert_clause(side: &Side, meta: &TableMeta) -> String {
+    let others: Vec<&String> = meta.columns.iter().filter(|c| **c != meta.pk).collect();
+    let set = |f: &dyn Fn(&str) -> String| -> String {
+        others
+            .iter()
+            .map(|c| format!("{} = {}", side.q(c), f(&side.q(c))))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    match side.backend {
+        DbBackend::MySql => format!(
+            " ON DUPLICATE KEY UPDATE {}",
+            set(&|c| format!("VALUES({c})"))
+        ),
+        DbBackend::Postgres => format!(
+            " ON CONFLICT ({}) DO UPDATE SET {}",
+            side.q(&meta.pk),
+            set(&|c| format!("EXCLUDED.{c}"))
+        ),
+        _ => format!(
+            " ON CONFLICT ({}) DO UPDATE SET {}",
+            side.q(&meta.pk),
+            set(&|c| format!("excluded.{c}"))
+        ),
+    }
+}
+
+fn gone<'a>(
+    keys: &'a BTreeMap<String, BTreeSet<Key>>,
+    present: &'a BTreeMap<String, BTreeSet<Key>>,
+    table: &str,
+) -> Vec<&'a Key> {
+    let empty = BTreeSet::new();
+    let here = present.get(table).unwrap_or(&empty);
+    keys.get(table)
+        .map(|set| set.iter().filter(|k| !here.contains(*k)).collect())
+        .unwrap_or_default()
+}
+
 async fn apply_sql(
     src: &Side,
     dst: &Side,
     tables: &[TableMeta],
     storefront: StorefrontId,
     keys: &BTreeMap<String, BTreeSet<Key>>,
+    present: &BTreeMap<String, BTreeSet<Key>>,
     dst_fenced: bool,
 ) -> Result<(), TenancyError> {
     let txn = dst.conn.begin().await?;
@@ -371,10 +436,7 @@ async fn apply_sql(
             .await?;
     }
     for meta in tables.iter().rev() {
-        let Some(set) = keys.get(&meta.name) else {
-            continue;
-        };
-        for chunk in set.iter().collect::<Vec<_>>().chunks(500) {
+        for chunk in gone(keys, present, &meta.name).chunks(500) {
             let (list, values) = bind_list(dst, storefront, chunk);
             let sql = format!(
                 "DELETE FROM {} WHERE {} = {} AND {} IN ({list})",
@@ -387,19 +449,20 @@ async fn apply_sql(
         }
     }
     for meta in tables {
-        let Some(set) = keys.get(&meta.name) else {
+        let Some(set) = present.get(&meta.name) else {
             continue;
         };
         let cols = columns(src, meta, None);
         for chunk in set.iter().collect::<Vec<_>>().chunks(500) {
             let (list, values) = bind_list(src, storefront, chunk);
             let sql = format!(
-                "INSERT INTO {} ({cols}) SELECT {cols} FROM {} WHERE {} = {} AND {} IN ({list})",
+                "INSERT INTO {} ({cols}) SELECT {cols} FROM {} WHERE {} = {} AND {} IN ({list}){}",
                 dst.table(&meta.name),
                 src.table(&meta.name),
                 src.q(&meta.tenant_column),
                 src.p(1),
-                src.q(&meta.pk)
+                src.q(&meta.pk),
+                upsert_clause(dst, meta)
             );
             txn.execute_raw(src.stmt(sql, values)).await?;
         }
@@ -432,13 +495,14 @@ async fn apply_pg(
     tables: &[TableMeta],
     storefront: StorefrontId,
     keys: &BTreeMap<String, BTreeSet<Key>>,
+    present: &BTreeMap<String, BTreeSet<Key>>,
     dst_fenced: bool,
 ) -> Result<(), TenancyError> {
     let what = "replaying changes onto the target";
     // Read the source rows first: the target transaction stays short.
     let mut rows = Vec::new();
     for meta in tables {
-        let Some(set) = keys.get(&meta.name) else {
+        let Some(set) = present.get(&meta.name) else {
             continue;
         };
         for chunk in set.iter().collect::<Vec<_>>().chunks(1000) {
@@ -454,17 +518,15 @@ async fn apply_pg(
     }
     let pool = dst.conn.get_postgres_connection_pool();
     let mut tx = pool.begin().await.map_err(|e| sqlx_err(what, e))?;
+    let exec = |sql: String| sqlx::raw_sql(sqlx::AssertSqlSafe(sql));
     if dst_fenced {
-        sqlx::raw_sql(sqlx::AssertSqlSafe(fence_sql(dst, storefront, false)))
+        exec(fence_sql(dst, storefront, false))
             .execute(&mut *tx)
             .await
             .map_err(|e| sqlx_err(what, e))?;
     }
     for meta in tables.iter().rev() {
-        let Some(set) = keys.get(&meta.name) else {
-            continue;
-        };
-        for chunk in set.iter().collect::<Vec<_>>().chunks(1000) {
+        for chunk in gone(keys, present, &meta.name).chunks(1000) {
             let list: Vec<String> = chunk.iter().map(|k| k.pg_literal()).collect();
             let sql = format!(
                 "DELETE FROM {} WHERE {} AND {} IN ({})",
@@ -473,18 +535,29 @@ async fn apply_pg(
                 dst.q(&meta.pk),
                 list.join(", ")
             );
-            sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+            exec(sql)
                 .execute(&mut *tx)
                 .await
                 .map_err(|e| sqlx_err(what, e))?;
         }
     }
-    for (meta, data) in &rows {
+    for (i, (meta, data)) in rows.iter().enumerate() {
         if data.is_empty() {
             continue;
         }
+        let stage = format!("tenancy_stage_{i}");
+        exec(format!(
+            "CREATE TEMP TABLE {stage} (LIKE {} INCLUDING DEFAULTS) ON COMMIT DROP",
+            dst.table(&meta.name)
+        ))
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| sqlx_err(what, e))?;
         let mut copy = tx
-            .copy_in_raw(&copy_in_sql(dst, meta))
+            .copy_in_raw(&format!(
+                "COPY {stage} ({}) FROM STDIN",
+                columns(dst, meta, None)
+            ))
             .await
             .map_err(|e| sqlx_err(what, e))?;
         if let Err(e) = copy.send(data.as_slice()).await {
@@ -492,9 +565,18 @@ async fn apply_pg(
             return Err(sqlx_err(what, e));
         }
         copy.finish().await.map_err(|e| sqlx_err(what, e))?;
+        let cols = columns(dst, meta, None);
+        exec(format!(
+            "INSERT INTO {} ({cols}) SELECT {cols} FROM {stage}{}",
+            dst.table(&meta.name),
+            upsert_clause(dst, meta)
+        ))
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| sqlx_err(what, e))?;
     }
     if dst_fenced {
-        sqlx::raw_sql(sqlx::AssertSqlSafe(fence_sql(dst, storefront, true)))
+        exec(fence_sql(dst, storefront, true))
             .execute(&mut *tx)
             .await
             .map_err(|e| sqlx_err(what, e))?;

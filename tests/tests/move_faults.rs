@@ -1,0 +1,616 @@
+//! Moves that go wrong: the mover stopped at every phase boundary and in the middle of the
+//! copy, the catch-up and the cutover (then resumed, or rolled back); a rollback after the
+//! cutover; a second process with a stale directory cache; a row corrupted on the target;
+//! a target server that goes down; and a database-to-database move to another server.
+//! Writers run against the moving storefront throughout, and every acknowledged write must
+//! end up exactly once wherever the storefront is served from.
+
+use std::{
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use migration::Migrator;
+use sea_orm::{ConnectionTrait, EntityTrait};
+use tenancy_core::{
+    mover::{is_fenced, HaltAt, MoveOptions, Mover, Phase},
+    Placement, StorefrontId, Tenancy, TenancyError,
+};
+use tenancy_tests::{
+    matrix::seed,
+    movekit::{count_rows, env, second_process, state, Writers},
+    Backend, TestDb,
+};
+use tokio::net::{TcpListener, TcpStream};
+
+fn options(halt_at: Option<HaltAt>) -> MoveOptions {
+    MoveOptions {
+        batch_size: 5,
+        catch_up_batch: 200,
+        retention: Duration::ZERO,
+        max_lag: 50,
+        halt_at,
+        ..MoveOptions::default()
+    }
+}
+
+async fn provisioned(tenancy: &Tenancy, names: &[&str]) -> StorefrontId {
+    let id = StorefrontId::new_random();
+    tenancy
+        .create_storefront::<Migrator>(id, Placement::Shared)
+        .await
+        .expect("provision");
+    seed(&tenancy.connection(id), "f", names, 2).await;
+    id
+}
+
+fn target_for(test: &TestDb, i: usize) -> Placement {
+    if test.backend == Backend::Sqlite || i % 3 == 2 {
+        Placement::Database {
+            url: test.sibling_url("tenancy_test_f"),
+        }
+    } else {
+        Placement::Schema {
+            schema: test.schema_name(),
+        }
+    }
+}
+
+/// Stops the mover at `point`, then either resumes and cuts over, or rolls back; checks
+/// that every acknowledged write is where the storefront is served, exactly once.
+async fn crash_at(test: &TestDb, tenancy: &Tenancy, i: usize, point: HaltAt, finish: bool) {
+    let sf = provisioned(tenancy, &["a", "b", "c", "d", "e", "f"]).await;
+    let target = target_for(test, i);
+    let what = format!(
+        "{}: halt at {point:?}, then {}",
+        test.backend,
+        if finish { "resume" } else { "rollback" }
+    );
+    let base = state(&tenancy.connection(sf)).await;
+    let writers = Writers::spawn(tenancy, sf, 2);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+
+    let halting = Mover::new(tenancy, options(Some(point.clone())));
+    let first = match point {
+        HaltAt::MidCutover => {
+            halting
+                .start::<Migrator>(sf, target.clone())
+                .await
+                .unwrap_or_else(|e| panic!("{what}: {e}"));
+            halting.cutover::<Migrator>(sf).await
+        }
+        _ => halting.start::<Migrator>(sf, target.clone()).await,
+    };
+    assert!(
+        matches!(first, Err(TenancyError::Halted { .. })),
+        "{what}: {first:?}"
+    );
+    tokio::time::sleep(Duration::from_millis(100)).await;
+
+    // A new mover, as a restarted process would build: only the persisted state survives.
+    let mover = Mover::new(tenancy, options(None));
+    let status = mover.status(sf).await.expect("status").expect("a move");
+    assert!(!status.phase.is_finished(), "{what}: {:?}", status.phase);
+    let expected_placement = if finish {
+        let ready = mover
+            .resume::<Migrator>(sf)
+            .await
+            .unwrap_or_else(|e| panic!("{what}: resume: {e}"));
+        if ready.phase != Phase::Switched {
+            assert_eq!(ready.phase, Phase::Ready, "{what}");
+            mover
+                .cutover::<Migrator>(sf)
+                .await
+                .unwrap_or_else(|e| panic!("{what}: cutover: {e}"));
+        }
+        target.clone()
+    } else {
+        let back = mover
+            .rollback(sf)
+            .await
+            .unwrap_or_else(|e| panic!("{what}: rollback: {e}"));
+        assert_eq!(back.phase, Phase::RolledBack, "{what}");
+        Placement::Shared
+    };
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    let written = writers.stop().await;
+    assert!(
+        written.errors.is_empty(),
+        "{what}: writes failed: {:?}",
+        written.errors
+    );
+    assert_eq!(
+        tenancy.placement(sf).await.expect("placement"),
+        expected_placement,
+        "{what}"
+    );
+    assert_eq!(
+        state(&tenancy.connection(sf)).await,
+        written.expected(&base),
+        "{what}: acknowledged writes"
+    );
+    if finish {
+        mover
+            .complete(sf, false)
+            .await
+            .unwrap_or_else(|e| panic!("{what}: complete: {e}"));
+        assert_eq!(
+            count_rows(&test.db, "customers", sf).await,
+            0,
+            "{what}: source rows deleted"
+        );
+    } else {
+        // The shared rows are the storefront's only copy, and they are complete.
+        let n = count_rows(&test.db, "customers", sf).await;
+        assert_eq!(
+            n as usize,
+            written.expected(&base).customers.len(),
+            "{what}"
+        );
+    }
+    assert_eq!(
+        state(&tenancy.connection(sf)).await,
+        written.expected(&base),
+        "{what}: after the end"
+    );
+}
+
+async fn crashes(backend: Backend) {
+    let Some((test, tenancy)) = env(backend, Duration::from_millis(200)).await else {
+        return;
+    };
+    let points = [
+        HaltAt::After(Phase::Prepare),
+        HaltAt::After(Phase::Capture),
+        HaltAt::MidCopy(3),
+        HaltAt::After(Phase::Copy),
+        HaltAt::MidCatchUp(1),
+        HaltAt::After(Phase::CatchUp),
+        HaltAt::After(Phase::Validate),
+        HaltAt::MidCutover,
+    ];
+    for (i, point) in points.into_iter().enumerate() {
+        crash_at(&test, &tenancy, i, point.clone(), true).await;
+        crash_at(&test, &tenancy, i + 1, point, false).await;
+    }
+    test.teardown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_crash_at_every_phase() {
+    crashes(Backend::Postgres).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn mysql_crash_at_every_phase() {
+    crashes(Backend::MySql).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sqlite_crash_at_every_phase() {
+    crashes(Backend::Sqlite).await;
+}
+
+/// After the cutover the target serves and takes writes; rollback replays them onto the
+/// source and flips back.
+async fn rollback_after_cutover(backend: Backend) {
+    let Some((test, tenancy)) = env(backend, Duration::from_millis(200)).await else {
+        return;
+    };
+    let sf = provisioned(&tenancy, &["a", "b", "c", "d"]).await;
+    let target = target_for(&test, 2);
+    let base = state(&tenancy.connection(sf)).await;
+    let writers = Writers::spawn(&tenancy, sf, 2);
+    let mover = Mover::new(&tenancy, options(None));
+    mover
+        .start::<Migrator>(sf, target.clone())
+        .await
+        .expect("start");
+    mover.cutover::<Migrator>(sf).await.expect("cutover");
+    tokio::time::sleep(Duration::from_millis(300)).await; // writes land on the target
+    let back = mover.rollback(sf).await.expect("rollback");
+    assert_eq!(back.phase, Phase::RolledBack);
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    let written = writers.stop().await;
+    assert!(written.errors.is_empty(), "{backend}: {:?}", written.errors);
+    assert_eq!(
+        tenancy.placement(sf).await.expect("placement"),
+        Placement::Shared
+    );
+    let expected = written.expected(&base);
+    assert_eq!(
+        state(&tenancy.connection(sf)).await,
+        expected,
+        "{backend}: writes made on the target came back"
+    );
+    assert_eq!(
+        count_rows(&test.db, "customers", sf).await as usize,
+        expected.customers.len()
+    );
+    test.teardown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_rollback_after_cutover() {
+    rollback_after_cutover(Backend::Postgres).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn mysql_rollback_after_cutover() {
+    rollback_after_cutover(Backend::MySql).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sqlite_rollback_after_cutover() {
+    rollback_after_cutover(Backend::Sqlite).await;
+}
+
+/// A second process caches the old placement for an hour. After the cutover its writes
+/// are refused by the fence on the old side (with no retry budget, the refusal reaches
+/// it), and with the default budget they succeed on the new side after a refresh.
+async fn stale_cache(backend: Backend) {
+    let Some((test, tenancy)) = env(backend, Duration::from_millis(200)).await else {
+        return;
+    };
+    let sf = provisioned(&tenancy, &["a", "b"]).await;
+    let stale = second_process(&test, Duration::from_secs(3600)).await;
+    let stale_no_retry = {
+        let db = sea_orm::Database::connect(&test.url)
+            .await
+            .expect("connect");
+        Tenancy::builder(db)
+            .registry(entities::registry())
+            .shared_url(test.url.clone())
+            .directory(Duration::from_secs(3600), None)
+            .pools(tenancy_core::PoolOptions::default())
+            .fence_wait(Duration::ZERO)
+            .build()
+            .await
+            .expect("tenancy")
+    };
+    for t in [&stale, &stale_no_retry] {
+        assert_eq!(t.placement(sf).await.expect("cached"), Placement::Shared);
+        assert_eq!(state(&t.connection(sf)).await.customers.len(), 2);
+    }
+    let target = target_for(&test, 2);
+    let mover = Mover::new(&tenancy, options(None));
+    mover
+        .start::<Migrator>(sf, target.clone())
+        .await
+        .expect("start");
+    mover.cutover::<Migrator>(sf).await.expect("cutover");
+
+    // Still cached as shared in both stale processes.
+    assert_eq!(
+        stale.placement(sf).await.expect("cached"),
+        Placement::Shared
+    );
+    let raw = "UPDATE customers SET first_name = 'after-cutover'";
+    let refused = stale_no_retry
+        .connection(sf)
+        .execute_unprepared(raw)
+        .await
+        .expect_err("fenced");
+    assert!(is_fenced(&refused), "{backend}: {refused}");
+    let shared_names = state(&tenancy.connection(sf)).await; // served from the target
+    assert!(shared_names
+        .customers
+        .values()
+        .all(|n| n != "after-cutover"));
+
+    let db = stale.connection(sf);
+    let updated = db
+        .execute_unprepared(raw)
+        .await
+        .expect("retried on the new placement");
+    assert_eq!(updated.rows_affected(), 2, "{backend}");
+    let c = entities::customer::Entity::find()
+        .all(&db)
+        .await
+        .expect("read");
+    assert!(c.iter().all(|c| c.first_name == "after-cutover"));
+    assert_eq!(
+        stale.placement(sf).await.expect("refreshed"),
+        target,
+        "{backend}: the stale process refreshed"
+    );
+    // The old copy was not written to.
+    let old = test
+        .db
+        .query_one_raw(tenancy_tests::stmt(
+            test.db.get_database_backend(),
+            "SELECT COUNT(*) FROM customers WHERE storefront_id = ? AND first_name = 'after-cutover'",
+            [(*sf.as_uuid()).into()],
+        ))
+        .await
+        .expect("count")
+        .expect("row");
+    assert_eq!(
+        old.try_get_by_index::<i64>(0).expect("n"),
+        0,
+        "{backend}: a write reached the old placement"
+    );
+    test.teardown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_stale_cache_is_fenced_then_refreshed() {
+    stale_cache(Backend::Postgres).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn mysql_stale_cache_is_fenced_then_refreshed() {
+    stale_cache(Backend::MySql).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sqlite_stale_cache_is_fenced_then_refreshed() {
+    stale_cache(Backend::Sqlite).await;
+}
+
+/// A row changed on the target behind the mover's back is caught by validation, which
+/// names the table and the key, and the cutover does not happen.
+async fn corruption(backend: Backend) {
+    let Some((test, tenancy)) = env(backend, Duration::from_millis(200)).await else {
+        return;
+    };
+    let sf = provisioned(&tenancy, &["a", "b", "c", "d", "e"]).await;
+    let target = target_for(&test, 2);
+    let halting = Mover::new(&tenancy, options(Some(HaltAt::After(Phase::CatchUp))));
+    assert!(halting.start::<Migrator>(sf, target.clone()).await.is_err());
+    let victim = state(&tenancy.connection(sf))
+        .await
+        .customers
+        .keys()
+        .nth(2)
+        .copied()
+        .expect("a customer");
+    // Tamper with the target copy directly.
+    let (conn, table) = match &target {
+        Placement::Schema { schema } => (test.db.clone(), format!("{schema}.customers")),
+        Placement::Database { url } => (
+            sea_orm::Database::connect(url.as_str())
+                .await
+                .expect("target"),
+            "customers".into(),
+        ),
+        Placement::Shared => unreachable!(),
+    };
+    let tampered = conn
+        .execute_raw(tenancy_tests::stmt(
+            conn.get_database_backend(),
+            &format!("UPDATE {table} SET last_name = 'tampered' WHERE id = ?"),
+            [victim.into()],
+        ))
+        .await
+        .expect("tamper");
+    assert_eq!(tampered.rows_affected(), 1);
+    let _ = conn.close().await;
+
+    let mover = Mover::new(&tenancy, options(None));
+    let err = mover
+        .resume::<Migrator>(sf)
+        .await
+        .expect_err("validation must fail");
+    match &err {
+        TenancyError::Validation { table, keys, .. } => {
+            assert_eq!(table, "customers", "{backend}: {err}");
+            assert!(keys.contains(&victim.to_string()), "{backend}: {err}");
+        }
+        other => panic!("{backend}: expected a validation error, got {other}"),
+    }
+    assert!(err.to_string().contains(&victim.to_string()));
+    let err = mover
+        .cutover::<Migrator>(sf)
+        .await
+        .expect_err("cutover blocked");
+    assert!(
+        matches!(err, TenancyError::Validation { .. }),
+        "{backend}: {err}"
+    );
+    assert_eq!(
+        tenancy.placement(sf).await.expect("placement"),
+        Placement::Shared,
+        "{backend}: not cut over"
+    );
+    let status = mover.status(sf).await.expect("status").expect("move");
+    assert!(
+        status
+            .error
+            .as_deref()
+            .is_some_and(|e| e.contains("customers")),
+        "{backend}: {:?}",
+        status.error
+    );
+    // The source still takes writes; rollback cleans up.
+    tenancy
+        .connection(sf)
+        .execute_unprepared("UPDATE customers SET phone = '1'")
+        .await
+        .expect("write");
+    mover.rollback(sf).await.expect("rollback");
+    test.teardown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_corruption_is_caught() {
+    corruption(Backend::Postgres).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn mysql_corruption_is_caught() {
+    corruption(Backend::MySql).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sqlite_corruption_is_caught() {
+    corruption(Backend::Sqlite).await;
+}
+
+/// A TCP proxy to the local PostgreSQL: "another server" with its own address, which the
+/// test can take down.
+struct Proxy {
+    port: u16,
+    tasks: Arc<Mutex<Vec<tokio::task::JoinHandle<()>>>>,
+}
+
+impl Proxy {
+    async fn start(upstream: &str) -> Proxy {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let tasks: Arc<Mutex<Vec<tokio::task::JoinHandle<()>>>> = Arc::default();
+        let upstream = upstream.to_owned();
+        let inner = Arc::clone(&tasks);
+        let accept = tokio::spawn(async move {
+            while let Ok((mut client, _)) = listener.accept().await {
+                let upstream = upstream.clone();
+                let task = tokio::spawn(async move {
+                    if let Ok(mut server) = TcpStream::connect(&upstream).await {
+                        let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                    }
+                });
+                inner.lock().expect("tasks").push(task);
+            }
+        });
+        tasks.lock().expect("tasks").push(accept);
+        Proxy { port, tasks }
+    }
+
+    /// The server goes down: no new connections, and every open one is cut.
+    fn stop(&self) {
+        for t in self.tasks.lock().expect("tasks").drain(..) {
+            t.abort();
+        }
+    }
+}
+
+fn via_proxy(test: &TestDb, proxy: &Proxy) -> String {
+    let url = test.sibling_url("tenancy_test_o");
+    url.replacen("127.0.0.1:5432", &format!("127.0.0.1:{}", proxy.port), 1)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_database_to_database_on_another_server() {
+    let Some((test, tenancy)) = env(Backend::Postgres, Duration::from_millis(200)).await else {
+        return;
+    };
+    let proxy = Proxy::start("127.0.0.1:5432").await;
+    let sf = provisioned(&tenancy, &["a", "b", "c", "d"]).await;
+    let mover = Mover::new(&tenancy, options(None));
+    let first = Placement::Database {
+        url: test.sibling_url("tenancy_test_o"),
+    };
+    mover
+        .start::<Migrator>(sf, first.clone())
+        .await
+        .expect("start");
+    mover.cutover::<Migrator>(sf).await.expect("cutover");
+    mover.complete(sf, false).await.expect("complete");
+
+    let other = Placement::Database {
+        url: via_proxy(&test, &proxy),
+    };
+    let base = state(&tenancy.connection(sf)).await;
+    let writers = Writers::spawn(&tenancy, sf, 2);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    mover
+        .start::<Migrator>(sf, other.clone())
+        .await
+        .expect("start db -> other server");
+    mover
+        .cutover::<Migrator>(sf)
+        .await
+        .expect("cutover db -> other server");
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    let written = writers.stop().await;
+    assert!(written.errors.is_empty(), "{:?}", written.errors);
+    assert_eq!(tenancy.placement(sf).await.expect("placement"), other);
+    assert_eq!(
+        state(&tenancy.connection(sf)).await,
+        written.expected(&base)
+    );
+    mover.complete(sf, false).await.expect("complete");
+    assert_eq!(
+        state(&tenancy.connection(sf)).await,
+        written.expected(&base)
+    );
+    proxy.stop();
+    test.teardown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_target_server_down_mid_move() {
+    let Some((test, tenancy)) = env(Backend::Postgres, Duration::from_millis(200)).await else {
+        return;
+    };
+    let proxy = Proxy::start("127.0.0.1:5432").await;
+    let sf = provisioned(&tenancy, &["a", "b", "c", "d", "e", "f"]).await;
+    let target = Placement::Database {
+        url: via_proxy(&test, &proxy),
+    };
+    let base = state(&tenancy.connection(sf)).await;
+    let writers = Writers::spawn(&tenancy, sf, 2);
+    let halting = Mover::new(&tenancy, options(Some(HaltAt::MidCopy(2))));
+    assert!(halting.start::<Migrator>(sf, target.clone()).await.is_err());
+    proxy.stop();
+    let mover = Mover::new(&tenancy, options(None));
+    let err = mover
+        .resume::<Migrator>(sf)
+        .await
+        .expect_err("the target is down");
+    let message = err.to_string();
+    assert!(message.contains(&sf.to_string()), "{message}");
+    assert!(
+        message.contains("127.0.0.1"),
+        "the error names the server: {message}"
+    );
+    let status = mover.status(sf).await.expect("status").expect("move");
+    assert!(status.error.is_some(), "the failure is recorded");
+
+    let back = mover
+        .rollback(sf)
+        .await
+        .expect("rollback works with the target down");
+    assert_eq!(back.phase, Phase::RolledBack);
+    assert!(
+        back.error
+            .as_deref()
+            .is_some_and(|e| e.contains("left behind")),
+        "{:?}",
+        back.error
+    );
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let written = writers.stop().await;
+    assert!(written.errors.is_empty(), "{:?}", written.errors);
+    assert_eq!(
+        tenancy.placement(sf).await.expect("placement"),
+        Placement::Shared
+    );
+    assert_eq!(
+        state(&tenancy.connection(sf)).await,
+        written.expected(&base)
+    );
+    // No capture is left on the source.
+    let triggers = test
+        .db
+        .query_one_raw(sea_orm::Statement::from_string(
+            sea_orm::DbBackend::Postgres,
+            "SELECT COUNT(*) FROM pg_trigger WHERE tgname LIKE 'tncap_%'",
+        ))
+        .await
+        .expect("triggers")
+        .expect("row");
+    assert_eq!(triggers.try_get_by_index::<i64>(0).expect("n"), 0);
+    // Drop the database the move left behind, directly (its "server" is down).
+    if let (Placement::Database { url }, Ok(admin)) = (
+        &target,
+        sea_orm::Database::connect("postgres://postgres@127.0.0.1:5432/postgres").await,
+    ) {
+        if let Some(name) = tenancy_core::tenant::database_of(url) {
+            let _ = admin
+                .execute_unprepared(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
+                .await;
+        }
+    }
+    test.teardown().await;
+}
