@@ -2,5 +2,6 @@
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    tenancy_core::cli::run_cli::<migration::Migrator>().await
+    // The registry names the tenant-scoped tables: moves and drops need them.
+    tenancy_core::cli::run_cli_with::<migration::Migrator>(entities::registry()).await
 }

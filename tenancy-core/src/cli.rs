@@ -217,12 +217,23 @@ struct Output {
 }
 
 /// Parses the process arguments, runs the command, prints, and returns the exit code.
+/// The scoped tables are those registered by `#[tenant_scoped]` entities linked into the
+/// binary; pass them explicitly with [`run_cli_with`] when the entities live in a crate the
+/// binary does not otherwise use.
 pub async fn run_cli<M: MigratorTrait>() -> ExitCode {
-    run_cli_from::<M>(std::env::args_os()).await
+    run_cli_from::<M>(std::env::args_os(), crate::Registry::from_entities()).await
+}
+
+/// [`run_cli`] with an explicit registry of scoped tables (e.g. `entities::registry()`).
+pub async fn run_cli_with<M: MigratorTrait>(registry: crate::Registry) -> ExitCode {
+    run_cli_from::<M>(std::env::args_os(), registry).await
 }
 
 /// [`run_cli`] with explicit arguments (the first is the program name).
-pub async fn run_cli_from<M: MigratorTrait>(args: impl IntoIterator<Item = OsString>) -> ExitCode {
+pub async fn run_cli_from<M: MigratorTrait>(
+    args: impl IntoIterator<Item = OsString>,
+    registry: crate::Registry,
+) -> ExitCode {
     let cli = match Cli::try_parse_from(args) {
         Ok(cli) => cli,
         Err(e) => {
@@ -232,7 +243,7 @@ pub async fn run_cli_from<M: MigratorTrait>(args: impl IntoIterator<Item = OsStr
         }
     };
     let json = cli.json;
-    match run::<M>(cli).await {
+    match run::<M>(cli, registry).await {
         Ok(out) => {
             if json {
                 println!(
@@ -325,7 +336,10 @@ fn storefronts(ids: &[String]) -> Result<Option<Vec<StorefrontId>>, TenancyError
         .map(Some)
 }
 
-async fn run<M: MigratorTrait>(cli: Cli) -> Result<Output, TenancyError> {
+async fn run<M: MigratorTrait>(
+    cli: Cli,
+    registry: crate::Registry,
+) -> Result<Output, TenancyError> {
     let config = TenancyConfig::from_file(&cli.config)?;
     if let Command::Config(ConfigCommand::Check) = &cli.command {
         let s = &config.tenant_strategy;
@@ -354,7 +368,7 @@ async fn run<M: MigratorTrait>(cli: Cli) -> Result<Output, TenancyError> {
             ok: true,
         });
     }
-    let tenancy = Tenancy::connect(&config).await?;
+    let tenancy = Tenancy::connect_with(&config, registry).await?;
     let directory = tenancy.require_directory()?;
     match cli.command {
         Command::Config(_) => unreachable!("handled above"),

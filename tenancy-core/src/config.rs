@@ -451,6 +451,14 @@ impl crate::Tenancy {
     /// `directory_cache` and the `unknown_storefronts` policy), tenant pools (budget,
     /// per-tenant size, timeouts), every `#[tenant_scoped]` entity.
     pub async fn connect(config: &TenancyConfig) -> Result<crate::Tenancy, TenancyError> {
+        Self::connect_with(config, crate::Registry::from_entities()).await
+    }
+
+    /// [`Tenancy::connect`] with an explicit registry of scoped tables.
+    pub async fn connect_with(
+        config: &TenancyConfig,
+        registry: crate::Registry,
+    ) -> Result<crate::Tenancy, TenancyError> {
         let db = &config.tenant_strategy.database_config;
         let mut opts = sea_orm::ConnectOptions::new(db.shared_database_url.clone());
         opts.max_connections(db.shared_pool_size)
@@ -470,6 +478,7 @@ impl crate::Tenancy {
             UnknownStorefronts::Reject => None,
         };
         crate::Tenancy::builder(shared)
+            .registry(registry)
             .shared_url(db.shared_database_url.clone())
             .directory(db.directory_cache, default)
             .pools(crate::PoolOptions {

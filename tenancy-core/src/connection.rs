@@ -416,7 +416,7 @@ impl TenantConnection {
                     tracing::debug!(storefront = %self.storefront, "write fenced by a move; refreshing its placement");
                     self.forget_placement();
                     tokio::time::sleep(pause).await;
-                    pause = (pause * 2).min(Duration::from_millis(50));
+                    pause = (pause * 2).min(Duration::from_millis(20));
                 }
                 other => return other,
             }

@@ -31,6 +31,8 @@
 //! - [`connection`] has [`Tenancy`], [`TenantConnection`] and [`TenantTransaction`];
 //! - [`error`] has the one error type, [`TenancyError`].
 
+#![recursion_limit = "256"]
+
 pub mod advisor;
 pub mod cli;
 pub mod config;

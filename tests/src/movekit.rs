@@ -79,10 +79,14 @@ pub async fn state(db: &TenantConnection) -> State {
     }
 }
 
+/// What one writer task returns: its acknowledged state, its errors, its write count and
+/// its longest write.
+type WriterResult = (State, Vec<String>, u64, Duration);
+
 /// Writers running against one storefront.
 pub struct Writers {
     stop: Arc<AtomicBool>,
-    handles: Vec<tokio::task::JoinHandle<(State, Vec<String>, u64, Duration)>>,
+    handles: Vec<tokio::task::JoinHandle<WriterResult>>,
 }
 
 /// What the writers did.
@@ -113,7 +117,7 @@ async fn writer(
     storefront: StorefrontId,
     w: usize,
     stop: Arc<AtomicBool>,
-) -> (State, Vec<String>, u64, Duration) {
+) -> WriterResult {
     let mut mine = State::default();
     let mut order_items: BTreeMap<Uuid, Uuid> = BTreeMap::new();
     let mut errors = Vec::new();
@@ -128,7 +132,7 @@ async fn writer(
         let started = Instant::now();
         let result: Result<(), sea_orm::DbErr> = async {
             match k % 3 {
-                0 | 1 if mine.customers.is_empty() || k % 3 == 0 => {
+                0 | 1 if mine.customers.is_empty() || k.is_multiple_of(3) => {
                     let c = customer::ActiveModel {
                         id: Set(Uuid::new_v4()),
                         email: Set(format!(

@@ -365,6 +365,14 @@ impl Mover {
         target: Placement,
     ) -> Result<MoveRecord, TenancyError> {
         let directory = self.tenancy.require_directory()?;
+        if self.tenancy.registry().tables().is_empty() {
+            // Fail closed: a move that knows no scoped table would copy nothing.
+            return Err(TenancyError::Move {
+                storefront: storefront.to_string(),
+                phase: "start".into(),
+                reason: "no tenant-scoped table is registered (link the entities crate, or pass its registry)".into(),
+            });
+        }
         store::install(self.tenancy.shared()).await?;
         if let Some(existing) = store::latest(self.tenancy.shared(), storefront).await? {
             if !existing.phase.is_finished() {
@@ -612,6 +620,7 @@ impl Mover {
     /// Replays the changelog of `from` onto `to`: everything pending when it begins (new
     /// writes keep coming while the storefront is live), and on until fewer than `max_lag`
     /// entries are pending; with `drain` (writers fenced), until none are.
+    #[allow(clippy::too_many_arguments)]
     async fn replay(
         &self,
         record: &mut MoveRecord,
@@ -647,8 +656,11 @@ impl Mover {
             capture::mark(from, &entries, round).await?;
             record.progress.round = round;
             record.progress.applied += entries.len() as u64;
-            record.progress.lag = capture::lag(from, sf).await?;
-            self.save(record).await?;
+            if !drain {
+                // Draining happens behind the fence: every query there lengthens the pause.
+                record.progress.lag = capture::lag(from, sf).await?;
+                self.save(record).await?;
+            }
             batches += 1;
             if !to_fenced {
                 self.halt(record, HaltAt::MidCatchUp(batches))?;
@@ -663,7 +675,9 @@ impl Mover {
                 high = capture::newest_pending(from, sf).await?;
             }
         }
-        record.progress.lag = capture::lag(from, sf).await?;
+        if !drain {
+            record.progress.lag = capture::lag(from, sf).await?;
+        }
         Ok(())
     }
 
@@ -719,8 +733,37 @@ impl Mover {
         if self.opts.rollback_enabled {
             capture::install(&run.target, sf, &run.tables).await?;
         }
+        // Open this process's pool for the target before the pause, so the first statement
+        // after the flip does not wait for a new connection.
+        if let (Placement::Database { url }, Some(pools)) =
+            (&run.record.target, self.tenancy.pools())
+        {
+            let _ = pools.lease(url, sf).await;
+        }
         // Bring the lag down before fencing, so the pause is short.
         self.catch_up(run, false).await?;
+        // Check the rows changed since the full validation now, while writes flow: if they
+        // match, only rows changed after this point need checking behind the fence.
+        if self.opts.validation_enabled {
+            let round = run.record.progress.round;
+            let since = run.record.progress.validated_round.unwrap_or(0);
+            let changed = capture::keys_since(&run.source, sf, &run.kinds, since).await?;
+            let mut clean = true;
+            for meta in &run.tables {
+                if let Some(keys) = changed.get(&meta.name) {
+                    if validate::keys(&run.source, &run.target, meta, sf, keys)
+                        .await?
+                        .is_some()
+                    {
+                        clean = false; // still moving; the fenced check decides
+                        break;
+                    }
+                }
+            }
+            if clean {
+                run.record.progress.validated_round = Some(round);
+            }
+        }
         let fenced_at = Instant::now();
         capture::set_fence(&run.source, sf, true).await?;
         let result = async {
