@@ -60,7 +60,7 @@ async fn connect_one(url: &str) -> Result<DatabaseConnection, sea_orm::DbErr> {
     Database::connect(opts).await
 }
 
-fn sqlite_path(url: &str) -> Option<&str> {
+pub(crate) fn sqlite_path(url: &str) -> Option<&str> {
     let rest = url
         .strip_prefix("sqlite://")
         .or_else(|| url.strip_prefix("sqlite:"))?;
@@ -384,7 +384,7 @@ impl Tenancy {
     }
 }
 
-fn table_missing(e: &sea_orm::DbErr) -> bool {
+pub(crate) fn table_missing(e: &sea_orm::DbErr) -> bool {
     let m = e.to_string().to_lowercase();
     m.contains("does not exist") || m.contains("doesn't exist") || m.contains("no such table")
 }

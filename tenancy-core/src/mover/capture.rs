@@ -275,10 +275,7 @@ pub(crate) async fn remove(
     Ok(())
 }
 
-pub(crate) fn missing_table(e: &sea_orm::DbErr) -> bool {
-    let m = e.to_string().to_lowercase();
-    m.contains("does not exist") || m.contains("doesn't exist") || m.contains("no such table")
-}
+pub(crate) use crate::provision::table_missing as missing_table;
 
 /// Raises or lowers the fence. Raising waits for every transaction that has written to the
 /// storefront on this side to finish.

@@ -414,13 +414,7 @@ fn host_of(url: &str) -> Option<&str> {
     Some(rest.split(['/', '?']).next().unwrap_or(rest))
 }
 
-pub(crate) fn sqlite_file(url: &str) -> Option<&str> {
-    let rest = url
-        .strip_prefix("sqlite://")
-        .or_else(|| url.strip_prefix("sqlite:"))?;
-    let path = rest.split('?').next()?;
-    (!path.is_empty() && path != ":memory:").then_some(path)
-}
+pub(crate) use crate::provision::sqlite_path as sqlite_file;
 
 /// Opens both sides of a move from `from` to `to`.
 pub(crate) async fn open(
