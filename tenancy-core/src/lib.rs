@@ -40,6 +40,8 @@ pub mod connection;
 pub mod directory;
 pub mod error;
 pub mod fleet;
+#[cfg(feature = "axum")]
+pub mod http;
 pub mod mover;
 pub mod pool;
 pub mod provision;

@@ -240,6 +240,24 @@ pub(crate) async fn remove(
 ) -> Result<(), TenancyError> {
     match side.backend {
         DbBackend::Postgres => {
+            // One table per statement, children first: a single `DROP FUNCTION ... CASCADE`
+            // would hold every table's lock at once and deadlock with a writer that has
+            // touched a parent and waits for a child (seen in CI as a writer's failed insert).
+            let hex = storefront.as_uuid().simple();
+            for t in tables.iter().rev() {
+                let table = side.table(&t.name);
+                for suffix in ["iu", "d"] {
+                    run(
+                        side,
+                        &format!("DROP TRIGGER IF EXISTS tncap_{hex}_{suffix} ON {table}"),
+                    )
+                    .await
+                    .or_else(|e| match &e {
+                        TenancyError::Db(db) if missing_table(db) => Ok(()),
+                        _ => Err(e),
+                    })?;
+                }
+            }
             let function = side.table(&pg_function(storefront));
             run(
                 side,
