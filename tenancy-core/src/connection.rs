@@ -316,14 +316,38 @@ pub struct TenantConnection {
 /// A connection's resolved placement, forgotten when a fence says it is stale.
 type PlacementCache = Arc<std::sync::RwLock<Option<Arc<Placement>>>>;
 
-/// Runs `f`, recording its latency and outcome.
+/// Runs `f` inside a `tenancy.statement` span (storefront, placement kind, operation; never
+/// the SQL's bound values), recording its latency and outcome.
 async fn timed<T>(
     stats: &QueryStats,
+    storefront: StorefrontId,
+    placement: &PlacementCache,
+    op: &'static str,
     f: impl Future<Output = Result<T, DbErr>>,
 ) -> Result<T, DbErr> {
+    use tracing::Instrument;
+    let span = tracing::debug_span!(
+        "tenancy.statement",
+        storefront = %storefront,
+        op,
+        placement = tracing::field::Empty,
+        error = tracing::field::Empty,
+    );
     let started = std::time::Instant::now();
-    let result = f.await;
+    let result = f.instrument(span.clone()).await;
     stats.record(started.elapsed(), result.is_ok());
+    if !span.is_disabled() {
+        if let Some(p) = placement
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_deref()
+        {
+            span.record("placement", crate::metrics::kind(p));
+        }
+        if let Err(e) = &result {
+            span.record("error", tracing::field::display(e));
+        }
+    }
     result
 }
 
@@ -591,6 +615,9 @@ impl ConnectionTrait for TenantConnection {
     async fn execute_raw(&self, stmt: Statement) -> Result<ExecResult, DbErr> {
         timed(
             &self.stats,
+            self.storefront,
+            &self.placement,
+            "execute",
             self.fenced_retry(|| async {
                 let (target, stmt) = self.prepare(stmt.clone()).await?;
                 target.conn().execute_raw(stmt).await
@@ -603,6 +630,9 @@ impl ConnectionTrait for TenantConnection {
         let backend = ConnectionTrait::get_database_backend(self);
         timed(
             &self.stats,
+            self.storefront,
+            &self.placement,
+            "execute",
             self.fenced_retry(|| async {
                 let (target, stmt) = self.prepare(Statement::from_string(backend, sql)).await?;
                 match &stmt.values {
@@ -618,6 +648,9 @@ impl ConnectionTrait for TenantConnection {
     async fn query_one_raw(&self, stmt: Statement) -> Result<Option<QueryResult>, DbErr> {
         timed(
             &self.stats,
+            self.storefront,
+            &self.placement,
+            "query_one",
             self.fenced_retry(|| async {
                 let (target, stmt) = self.prepare(stmt.clone()).await?;
                 target.conn().query_one_raw(stmt).await
@@ -629,6 +662,9 @@ impl ConnectionTrait for TenantConnection {
     async fn query_all_raw(&self, stmt: Statement) -> Result<Vec<QueryResult>, DbErr> {
         timed(
             &self.stats,
+            self.storefront,
+            &self.placement,
+            "query_all",
             self.fenced_retry(|| async {
                 let (target, stmt) = self.prepare(stmt.clone()).await?;
                 target.conn().query_all_raw(stmt).await
@@ -649,9 +685,13 @@ impl ConnectionTrait for TenantTransaction {
     }
 
     async fn execute_raw(&self, stmt: Statement) -> Result<ExecResult, DbErr> {
-        timed(&self.stats, async {
-            self.fenced(self.txn.execute_raw(self.confine(stmt)?).await)
-        })
+        timed(
+            &self.stats,
+            self.storefront,
+            &self.placement,
+            "execute",
+            async { self.fenced(self.txn.execute_raw(self.confine(stmt)?).await) },
+        )
         .await
     }
 
@@ -665,16 +705,24 @@ impl ConnectionTrait for TenantTransaction {
     }
 
     async fn query_one_raw(&self, stmt: Statement) -> Result<Option<QueryResult>, DbErr> {
-        timed(&self.stats, async {
-            self.fenced(self.txn.query_one_raw(self.confine(stmt)?).await)
-        })
+        timed(
+            &self.stats,
+            self.storefront,
+            &self.placement,
+            "query_one",
+            async { self.fenced(self.txn.query_one_raw(self.confine(stmt)?).await) },
+        )
         .await
     }
 
     async fn query_all_raw(&self, stmt: Statement) -> Result<Vec<QueryResult>, DbErr> {
-        timed(&self.stats, async {
-            self.fenced(self.txn.query_all_raw(self.confine(stmt)?).await)
-        })
+        timed(
+            &self.stats,
+            self.storefront,
+            &self.placement,
+            "query_all",
+            async { self.fenced(self.txn.query_all_raw(self.confine(stmt)?).await) },
+        )
         .await
     }
 

@@ -42,6 +42,7 @@ pub mod error;
 pub mod fleet;
 #[cfg(feature = "axum")]
 pub mod http;
+pub mod metrics;
 pub mod mover;
 pub mod pool;
 pub mod provision;

@@ -142,6 +142,30 @@ impl DatabaseManager {
             .unwrap_or(0)
     }
 
+    /// Each open pool (URL with the password hidden) with the leases in flight on it, and
+    /// the connections of the budget not held by any pool.
+    pub fn usage(&self) -> (Vec<(String, usize)>, usize) {
+        let pools = self
+            .inner
+            .pools
+            .lock()
+            .map(|p| {
+                let mut v: Vec<_> = p
+                    .iter()
+                    .filter_map(|(url, slot)| match slot {
+                        Slot::Ready(e) => {
+                            Some((redact_url(url), e.in_flight.load(Ordering::Acquire)))
+                        }
+                        Slot::Creating(_) => None,
+                    })
+                    .collect();
+                v.sort();
+                v
+            })
+            .unwrap_or_default();
+        (pools, self.inner.budget.available_permits())
+    }
+
     fn now(&self) -> u64 {
         self.inner.epoch.elapsed().as_millis() as u64
     }

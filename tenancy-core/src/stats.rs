@@ -92,6 +92,33 @@ impl QueryStats {
         self.buckets[bucket(micros)].fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Cumulative counts of statements no slower than each bound (in microseconds), for a
+    /// Prometheus histogram. A histogram bucket is counted under a bound when its upper end
+    /// is within the bound, so each count is a lower bound (by at most one bucket, 19%).
+    pub fn cumulative(&self, bounds_micros: &[u64]) -> Vec<u64> {
+        let counts: Vec<u64> = self
+            .buckets
+            .iter()
+            .map(|b| b.load(Ordering::Relaxed))
+            .collect();
+        bounds_micros
+            .iter()
+            .map(|&bound| {
+                counts
+                    .iter()
+                    .enumerate()
+                    .take_while(|(i, _)| bucket_upper(*i) <= bound)
+                    .map(|(_, c)| c)
+                    .sum()
+            })
+            .collect()
+    }
+
+    /// Total time spent in statements, in microseconds.
+    pub fn total_micros(&self) -> u64 {
+        self.total_micros.load(Ordering::Relaxed)
+    }
+
     /// The summary so far.
     pub fn summary(&self) -> LatencySummary {
         let count = self.count.load(Ordering::Relaxed);
@@ -140,6 +167,19 @@ impl Stats {
         }
         let mut map = self.map.write().unwrap_or_else(|e| e.into_inner());
         Arc::clone(map.entry(storefront).or_default())
+    }
+
+    /// Every storefront that ran a statement in this process, with its counters.
+    pub fn all(&self) -> Vec<(StorefrontId, Arc<QueryStats>)> {
+        let mut all: Vec<_> = self
+            .map
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .map(|(id, s)| (*id, Arc::clone(s)))
+            .collect();
+        all.sort_by_key(|(id, _)| *id.as_uuid());
+        all
     }
 
     /// The summary of `storefront`, if it ran any statement.

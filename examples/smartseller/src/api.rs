@@ -1,0 +1,375 @@
+//! The storefront API. Every handler takes a [`Tenant`] and uses it as a plain SeaORM
+//! connection: there is no storefront id, filter or placement anywhere in this file.
+
+use axum::{
+    extract::{Path, Query},
+    http::StatusCode,
+    routing::{get, post},
+    Json, Router,
+};
+use chrono::Utc;
+use entities::{
+    cart_item, customer, customer_address, order, order_item,
+    prelude::*,
+    repository::{CustomerRepository, NewCustomer},
+    shopping_cart,
+};
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder,
+    TransactionTrait,
+};
+use serde::{Deserialize, Serialize};
+use tenancy_core::http::Tenant;
+use uuid::Uuid;
+
+use crate::error::ApiError;
+
+/// The API routes (to be wrapped in a `StorefrontLayer`).
+pub fn routes() -> Router {
+    Router::new()
+        .route("/customers", get(list_customers).post(create_customer))
+        .route(
+            "/customers/{id}",
+            get(get_customer)
+                .patch(rename_customer)
+                .delete(delete_customer),
+        )
+        .route(
+            "/customers/{id}/addresses",
+            post(add_address).get(addresses),
+        )
+        .route("/carts", post(create_cart))
+        .route("/carts/{id}", get(get_cart))
+        .route("/carts/{id}/items", post(add_cart_item))
+        .route("/orders", post(place_order).get(list_orders))
+        .route("/orders/{id}", get(get_order))
+}
+
+#[derive(Deserialize)]
+struct Page {
+    #[serde(default)]
+    page: u64,
+    #[serde(default = "per_page")]
+    per_page: u64,
+}
+
+fn per_page() -> u64 {
+    20
+}
+
+#[derive(Serialize)]
+struct Customers {
+    total: u64,
+    customers: Vec<customer::Model>,
+}
+
+async fn list_customers(
+    tenant: Tenant,
+    Query(p): Query<Page>,
+) -> Result<Json<Customers>, ApiError> {
+    let (customers, total) = CustomerRepository::new(&*tenant)
+        .list(p.page, p.per_page.clamp(1, 200))
+        .await?;
+    Ok(Json(Customers { total, customers }))
+}
+
+#[derive(Deserialize)]
+struct CustomerIn {
+    email: String,
+    first_name: String,
+    last_name: String,
+    phone: Option<String>,
+}
+
+async fn create_customer(
+    tenant: Tenant,
+    Json(c): Json<CustomerIn>,
+) -> Result<(StatusCode, Json<customer::Model>), ApiError> {
+    if !c.email.contains('@') {
+        return Err(ApiError::unprocessable("email must contain @"));
+    }
+    let created = CustomerRepository::new(&*tenant)
+        .create(NewCustomer {
+            email: c.email,
+            first_name: c.first_name,
+            last_name: c.last_name,
+            phone: c.phone,
+        })
+        .await?;
+    Ok((StatusCode::CREATED, Json(created)))
+}
+
+async fn customer_or_404(tenant: &Tenant, id: Uuid) -> Result<customer::Model, ApiError> {
+    CustomerRepository::new(&**tenant)
+        .get_by_id(id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no customer {id}")))
+}
+
+async fn get_customer(
+    tenant: Tenant,
+    Path(id): Path<Uuid>,
+) -> Result<Json<customer::Model>, ApiError> {
+    Ok(Json(customer_or_404(&tenant, id).await?))
+}
+
+#[derive(Deserialize)]
+struct Rename {
+    first_name: String,
+    last_name: String,
+}
+
+async fn rename_customer(
+    tenant: Tenant,
+    Path(id): Path<Uuid>,
+    Json(r): Json<Rename>,
+) -> Result<Json<customer::Model>, ApiError> {
+    CustomerRepository::new(&*tenant)
+        .rename(id, &r.first_name, &r.last_name)
+        .await?
+        .map(Json)
+        .ok_or_else(|| ApiError::not_found(format!("no customer {id}")))
+}
+
+async fn delete_customer(tenant: Tenant, Path(id): Path<Uuid>) -> Result<StatusCode, ApiError> {
+    match CustomerRepository::new(&*tenant).soft_delete(id).await? {
+        true => Ok(StatusCode::NO_CONTENT),
+        false => Err(ApiError::not_found(format!("no customer {id}"))),
+    }
+}
+
+#[derive(Deserialize)]
+struct AddressIn {
+    line1: String,
+    city: String,
+    postal_code: String,
+    country_code: String,
+    #[serde(default)]
+    is_default: bool,
+}
+
+async fn add_address(
+    tenant: Tenant,
+    Path(id): Path<Uuid>,
+    Json(a): Json<AddressIn>,
+) -> Result<(StatusCode, Json<customer_address::Model>), ApiError> {
+    customer_or_404(&tenant, id).await?;
+    // Countries are global: the same table for every storefront.
+    if Country::find_by_id(a.country_code.clone())
+        .one(&*tenant)
+        .await?
+        .is_none()
+    {
+        return Err(ApiError::unprocessable(format!(
+            "unknown country {}",
+            a.country_code
+        )));
+    }
+    let now = Utc::now();
+    let address = customer_address::ActiveModel {
+        id: Set(Uuid::new_v4()),
+        customer_id: Set(id),
+        line1: Set(a.line1),
+        city: Set(a.city),
+        postal_code: Set(a.postal_code),
+        country_code: Set(a.country_code),
+        is_default: Set(a.is_default),
+        created_at: Set(now),
+        updated_at: Set(now),
+        ..Default::default()
+    }
+    .insert(&*tenant)
+    .await?;
+    Ok((StatusCode::CREATED, Json(address)))
+}
+
+async fn addresses(
+    tenant: Tenant,
+    Path(id): Path<Uuid>,
+) -> Result<Json<Vec<customer_address::Model>>, ApiError> {
+    customer_or_404(&tenant, id).await?;
+    Ok(Json(
+        CustomerAddress::find()
+            .filter(customer_address::Column::CustomerId.eq(id))
+            .order_by_asc(customer_address::Column::CreatedAt)
+            .all(&*tenant)
+            .await?,
+    ))
+}
+
+#[derive(Deserialize)]
+struct CartIn {
+    customer_id: Option<Uuid>,
+}
+
+async fn create_cart(
+    tenant: Tenant,
+    Json(c): Json<CartIn>,
+) -> Result<(StatusCode, Json<shopping_cart::Model>), ApiError> {
+    if let Some(id) = c.customer_id {
+        customer_or_404(&tenant, id).await?;
+    }
+    let now = Utc::now();
+    let cart = shopping_cart::ActiveModel {
+        id: Set(Uuid::new_v4()),
+        customer_id: Set(c.customer_id),
+        status: Set("open".into()),
+        created_at: Set(now),
+        updated_at: Set(now),
+        ..Default::default()
+    }
+    .insert(&*tenant)
+    .await?;
+    Ok((StatusCode::CREATED, Json(cart)))
+}
+
+#[derive(Serialize)]
+struct Cart {
+    #[serde(flatten)]
+    cart: shopping_cart::Model,
+    items: Vec<cart_item::Model>,
+}
+
+async fn get_cart(tenant: Tenant, Path(id): Path<Uuid>) -> Result<Json<Cart>, ApiError> {
+    let cart = ShoppingCart::find_by_id(id)
+        .one(&*tenant)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no cart {id}")))?;
+    let items = cart_item::Entity::find()
+        .filter(cart_item::Column::CartId.eq(id))
+        .order_by_asc(cart_item::Column::CreatedAt)
+        .all(&*tenant)
+        .await?;
+    Ok(Json(Cart { cart, items }))
+}
+
+#[derive(Deserialize)]
+struct CartItemIn {
+    sku: String,
+    quantity: i32,
+}
+
+async fn add_cart_item(
+    tenant: Tenant,
+    Path(id): Path<Uuid>,
+    Json(i): Json<CartItemIn>,
+) -> Result<(StatusCode, Json<cart_item::Model>), ApiError> {
+    if i.quantity < 1 {
+        return Err(ApiError::unprocessable("quantity must be at least 1"));
+    }
+    if ShoppingCart::find_by_id(id).one(&*tenant).await?.is_none() {
+        return Err(ApiError::not_found(format!("no cart {id}")));
+    }
+    let item = cart_item::ActiveModel {
+        id: Set(Uuid::new_v4()),
+        cart_id: Set(id),
+        sku: Set(i.sku),
+        quantity: Set(i.quantity),
+        created_at: Set(Utc::now()),
+        ..Default::default()
+    }
+    .insert(&*tenant)
+    .await?;
+    Ok((StatusCode::CREATED, Json(item)))
+}
+
+#[derive(Deserialize)]
+struct OrderIn {
+    customer_id: Uuid,
+    currency: String,
+    items: Vec<OrderItemIn>,
+}
+
+#[derive(Deserialize)]
+struct OrderItemIn {
+    sku: String,
+    quantity: i32,
+    unit_price_cents: i64,
+}
+
+#[derive(Serialize)]
+struct OrderOut {
+    #[serde(flatten)]
+    order: order::Model,
+    items: Vec<order_item::Model>,
+}
+
+/// Places an order and its items in one transaction.
+async fn place_order(
+    tenant: Tenant,
+    Json(o): Json<OrderIn>,
+) -> Result<(StatusCode, Json<OrderOut>), ApiError> {
+    if o.items.is_empty()
+        || o.items
+            .iter()
+            .any(|i| i.quantity < 1 || i.unit_price_cents < 0)
+    {
+        return Err(ApiError::unprocessable(
+            "an order needs items with a positive quantity and a price",
+        ));
+    }
+    customer_or_404(&tenant, o.customer_id).await?;
+    let total: i64 = o
+        .items
+        .iter()
+        .map(|i| i64::from(i.quantity).saturating_mul(i.unit_price_cents))
+        .sum();
+    let now = Utc::now();
+    let txn = tenant.begin().await?;
+    let order = order::ActiveModel {
+        id: Set(Uuid::new_v4()),
+        customer_id: Set(o.customer_id),
+        status: Set("placed".into()),
+        total_cents: Set(total),
+        currency: Set(o.currency),
+        created_at: Set(now),
+        updated_at: Set(now),
+        ..Default::default()
+    }
+    .insert(&txn)
+    .await?;
+    let mut items = Vec::with_capacity(o.items.len());
+    for i in o.items {
+        items.push(
+            order_item::ActiveModel {
+                id: Set(Uuid::new_v4()),
+                order_id: Set(order.id),
+                sku: Set(i.sku),
+                quantity: Set(i.quantity),
+                unit_price_cents: Set(i.unit_price_cents),
+                created_at: Set(now),
+                ..Default::default()
+            }
+            .insert(&txn)
+            .await?,
+        );
+    }
+    txn.commit().await?;
+    Ok((StatusCode::CREATED, Json(OrderOut { order, items })))
+}
+
+async fn list_orders(
+    tenant: Tenant,
+    Query(p): Query<Page>,
+) -> Result<Json<Vec<order::Model>>, ApiError> {
+    use sea_orm::QuerySelect;
+    Ok(Json(
+        Order::find()
+            .order_by_desc(order::Column::CreatedAt)
+            .offset(p.page * p.per_page.clamp(1, 200))
+            .limit(p.per_page.clamp(1, 200))
+            .all(&*tenant)
+            .await?,
+    ))
+}
+
+async fn get_order(tenant: Tenant, Path(id): Path<Uuid>) -> Result<Json<OrderOut>, ApiError> {
+    let (order, items) = Order::find_by_id(id)
+        .find_with_related(OrderItem)
+        .all(&*tenant)
+        .await?
+        .into_iter()
+        .next()
+        .ok_or_else(|| ApiError::not_found(format!("no order {id}")))?;
+    Ok(Json(OrderOut { order, items }))
+}

@@ -1,0 +1,82 @@
+//! The SmartSeller service.
+//!
+//! ```text
+//! cargo run -p smartseller                       # SQLite file in the temp dir, 3 demo storefronts
+//! cargo run -p smartseller -- --database-url postgres://postgres@127.0.0.1:5432/smartseller
+//! ```
+//!
+//! Then `curl -H 'x-storefront: <id>' localhost:3000/customers`, and open
+//! <http://localhost:3000/admin>.
+
+use clap::Parser;
+use smartseller::{app, config_for, AppState};
+use tenancy_core::{http::Resolve, Placement, StorefrontId, TenantType};
+
+#[derive(Parser)]
+#[command(about = "The SmartSeller example service on storefront tenancy")]
+struct Args {
+    /// Shared database URL (default: a SQLite file in the temp directory). The database
+    /// must exist.
+    #[arg(long, env = "DATABASE_URL")]
+    database_url: Option<String>,
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:3000")]
+    listen: String,
+    /// How requests name their storefront: header:<name>, subdomain:<base>, path:<prefix>.
+    #[arg(long, default_value = "header:x-storefront")]
+    resolve: Resolve,
+    /// Demo storefronts to provision at start, spread over the placements the backend
+    /// supports (shared, schema, database). Existing ones are kept.
+    #[arg(long, default_value_t = 3)]
+    demo: usize,
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,sqlx=warn".into()),
+        )
+        .init();
+    let args = Args::parse();
+    let url = args.database_url.unwrap_or_else(|| {
+        let path = std::env::temp_dir().join("smartseller.sqlite");
+        format!("sqlite://{}?mode=rwc", path.display())
+    });
+    let state = AppState::connect(config_for(&url)?).await?;
+    let sqlite = url.starts_with("sqlite:");
+    let kinds: &[TenantType] = if sqlite {
+        &[TenantType::Shared, TenantType::Database]
+    } else {
+        &[TenantType::Shared, TenantType::Schema, TenantType::Database]
+    };
+    for i in 0..args.demo {
+        // Stable ids, so restarts find the same demo storefronts.
+        let id: StorefrontId = format!("5e11e700-0000-4000-8000-{:012}", i + 1).parse()?;
+        let placement: Placement = state
+            .config
+            .placement_for(id, Some(kinds[i % kinds.len()]))?;
+        let record = match state.tenancy.directory().map(|d| d.get(id)) {
+            Some(get) => match get.await? {
+                Some(existing) => existing,
+                None => state.provision(id, Some(placement)).await?,
+            },
+            None => state.provision(id, Some(placement)).await?,
+        };
+        println!("storefront {id}: {}", record.placement.tenant_type());
+    }
+    let router = app(state, args.resolve.clone())?;
+    let listener = tokio::net::TcpListener::bind(&args.listen).await?;
+    println!(
+        "listening on http://{} (storefront by {}); dashboard at /admin, metrics at /metrics",
+        listener.local_addr()?,
+        args.resolve.describe()
+    );
+    axum::serve(listener, router)
+        .with_graceful_shutdown(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await?;
+    Ok(())
+}
