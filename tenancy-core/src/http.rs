@@ -12,8 +12,7 @@
 //!
 //! ```no_run
 //! use axum::{routing::get, Json, Router};
-//! use tenancy_core::http::{Resolve, StorefrontLayer, Tenant};
-//! use tower::Layer;
+//! use tenancy_core::http::{Layer, Resolve, StorefrontLayer, Tenant};
 //!
 //! async fn customers(tenant: Tenant) -> Json<u64> {
 //!     // `tenant` derefs to a TenantConnection: plain SeaORM code from here on.
@@ -21,9 +20,9 @@
 //! }
 //!
 //! # async fn run(tenancy: std::sync::Arc<tenancy_core::Tenancy>) -> Result<(), Box<dyn std::error::Error>> {
-//! let api = Router::new().route("/customers", get(customers));
+//! let api: Router = Router::new().route("/customers", get(customers));
 //! let layer = StorefrontLayer::new(tenancy, Resolve::header("x-storefront"))?;
-//! let app = Router::new()
+//! let app: Router = Router::new()
 //!     .route("/health", get(|| async { "ok" }))
 //!     .fallback_service(layer.layer(api));
 //! # let _ = app; Ok(()) }
@@ -51,6 +50,9 @@ use axum::{
 };
 
 use crate::{StorefrontId, Tenancy, TenancyError, TenantConnection, TenantState};
+
+/// tower's `Layer` trait, re-exported so that `layer.layer(router)` needs no other import.
+pub use tower_layer::Layer;
 
 /// How a request names its storefront.
 ///
@@ -395,7 +397,7 @@ impl StorefrontLayer {
     }
 }
 
-impl<S> tower_layer::Layer<S> for StorefrontLayer {
+impl<S> Layer<S> for StorefrontLayer {
     type Service = StorefrontService<S>;
 
     fn layer(&self, inner: S) -> Self::Service {

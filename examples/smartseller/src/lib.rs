@@ -1,4 +1,3 @@
-#![recursion_limit = "256"]
 //! SmartSeller: the seed document's e-commerce service, on the tenancy framework.
 //!
 //! - [`api`]: the storefront API. Its handlers take a [`Tenant`](tenancy_core::http::Tenant)
@@ -9,6 +8,8 @@
 //! Run it with `cargo run -p smartseller` (SQLite, no server) or give it a PostgreSQL or
 //! MySQL URL with `--database-url`.
 
+#![recursion_limit = "256"]
+
 pub mod admin;
 pub mod api;
 pub mod error;
@@ -18,12 +19,12 @@ use std::sync::Arc;
 use axum::Router;
 use migration::{Migrator, MigratorTrait};
 use sea_orm::{ConnectionTrait, Statement};
+use tenancy_core::http::Layer;
 use tenancy_core::{
     config::TenancyConfig,
     http::{Resolve, StorefrontLayer},
     Placement, StorefrontId, Tenancy, TenancyError, TenantRecord,
 };
-use tower::Layer;
 
 /// What every handler of the service shares.
 #[derive(Clone)]

@@ -1,0 +1,699 @@
+//! The SmartSeller service in process: each resolution strategy, the 4xx answers, and
+//! cross-storefront attempts through every route, in every placement, on every backend.
+
+use std::time::Duration;
+
+use axum::{
+    body::Body,
+    http::{Request, StatusCode},
+    routing::get,
+    Router,
+};
+use http_body_util::BodyExt;
+use serde_json::{json, Value};
+use smartseller::{app, config_for, AppState};
+use tenancy_core::{
+    http::{Resolve, Tenant},
+    Placement, StorefrontId, TenantState,
+};
+use tenancy_tests::{Backend, TestDb};
+use tower::ServiceExt;
+
+/// A migrated test database, the app state over it, and storefronts in each placement the
+/// backend supports.
+async fn setup(backend: Backend) -> Option<(TestDb, AppState, Vec<(StorefrontId, Placement)>)> {
+    let test = TestDb::migrated(backend).await?;
+    let state = AppState::connect(config_for(&test.url).expect("config"))
+        .await
+        .expect("connect");
+    let mut placements = vec![Placement::Shared];
+    if backend != Backend::Sqlite {
+        placements.push(Placement::Schema {
+            schema: test.schema_name(),
+        });
+    }
+    placements.push(Placement::Database {
+        url: test.sibling_url("tenancy_test_"),
+    });
+    placements.push(Placement::Shared);
+    let mut storefronts = Vec::new();
+    for p in placements {
+        let sf = StorefrontId::new_random();
+        state
+            .provision(sf, Some(p.clone()))
+            .await
+            .expect("provision");
+        storefronts.push((sf, p));
+    }
+    Some((test, state, storefronts))
+}
+
+async fn teardown(test: TestDb, state: AppState, storefronts: &[(StorefrontId, Placement)]) {
+    for (sf, _) in storefronts {
+        let _ = state.tenancy.drop_storefront(*sf, &sf.to_string()).await;
+    }
+    test.teardown().await;
+}
+
+/// Sends one request; the status and the JSON body (`null` when empty).
+async fn send(app: &Router, req: Request<Body>) -> (StatusCode, Value) {
+    let res = app.clone().oneshot(req).await.expect("infallible");
+    let status = res.status();
+    let bytes = res.into_body().collect().await.expect("body").to_bytes();
+    let body = if bytes.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()))
+    };
+    (status, body)
+}
+
+fn req(method: &str, uri: &str, sf: Option<StorefrontId>, body: Option<Value>) -> Request<Body> {
+    let mut b = Request::builder().method(method).uri(uri);
+    if let Some(sf) = sf {
+        b = b.header("x-storefront", sf.to_string());
+    }
+    match body {
+        Some(v) => b
+            .header("content-type", "application/json")
+            .body(Body::from(v.to_string())),
+        None => b.body(Body::empty()),
+    }
+    .expect("request")
+}
+
+fn customer(name: &str) -> Value {
+    json!({ "email": format!("{name}@example.com"), "first_name": name, "last_name": "Test" })
+}
+
+/// Everything one storefront creates through the API.
+struct Made {
+    customer: String,
+    order: String,
+    cart: String,
+}
+
+async fn make(app: &Router, sf: StorefrontId, name: &str) -> Made {
+    let (s, c) = send(
+        app,
+        req("POST", "/customers", Some(sf), Some(customer(name))),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED, "{c}");
+    let customer = c["id"].as_str().expect("id").to_owned();
+    assert_eq!(c["storefront_id"], sf.to_string());
+    let (s, o) = send(
+        app,
+        req(
+            "POST",
+            "/orders",
+            Some(sf),
+            Some(json!({ "customer_id": customer, "currency": "EUR",
+                         "items": [{ "sku": "A-1", "quantity": 2, "unit_price_cents": 1250 }] })),
+        ),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED, "{o}");
+    assert_eq!(o["total_cents"], 2500);
+    let (s, cart) = send(
+        app,
+        req(
+            "POST",
+            "/carts",
+            Some(sf),
+            Some(json!({ "customer_id": customer })),
+        ),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED, "{cart}");
+    Made {
+        customer,
+        order: o["id"].as_str().expect("order id").to_owned(),
+        cart: cart["id"].as_str().expect("cart id").to_owned(),
+    }
+}
+
+/// Every storefront attacks every other through every route that takes an id: each is
+/// answered 404, and the victim's rows are unchanged afterwards.
+async fn cross_storefront(backend: Backend) {
+    let Some((test, state, storefronts)) = setup(backend).await else {
+        return;
+    };
+    let app = app(state.clone(), Resolve::header("x-storefront")).expect("app");
+    let mut made = Vec::new();
+    for (i, (sf, _)) in storefronts.iter().enumerate() {
+        made.push(make(&app, *sf, &format!("shopper{i}")).await);
+    }
+    for (a, (attacker, pa)) in storefronts.iter().enumerate() {
+        for (v, (_, pv)) in storefronts.iter().enumerate() {
+            if a == v {
+                continue;
+            }
+            let m = &made[v];
+            let who = format!("{backend}: {pa} attacking {pv}");
+            let attempts = [
+                req(
+                    "GET",
+                    &format!("/customers/{}", m.customer),
+                    Some(*attacker),
+                    None,
+                ),
+                req(
+                    "PATCH",
+                    &format!("/customers/{}", m.customer),
+                    Some(*attacker),
+                    Some(json!({ "first_name": "pwned", "last_name": "x" })),
+                ),
+                req(
+                    "DELETE",
+                    &format!("/customers/{}", m.customer),
+                    Some(*attacker),
+                    None,
+                ),
+                req(
+                    "POST",
+                    &format!("/customers/{}/addresses", m.customer),
+                    Some(*attacker),
+                    Some(
+                        json!({ "line1": "1 Main St", "city": "X", "postal_code": "1", "country_code": "US" }),
+                    ),
+                ),
+                req(
+                    "GET",
+                    &format!("/customers/{}/addresses", m.customer),
+                    Some(*attacker),
+                    None,
+                ),
+                req(
+                    "POST",
+                    "/orders",
+                    Some(*attacker),
+                    Some(json!({ "customer_id": m.customer, "currency": "EUR",
+                                 "items": [{ "sku": "B", "quantity": 1, "unit_price_cents": 1 }] })),
+                ),
+                req(
+                    "GET",
+                    &format!("/orders/{}", m.order),
+                    Some(*attacker),
+                    None,
+                ),
+                req(
+                    "POST",
+                    "/carts",
+                    Some(*attacker),
+                    Some(json!({ "customer_id": m.customer })),
+                ),
+                req("GET", &format!("/carts/{}", m.cart), Some(*attacker), None),
+                req(
+                    "POST",
+                    &format!("/carts/{}/items", m.cart),
+                    Some(*attacker),
+                    Some(json!({ "sku": "C", "quantity": 1 })),
+                ),
+            ];
+            for attempt in attempts {
+                let what = format!("{} {}", attempt.method(), attempt.uri());
+                let (status, body) = send(&app, attempt).await;
+                assert_eq!(
+                    status,
+                    StatusCode::NOT_FOUND,
+                    "{who}: {what} answered {body}"
+                );
+            }
+            // Lists never show the victim's rows.
+            let (_, list) = send(&app, req("GET", "/customers", Some(*attacker), None)).await;
+            assert_eq!(list["total"], 1, "{who}: {list}");
+            assert_eq!(list["customers"][0]["id"], made[a].customer, "{who}");
+            let (_, orders) = send(&app, req("GET", "/orders", Some(*attacker), None)).await;
+            assert_eq!(orders.as_array().map(Vec::len), Some(1), "{who}: {orders}");
+        }
+    }
+    // The victims are untouched: names as created, not deleted, one order, no addresses.
+    for (i, ((sf, p), m)) in storefronts.iter().zip(&made).enumerate() {
+        let (s, c) = send(
+            &app,
+            req(
+                "GET",
+                &format!("/customers/{}", m.customer),
+                Some(*sf),
+                None,
+            ),
+        )
+        .await;
+        assert_eq!(s, StatusCode::OK, "{backend} {p}: {c}");
+        assert_eq!(c["first_name"], format!("shopper{i}"), "{backend} {p}");
+        assert!(c["deleted_at"].is_null(), "{backend} {p}");
+        let (_, a) = send(
+            &app,
+            req(
+                "GET",
+                &format!("/customers/{}/addresses", m.customer),
+                Some(*sf),
+                None,
+            ),
+        )
+        .await;
+        assert_eq!(a, json!([]), "{backend} {p}");
+        let (_, cart) = send(
+            &app,
+            req("GET", &format!("/carts/{}", m.cart), Some(*sf), None),
+        )
+        .await;
+        assert_eq!(cart["items"], json!([]), "{backend} {p}");
+        let (_, o) = send(
+            &app,
+            req("GET", &format!("/orders/{}", m.order), Some(*sf), None),
+        )
+        .await;
+        assert_eq!(
+            o["items"].as_array().map(Vec::len),
+            Some(1),
+            "{backend} {p}: {o}"
+        );
+    }
+    teardown(test, state, &storefronts).await;
+}
+
+#[tokio::test]
+async fn sqlite_cross_storefront_attempts_are_404() {
+    cross_storefront(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn postgres_cross_storefront_attempts_are_404() {
+    cross_storefront(Backend::Postgres).await;
+}
+
+#[tokio::test]
+async fn mysql_cross_storefront_attempts_are_404() {
+    cross_storefront(Backend::MySql).await;
+}
+
+/// The same storefronts through each strategy: the header, the subdomain (with a port),
+/// and the path prefix (stripped before routing, query string kept).
+#[tokio::test]
+async fn each_strategy_resolves_the_same_storefront() {
+    let Some((test, state, storefronts)) = setup(Backend::Sqlite).await else {
+        return;
+    };
+    let (a, b) = (storefronts[0].0, storefronts[1].0);
+    let by_header = app(state.clone(), Resolve::header("x-storefront")).expect("app");
+    let by_host = app(state.clone(), Resolve::subdomain("shops.example.com")).expect("app");
+    let by_path = app(state.clone(), "path:/s".parse().expect("strategy")).expect("app");
+    send(
+        &by_header,
+        req("POST", "/customers", Some(a), Some(customer("ada"))),
+    )
+    .await;
+    send(
+        &by_header,
+        req("POST", "/customers", Some(b), Some(customer("bob"))),
+    )
+    .await;
+
+    for (sf, name) in [(a, "ada"), (b, "bob")] {
+        let host = Request::builder()
+            .uri("/customers?per_page=5")
+            .header("host", format!("{sf}.shops.example.com:8080"))
+            .body(Body::empty())
+            .expect("request");
+        let (s, list) = send(&by_host, host).await;
+        assert_eq!(s, StatusCode::OK, "{list}");
+        assert_eq!(list["customers"][0]["first_name"], name);
+        assert_eq!(list["total"], 1);
+
+        let path = Request::builder()
+            .uri(format!("/s/{sf}/customers?per_page=5"))
+            .body(Body::empty())
+            .expect("request");
+        let (s, list) = send(&by_path, path).await;
+        assert_eq!(s, StatusCode::OK, "{list}");
+        assert_eq!(list["customers"][0]["first_name"], name);
+
+        // A write through the path strategy lands in the right storefront too.
+        let post = Request::builder()
+            .method("POST")
+            .uri(format!("/s/{sf}/customers"))
+            .header("content-type", "application/json")
+            .body(Body::from(customer(&format!("{name}2")).to_string()))
+            .expect("request");
+        let (s, c) = send(&by_path, post).await;
+        assert_eq!(
+            (s, c["storefront_id"].clone()),
+            (StatusCode::CREATED, json!(sf.to_string()))
+        );
+    }
+    // Operator routes are outside the layer: no storefront needed.
+    let (s, _) = send(
+        &by_path,
+        Request::builder()
+            .uri("/metrics")
+            .body(Body::empty())
+            .expect("r"),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+    teardown(test, state, &storefronts).await;
+}
+
+/// Requests that name no storefront, a malformed one, an unknown one or one still being
+/// provisioned are refused before any handler runs; a handler outside the layer fails closed.
+#[tokio::test]
+async fn bad_storefronts_get_4xx() {
+    let Some((test, state, storefronts)) = setup(Backend::Sqlite).await else {
+        return;
+    };
+    let known = storefronts[0].0;
+    let by_header = app(state.clone(), Resolve::header("x-storefront")).expect("app");
+    let by_host = app(state.clone(), Resolve::subdomain("shops.example.com")).expect("app");
+    let by_path = app(state.clone(), Resolve::path_prefix("/s")).expect("app");
+    let raw = |uri: &str, header: Option<(&str, &str)>| {
+        let mut b = Request::builder().uri(uri);
+        if let Some((k, v)) = header {
+            b = b.header(k, v);
+        }
+        b.body(Body::empty()).expect("request")
+    };
+    let unknown = StorefrontId::new_random().to_string();
+    let cases: Vec<(&Router, Request<Body>, StatusCode, &str)> = vec![
+        (
+            &by_header,
+            raw("/customers", None),
+            StatusCode::BAD_REQUEST,
+            "no `x-storefront` header",
+        ),
+        (
+            &by_header,
+            raw("/customers", Some(("x-storefront", "42"))),
+            StatusCode::BAD_REQUEST,
+            "not a storefront id",
+        ),
+        (
+            &by_header,
+            raw("/customers", Some(("x-storefront", "' OR 1=1 --"))),
+            StatusCode::BAD_REQUEST,
+            "not a storefront id",
+        ),
+        (
+            &by_header,
+            raw(
+                "/customers",
+                Some(("x-storefront", "00000000-0000-0000-0000-000000000000")),
+            ),
+            StatusCode::BAD_REQUEST,
+            "not a storefront id",
+        ),
+        (
+            &by_header,
+            raw("/customers", Some(("x-storefront", &unknown))),
+            StatusCode::NOT_FOUND,
+            "no storefront",
+        ),
+        (
+            &by_host,
+            raw("/customers", Some(("host", "shops.example.com"))),
+            StatusCode::BAD_REQUEST,
+            "not a storefront subdomain",
+        ),
+        (
+            &by_host,
+            raw("/customers", Some(("host", "evil.com"))),
+            StatusCode::BAD_REQUEST,
+            "not a storefront subdomain",
+        ),
+        (
+            &by_host,
+            raw(
+                "/customers",
+                Some(("host", &format!("x.{known}.shops.example.com"))),
+            ),
+            StatusCode::BAD_REQUEST,
+            "not a storefront subdomain",
+        ),
+        (
+            &by_host,
+            raw("/customers", Some(("host", "nope.shops.example.com"))),
+            StatusCode::BAD_REQUEST,
+            "not a storefront id",
+        ),
+        (
+            &by_host,
+            raw(
+                "/customers",
+                Some(("host", &format!("{unknown}.shops.example.com"))),
+            ),
+            StatusCode::NOT_FOUND,
+            "no storefront",
+        ),
+        (
+            &by_path,
+            raw("/customers", None),
+            StatusCode::BAD_REQUEST,
+            "does not start with `/s/<storefront id>`",
+        ),
+        (
+            &by_path,
+            raw("/s/not-an-id/customers", None),
+            StatusCode::BAD_REQUEST,
+            "not a storefront id",
+        ),
+        (
+            &by_path,
+            raw(&format!("/s/{unknown}/customers"), None),
+            StatusCode::NOT_FOUND,
+            "no storefront",
+        ),
+    ];
+    let before = state.tenancy.stats().all().len();
+    for (app, request, status, text) in cases {
+        let what = format!("{} {:?}", request.uri(), request.headers());
+        let (s, body) = send(app, request).await;
+        assert_eq!(s, status, "{what}: {body}");
+        let error = body["error"].as_str().unwrap_or_default();
+        assert!(
+            error.contains(text),
+            "{what}: `{error}` should say `{text}`"
+        );
+    }
+    // No refused request ran a statement for any storefront.
+    assert_eq!(state.tenancy.stats().all().len(), before);
+
+    // A storefront still being provisioned is not served yet.
+    let directory = state.tenancy.directory().expect("directory");
+    let pending = StorefrontId::new_random();
+    directory
+        .put(pending, &Placement::Shared, TenantState::Provisioning)
+        .await
+        .expect("put");
+    let (s, body) = send(&by_header, req("GET", "/customers", Some(pending), None)).await;
+    assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    directory.remove(pending).await.expect("remove");
+
+    // A handler that wants a Tenant but sits behind no layer refuses to guess.
+    let naked = Router::new().route(
+        "/x",
+        get(|t: Tenant| async move { t.storefront().to_string() }),
+    );
+    let (s, body) = send(&naked, req("GET", "/x", Some(known), None)).await;
+    assert_eq!(s, StatusCode::INTERNAL_SERVER_ERROR, "{body}");
+
+    // A malformed strategy in configuration names itself.
+    let e = "cookie:sf"
+        .parse::<Resolve>()
+        .expect_err("cookie is not a strategy");
+    assert!(e.to_string().contains("cookie:sf"), "{e}");
+    teardown(test, state, &storefronts).await;
+}
+
+/// A task spawned for a storefront keeps it, whatever the request that spawned it does next.
+#[tokio::test]
+async fn background_tasks_keep_their_storefront() {
+    let Some((test, state, storefronts)) = setup(Backend::Sqlite).await else {
+        return;
+    };
+    let (a, b) = (storefronts[0].0, storefronts[1].0);
+    let tenant_a = Tenant::new(&state.tenancy, a);
+    let tenant_b = Tenant::new(&state.tenancy, b);
+    let mut tasks = Vec::new();
+    for i in 0..10 {
+        for (t, name) in [(&tenant_a, "a"), (&tenant_b, "b")] {
+            tasks.push(t.spawn(move |db| async move {
+                tokio::time::sleep(Duration::from_millis(5 * (i % 3))).await;
+                entities::repository::CustomerRepository::new(&db)
+                    .create(entities::repository::NewCustomer {
+                        email: format!("{name}{i}@example.com"),
+                        first_name: name.into(),
+                        last_name: "job".into(),
+                        phone: None,
+                    })
+                    .await
+                    .map(|c| (c.storefront_id, db.storefront()))
+            }));
+        }
+    }
+    for task in tasks {
+        let (row, conn) = task.await.expect("join").expect("insert");
+        assert_eq!(row, *conn.as_uuid());
+    }
+    for (t, name) in [(&tenant_a, "a"), (&tenant_b, "b")] {
+        let (all, total) = entities::repository::CustomerRepository::new(t.db())
+            .list(0, 100)
+            .await
+            .expect("list");
+        assert_eq!(total, 10);
+        assert!(all.iter().all(|c| c.first_name == name));
+    }
+    teardown(test, state, &storefronts).await;
+}
+
+/// `/metrics` reports per-storefront counters with the placement, and a move started from
+/// the admin API shows its progress there and in `/admin/api/state` until it has cut over.
+#[tokio::test]
+async fn metrics_and_admin_move() {
+    let Some((test, state, storefronts)) = setup(Backend::Sqlite).await else {
+        return;
+    };
+    let app = app(state.clone(), Resolve::header("x-storefront")).expect("app");
+    let (sf, _) = storefronts[0];
+    for i in 0..5 {
+        make(&app, sf, &format!("m{i}")).await;
+    }
+    let (s, text) = send(
+        &app,
+        Request::builder()
+            .uri("/metrics")
+            .body(Body::empty())
+            .expect("r"),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+    let text = text.as_str().expect("text").to_owned();
+    let line = text
+        .lines()
+        .find(|l| {
+            l.starts_with(&format!(
+                "tenancy_queries_total{{storefront=\"{sf}\",placement=\"shared\"}}"
+            ))
+        })
+        .unwrap_or_else(|| panic!("no query counter for {sf} in\n{text}"));
+    let n: u64 = line
+        .rsplit(' ')
+        .next()
+        .and_then(|v| v.parse().ok())
+        .expect("value");
+    assert!(n >= 15, "{line}");
+    assert!(text.contains(&format!(
+        "tenancy_query_duration_seconds_count{{storefront=\"{sf}\",placement=\"shared\"}} {n}"
+    )));
+    assert!(
+        text.contains("tenancy_storefronts{placement=\"database\"} 1"),
+        "{text}"
+    );
+
+    // Move it to its own database from the admin API, and watch it to the cutover.
+    let (s, body) = send(
+        &app,
+        req(
+            "POST",
+            "/admin/api/moves",
+            None,
+            Some(json!({ "storefront": sf, "to": "database" })),
+        ),
+    )
+    .await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{body}");
+    let (s, body) = send(
+        &app,
+        req(
+            "POST",
+            "/admin/api/moves",
+            None,
+            Some(json!({ "storefront": sf, "to": "shared" })),
+        ),
+    )
+    .await;
+    assert_eq!(
+        s,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "already shared: {body}"
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let (_, st) = send(&app, req("GET", "/admin/api/state", None, None)).await;
+        let mv = st["moves"].as_array().and_then(|m| {
+            m.iter()
+                .find(|m| m["storefront"] == sf.to_string())
+                .cloned()
+        });
+        if let Some(mv) = mv {
+            assert!(mv["error"].is_null(), "{mv}");
+            if mv["phase"] == "switched" {
+                let customers = mv["progress"]["tables"]
+                    .as_array()
+                    .and_then(|t| t.iter().find(|t| t["table"] == "customers").cloned())
+                    .expect("customers progress");
+                assert_eq!(
+                    (customers["rows"].clone(), customers["copied"].clone()),
+                    (json!(5), json!(5)),
+                    "{mv}"
+                );
+                let row = st["storefronts"]
+                    .as_array()
+                    .and_then(|r| {
+                        r.iter()
+                            .find(|r| r["storefront"] == sf.to_string())
+                            .cloned()
+                    })
+                    .expect("row");
+                assert_eq!(row["placement"], "database", "{row}");
+                break;
+            }
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the move did not cut over: {st}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (_, text) = send(
+        &app,
+        Request::builder()
+            .uri("/metrics")
+            .body(Body::empty())
+            .expect("r"),
+    )
+    .await;
+    let text = text.as_str().expect("text").to_owned();
+    assert!(
+        text.contains(&format!(
+            "tenancy_move_phase{{storefront=\"{sf}\",phase=\"switched\",target=\"database\"}} 1"
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!(
+            "tenancy_move_rows_copied{{storefront=\"{sf}\",table=\"customers\"}} 5"
+        )),
+        "{text}"
+    );
+    // The API keeps serving the storefront from its new placement.
+    let (_, list) = send(&app, req("GET", "/customers", Some(sf), None)).await;
+    assert_eq!(list["total"], 5, "{list}");
+    let (s, done) = send(
+        &app,
+        req(
+            "POST",
+            &format!("/admin/api/moves/{sf}/complete"),
+            None,
+            None,
+        ),
+    )
+    .await;
+    assert_eq!(
+        (s, done["phase"].clone()),
+        (StatusCode::OK, json!("completed")),
+        "{done}"
+    );
+    teardown(test, state, &storefronts).await;
+}
