@@ -416,6 +416,76 @@ impl TenantConnection {
         Ok(resolved)
     }
 
+    /// Runs `work` in a transaction and commits it; when a move's fence refused one of its
+    /// statements, the transaction is rolled back and `work` runs again from the start, in
+    /// a new transaction on the refreshed placement (for up to the tenancy's fence wait).
+    ///
+    /// A single statement outside a transaction is retried like this by itself; a
+    /// transaction cannot be, because only the application knows how to redo it. Use this
+    /// for writes that must go through a move without an error reaching the caller.
+    ///
+    /// ```no_run
+    /// # async fn f(db: tenancy_core::TenantConnection) -> Result<(), sea_orm::DbErr> {
+    /// use sea_orm::{ConnectionTrait, Statement};
+    /// let n = db
+    ///     .transaction_retrying(|txn| {
+    ///         Box::pin(async move {
+    ///             let backend = txn.get_database_backend();
+    ///             txn.execute_raw(Statement::from_string(backend, "UPDATE customers SET phone = NULL"))
+    ///                 .await
+    ///                 .map(|r| r.rows_affected())
+    ///         })
+    ///     })
+    ///     .await?;
+    /// # let _ = n; Ok(()) }
+    /// ```
+    pub async fn transaction_retrying<F, T, E>(&self, work: F) -> Result<T, E>
+    where
+        F: for<'c> Fn(
+                &'c TenantTransaction,
+            ) -> Pin<Box<dyn Future<Output = Result<T, E>> + Send + 'c>>
+            + Send
+            + Sync,
+        T: Send,
+        E: From<DbErr> + Send,
+    {
+        let started = std::time::Instant::now();
+        let mut pause = Duration::from_millis(2);
+        loop {
+            let txn = match self.begin().await {
+                Ok(txn) => txn,
+                Err(e)
+                    if crate::mover::is_retryable(&e)
+                        && started.elapsed() < self.inner.fence_wait =>
+                {
+                    self.forget_placement();
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_millis(20));
+                    continue;
+                }
+                Err(e) => return Err(e.into()),
+            };
+            let fenced = Arc::clone(&txn.fenced);
+            match work(&txn).await {
+                Ok(value) => {
+                    txn.commit().await?;
+                    return Ok(value);
+                }
+                Err(e) => {
+                    let _ = txn.rollback().await;
+                    if !fenced.load(std::sync::atomic::Ordering::Relaxed)
+                        || started.elapsed() >= self.inner.fence_wait
+                    {
+                        return Err(e);
+                    }
+                    tracing::debug!(storefront = %self.storefront, "transaction fenced by a move; running it again");
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_millis(20));
+                }
+            }
+        }
+    }
+
     /// Forgets the placement, here and in the directory cache.
     fn forget_placement(&self) {
         forget(&self.inner, self.storefront, &self.placement);
@@ -507,6 +577,7 @@ impl TenantConnection {
                 Target::Tenant(lease) => Some(Arc::new(lease)),
                 Target::Shared(_) => None,
             },
+            fenced: Arc::default(),
         })
     }
 }
@@ -524,6 +595,8 @@ pub struct TenantTransaction {
     txn: DatabaseTransaction,
     /// Keeps the tenant pool open while the transaction lives.
     _lease: Option<Arc<Lease>>,
+    /// Set when a move's fence refused one of its statements (shared with nested ones).
+    fenced: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl std::fmt::Debug for TenantTransaction {
@@ -546,6 +619,8 @@ impl TenantTransaction {
         if let Err(e) = &result {
             if crate::mover::is_retryable(e) {
                 forget(&self.inner, self.storefront, &self.placement);
+                self.fenced
+                    .store(true, std::sync::atomic::Ordering::Relaxed);
             }
         }
         result
@@ -572,6 +647,7 @@ impl TenantTransaction {
             own_database: self.own_database,
             txn,
             _lease: self._lease.clone(),
+            fenced: Arc::clone(&self.fenced),
         }
     }
 

@@ -16,7 +16,6 @@ use entities::{
 };
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder,
-    TransactionTrait,
 };
 use serde::{Deserialize, Serialize};
 use tenancy_core::http::Tenant;
@@ -273,14 +272,14 @@ async fn add_cart_item(
     Ok((StatusCode::CREATED, Json(item)))
 }
 
-#[derive(Deserialize)]
+#[derive(Clone, Deserialize)]
 struct OrderIn {
     customer_id: Uuid,
     currency: String,
     items: Vec<OrderItemIn>,
 }
 
-#[derive(Deserialize)]
+#[derive(Clone, Deserialize)]
 struct OrderItemIn {
     sku: String,
     quantity: i32,
@@ -315,36 +314,44 @@ async fn place_order(
         .map(|i| i64::from(i.quantity).saturating_mul(i.unit_price_cents))
         .sum();
     let now = Utc::now();
-    let txn = tenant.begin().await?;
-    let order = order::ActiveModel {
-        id: Set(Uuid::new_v4()),
-        customer_id: Set(o.customer_id),
-        status: Set("placed".into()),
-        total_cents: Set(total),
-        currency: Set(o.currency),
-        created_at: Set(now),
-        updated_at: Set(now),
-        ..Default::default()
-    }
-    .insert(&txn)
-    .await?;
-    let mut items = Vec::with_capacity(o.items.len());
-    for i in o.items {
-        items.push(
-            order_item::ActiveModel {
-                id: Set(Uuid::new_v4()),
-                order_id: Set(order.id),
-                sku: Set(i.sku),
-                quantity: Set(i.quantity),
-                unit_price_cents: Set(i.unit_price_cents),
-                created_at: Set(now),
-                ..Default::default()
-            }
-            .insert(&txn)
-            .await?,
-        );
-    }
-    txn.commit().await?;
+    // The order and its items commit together; if a storefront move fences the
+    // transaction halfway, it runs again from the start on the new placement.
+    let (order, items) = tenant
+        .transaction_retrying(|txn| {
+            let o = o.clone();
+            Box::pin(async move {
+                let order = order::ActiveModel {
+                    id: Set(Uuid::new_v4()),
+                    customer_id: Set(o.customer_id),
+                    status: Set("placed".into()),
+                    total_cents: Set(total),
+                    currency: Set(o.currency),
+                    created_at: Set(now),
+                    updated_at: Set(now),
+                    ..Default::default()
+                }
+                .insert(txn)
+                .await?;
+                let mut items = Vec::with_capacity(o.items.len());
+                for i in o.items {
+                    items.push(
+                        order_item::ActiveModel {
+                            id: Set(Uuid::new_v4()),
+                            order_id: Set(order.id),
+                            sku: Set(i.sku),
+                            quantity: Set(i.quantity),
+                            unit_price_cents: Set(i.unit_price_cents),
+                            created_at: Set(now),
+                            ..Default::default()
+                        }
+                        .insert(txn)
+                        .await?,
+                    );
+                }
+                Ok::<_, sea_orm::DbErr>((order, items))
+            })
+        })
+        .await?;
     Ok((StatusCode::CREATED, Json(OrderOut { order, items })))
 }
 
