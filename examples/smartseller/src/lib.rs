@@ -13,6 +13,7 @@
 pub mod admin;
 pub mod api;
 pub mod error;
+pub mod plain;
 
 use std::sync::Arc;
 
