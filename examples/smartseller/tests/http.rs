@@ -697,3 +697,59 @@ async fn metrics_and_admin_move() {
     );
     teardown(test, state, &storefronts).await;
 }
+
+/// A writer the fmt subscriber appends to, shared with the test.
+#[derive(Clone, Default)]
+struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().map_err(|_| std::io::Error::other("poisoned"))?.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Every statement is traced in a span with the storefront and its placement, inside the
+/// request's span; the values bound to the SQL never appear.
+#[tokio::test(flavor = "current_thread")]
+async fn statements_are_traced_without_bound_values() {
+    let Some((test, state, storefronts)) = setup(Backend::Sqlite).await else {
+        return;
+    };
+    let (shared_sf, database_sf) = (storefronts[0].0, storefronts[1].0);
+    let app = app(state.clone(), Resolve::header("x-storefront")).expect("app");
+    let captured = Captured::default();
+    let sink = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::DEBUG)
+        .with_span_events(tracing_subscriber::fmt::format::FmtSpan::CLOSE)
+        .with_ansi(false)
+        .with_writer(move || sink.clone())
+        .finish();
+    let guard = tracing::subscriber::set_default(subscriber);
+    for sf in [shared_sf, database_sf] {
+        let (s, _) = send(&app, req("POST", "/customers", Some(sf), Some(customer("secret-value")))).await;
+        assert_eq!(s, StatusCode::CREATED);
+    }
+    drop(guard);
+    let text = String::from_utf8(captured.0.lock().expect("lock").clone()).expect("utf8");
+    let statements: Vec<&str> = text.lines().filter(|l| l.contains("tenancy.statement")).collect();
+    assert!(
+        statements.iter().any(|l| l.contains(&format!("storefront={shared_sf}")) && l.contains("placement=\"shared\"") || l.contains("placement=shared")),
+        "no statement span for the shared storefront:\n{text}"
+    );
+    assert!(
+        statements.iter().any(|l| l.contains(&format!("storefront={database_sf}")) && l.contains("database")),
+        "no statement span for the database storefront:\n{text}"
+    );
+    assert!(
+        statements.iter().all(|l| l.contains("tenant.request")),
+        "a statement span outside its request span:\n{text}"
+    );
+    assert!(!text.contains("secret-value"), "a bound value reached the trace:\n{text}");
+    teardown(test, state, &storefronts).await;
+}
