@@ -11,7 +11,7 @@
 //! same data from this process; wrk runs them in turn, alternating which goes first, and
 //! the result is given as ratios within each round.
 
-use std::{path::PathBuf, process::Stdio, time::Duration};
+use std::{path::Path, process::Stdio, time::Duration};
 
 use clap::Parser;
 use migration::{Migrator, MigratorTrait};
@@ -137,8 +137,8 @@ fn parse(out: &str) -> Option<Run> {
 
 async fn wrk(
     args: &Args,
-    script: &PathBuf,
-    targets: &PathBuf,
+    script: &Path,
+    targets: &Path,
     addr: std::net::SocketAddr,
 ) -> Result<Run, Box<dyn std::error::Error>> {
     let out = tokio::process::Command::new("wrk")
