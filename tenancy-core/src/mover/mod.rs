@@ -742,24 +742,36 @@ impl Mover {
         }
         // Bring the lag down before fencing, so the pause is short.
         self.catch_up(run, false).await?;
-        // Check the rows changed since the full validation now, while writes flow: if they
-        // match, only rows changed after this point need checking behind the fence.
+        // Check the rows changed since the full validation now, while writes flow, so that
+        // behind the fence only rows changed after the last catch-up round need checking.
+        // A row may differ here only because it changed again after that round: then it has
+        // a changelog entry newer than the round (read after the comparison, so it is seen),
+        // and the fenced check covers it. Any other difference leaves the fenced check to
+        // cover everything since the full validation (and fail).
         if self.opts.validation_enabled {
             let round = run.record.progress.round;
             let since = run.record.progress.validated_round.unwrap_or(0);
             let changed = capture::keys_since(&run.source, sf, &run.kinds, since).await?;
-            let mut clean = true;
+            let mut differing = BTreeMap::new();
             for meta in &run.tables {
                 if let Some(keys) = changed.get(&meta.name) {
-                    if validate::keys(&run.source, &run.target, meta, sf, keys)
-                        .await?
-                        .is_some()
-                    {
-                        clean = false; // still moving; the fenced check decides
-                        break;
+                    let diff =
+                        validate::differing_keys(&run.source, &run.target, meta, sf, keys).await?;
+                    if !diff.is_empty() {
+                        differing.insert(meta.name.clone(), diff);
                     }
                 }
             }
+            let moving = if differing.is_empty() {
+                BTreeMap::new()
+            } else {
+                capture::keys_since(&run.source, sf, &run.kinds, round).await?
+            };
+            let clean = differing.iter().all(|(table, keys)| {
+                moving
+                    .get(table)
+                    .is_some_and(|still| keys.iter().all(|k| still.contains(k)))
+            });
             if clean {
                 run.record.progress.validated_round = Some(round);
             }

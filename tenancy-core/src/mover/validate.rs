@@ -259,25 +259,38 @@ pub(crate) async fn keys(
     storefront: StorefrontId,
     keys: &BTreeSet<Key>,
 ) -> Result<Option<Difference>, TenancyError> {
+    let diff = differing_keys(src, dst, meta, storefront, keys).await?;
+    if diff.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(Difference {
+        table: meta.name.clone(),
+        detail: format!(
+            "{} of {} changed rows differ after the final catch-up",
+            diff.len(),
+            keys.len()
+        ),
+        keys: diff.into_iter().take(5).collect(),
+    }))
+}
+
+/// Every key of `keys` whose row differs between the two sides (or is on one side only).
+pub(crate) async fn differing_keys(
+    src: &Side,
+    dst: &Side,
+    meta: &TableMeta,
+    storefront: StorefrontId,
+    keys: &BTreeSet<Key>,
+) -> Result<BTreeSet<Key>, TenancyError> {
     let all: Vec<&Key> = keys.iter().collect();
+    let mut out = BTreeSet::new();
     for batch in all.chunks(500) {
         let range = Range::Keys(batch);
         let (ra, rb) = tokio::try_join!(
             rows(src, meta, storefront, &range),
             rows(dst, meta, storefront, &range)
         )?;
-        let diff = differing(&ra, &rb);
-        if !diff.is_empty() {
-            return Ok(Some(Difference {
-                table: meta.name.clone(),
-                detail: format!(
-                    "{} of {} changed rows differ after the final catch-up",
-                    diff.len(),
-                    batch.len()
-                ),
-                keys: diff.into_iter().take(5).collect(),
-            }));
-        }
+        out.extend(differing(&ra, &rb));
     }
-    Ok(None)
+    Ok(out)
 }
