@@ -111,6 +111,9 @@ async fn dashboard_state(State(state): State<AppState>) -> Result<Json<Dashboard
         .tenancy
         .directory()
         .ok_or_else(|| ApiError::bad_request("no directory"))?;
+    // Moves first: a move recorded as switched has flipped the directory already, so the
+    // directory read after it never shows the old placement next to a switched move.
+    let mut moves = state.mover().list().await?;
     let records = directory.list().await?;
     let plan = plan(&state).await;
     let storefronts = records
@@ -138,7 +141,6 @@ async fn dashboard_state(State(state): State<AppState>) -> Result<Json<Dashboard
             }
         })
         .collect();
-    let mut moves = state.mover().list().await?;
     moves.sort_by_key(|m| std::cmp::Reverse(m.updated_at));
     moves.truncate(20);
     for m in &mut moves {
