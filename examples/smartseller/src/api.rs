@@ -44,12 +44,13 @@ pub fn routes() -> Router {
         .route("/orders/{id}", get(get_order))
 }
 
+/// `?page=&per_page=` (0-based page, 20 per page by default).
 #[derive(Deserialize)]
-struct Page {
+pub(crate) struct Page {
     #[serde(default)]
-    page: u64,
+    pub(crate) page: u64,
     #[serde(default = "per_page")]
-    per_page: u64,
+    pub(crate) per_page: u64,
 }
 
 fn per_page() -> u64 {

@@ -18,7 +18,7 @@ use sea_orm::{
 use serde::Deserialize;
 use uuid::Uuid;
 
-use crate::error::ApiError;
+use crate::{api::Page, error::ApiError};
 
 /// The baseline routes over `db`.
 pub fn routes(db: DatabaseConnection) -> Router {
@@ -35,18 +35,6 @@ fn storefront(headers: &HeaderMap) -> Result<Uuid, ApiError> {
         .and_then(|v| v.parse::<Uuid>().ok())
         .filter(|u| !u.is_nil())
         .ok_or_else(|| ApiError::bad_request("missing or malformed x-storefront header"))
-}
-
-#[derive(Deserialize)]
-struct Page {
-    #[serde(default)]
-    page: u64,
-    #[serde(default = "per_page")]
-    per_page: u64,
-}
-
-fn per_page() -> u64 {
-    20
 }
 
 async fn list(
