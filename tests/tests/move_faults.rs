@@ -10,14 +10,15 @@ use std::{
     time::Duration,
 };
 
+use entities::{customer, order, shopping_cart};
 use migration::Migrator;
-use sea_orm::{ConnectionTrait, EntityTrait};
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
 use tenancy_core::{
     mover::{is_fenced, HaltAt, MoveOptions, Mover, Phase},
     Placement, StorefrontId, Tenancy, TenancyError,
 };
 use tenancy_tests::{
-    matrix::seed,
+    matrix::{seed, snapshot},
     movekit::{count_rows, env, second_process, state, Writers},
     Backend, TestDb,
 };
@@ -243,6 +244,78 @@ async fn mysql_rollback_after_cutover() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sqlite_rollback_after_cutover() {
     rollback_after_cutover(Backend::Sqlite).await;
+}
+
+/// Rows removed by a foreign key's `ON DELETE CASCADE` are changes like any other. MySQL
+/// fires no trigger for them, so after the catch-up an order deleted with its items (and a
+/// customer with its address, carts with their items) must still reach the target, and
+/// validation, which sees the items on the target only, must know they are in flight.
+async fn cascaded_deletes(backend: Backend) {
+    let Some((test, tenancy)) = env(backend, Duration::from_millis(200)).await else {
+        return;
+    };
+    let sf = provisioned(&tenancy, &["a", "b", "c"]).await;
+    let target = target_for(&test, 2);
+    let halting = Mover::new(&tenancy, options(Some(HaltAt::After(Phase::CatchUp))));
+    let first = halting.start::<Migrator>(sf, target.clone()).await;
+    assert!(
+        matches!(first, Err(TenancyError::Halted { .. })),
+        "{backend}: {first:?}"
+    );
+    let db = tenancy.connection(sf);
+    let deleted = order::Entity::delete_many()
+        .filter(order::Column::TotalCents.eq(1000))
+        .exec(&db)
+        .await
+        .expect("delete orders");
+    assert_eq!(deleted.rows_affected, 2, "{backend}");
+    shopping_cart::Entity::delete_many()
+        .exec(&db)
+        .await
+        .expect("delete carts");
+    customer::Entity::delete_many()
+        .filter(customer::Column::FirstName.eq("a"))
+        .exec(&db)
+        .await
+        .expect("delete the customer without orders");
+    let expected = snapshot(&db).await;
+    assert!(
+        !expected.is_empty(),
+        "{backend}: the rest of the storefront"
+    );
+
+    let mover = Mover::new(&tenancy, options(None));
+    let ready = mover
+        .resume::<Migrator>(sf)
+        .await
+        .unwrap_or_else(|e| panic!("{backend}: validation after cascaded deletes: {e}"));
+    assert_eq!(ready.phase, Phase::Ready, "{backend}");
+    mover
+        .cutover::<Migrator>(sf)
+        .await
+        .unwrap_or_else(|e| panic!("{backend}: cutover: {e}"));
+    assert_eq!(tenancy.placement(sf).await.expect("placement"), target);
+    assert_eq!(
+        snapshot(&tenancy.connection(sf)).await,
+        expected,
+        "{backend}: the target holds what the source held"
+    );
+    test.teardown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_cascaded_deletes_reach_the_target() {
+    cascaded_deletes(Backend::Postgres).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn mysql_cascaded_deletes_reach_the_target() {
+    cascaded_deletes(Backend::MySql).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sqlite_cascaded_deletes_reach_the_target() {
+    cascaded_deletes(Backend::Sqlite).await;
 }
 
 /// A second process caches the old placement for an hour. After the cutover its writes

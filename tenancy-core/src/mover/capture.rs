@@ -15,7 +15,10 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use sea_orm::{ConnectionTrait, DbBackend};
 
-use super::side::{Key, KeyKind, Side, TableMeta};
+use super::{
+    cascade,
+    side::{Key, KeyKind, Side, TableMeta},
+};
 use crate::{StorefrontId, TenancyError};
 
 /// The text every fence refusal carries (PostgreSQL, MySQL and SQLite alike).
@@ -184,6 +187,30 @@ END"
                     .await?;
                 }
             }
+            // Rows changed by foreign-key actions fire no trigger on MySQL: their parents'
+            // BEFORE triggers log them (see `cascade`).
+            let edges = cascade::edges(side, tables).await?;
+            for t in tables {
+                let table = side.table(&t.name);
+                for (op, event, change) in [
+                    ("cd", "DELETE", cascade::Change::Delete),
+                    ("cu", "UPDATE", cascade::Change::Update),
+                ] {
+                    let trigger = side.table(&trigger_name(storefront, &t.name, op));
+                    run(side, &format!("DROP TRIGGER IF EXISTS {trigger}")).await?;
+                    if let Some(body) =
+                        cascade::trigger_body(side, storefront, tables, &edges, t, change, &cl)?
+                    {
+                        run(
+                            side,
+                            &format!(
+                                "CREATE TRIGGER {trigger} BEFORE {event} ON {table} FOR EACH ROW {body}"
+                            ),
+                        )
+                        .await?;
+                    }
+                }
+            }
         }
         _ => {
             let q = side.q(&side.qualifier);
@@ -267,7 +294,7 @@ pub(crate) async fn remove(
         }
         _ => {
             for t in tables {
-                for op in ["i", "u", "d"] {
+                for op in ["i", "u", "d", "cd", "cu"] {
                     let trigger = side.table(&trigger_name(storefront, &t.name, op));
                     run(side, &format!("DROP TRIGGER IF EXISTS {trigger}")).await?;
                 }

@@ -35,6 +35,7 @@
 //! ```
 
 mod capture;
+mod cascade;
 mod side;
 mod store;
 mod transfer;
