@@ -428,6 +428,21 @@ async fn corruption(backend: Backend) {
         return;
     };
     let sf = provisioned(&tenancy, &["a", "b", "c", "d", "e"]).await;
+    // Enough rows for several validation chunks (at least 100 rows each), so the tampered
+    // row sits in a middle one.
+    let now = chrono::Utc::now();
+    customer::Entity::insert_many((0..350).map(|i| customer::ActiveModel {
+        id: sea_orm::Set(uuid::Uuid::new_v4()),
+        email: sea_orm::Set(format!("bulk{i}@example.com")),
+        first_name: sea_orm::Set(format!("bulk{i}")),
+        last_name: sea_orm::Set("bulk".into()),
+        created_at: sea_orm::Set(now),
+        updated_at: sea_orm::Set(now),
+        ..Default::default()
+    }))
+    .exec(&tenancy.connection(sf))
+    .await
+    .expect("bulk customers");
     let target = target_for(&test, 2);
     let halting = Mover::new(&tenancy, options(Some(HaltAt::After(Phase::CatchUp))));
     assert!(halting.start::<Migrator>(sf, target.clone()).await.is_err());
@@ -435,7 +450,7 @@ async fn corruption(backend: Backend) {
         .await
         .customers
         .keys()
-        .nth(2)
+        .nth(222)
         .copied()
         .expect("a customer");
     // Tamper with the target copy directly.

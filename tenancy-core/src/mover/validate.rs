@@ -1,6 +1,8 @@
 //! Validation (the seed's DataValidator): per table, row counts and checksums over
 //! key-ordered chunks on both sides; where a chunk differs, the rows are compared one by one
-//! to name the first differing keys.
+//! to name the first differing keys. On PostgreSQL every chunk of a side comes out of one
+//! scan (`width_bucket` over chunk boundaries, see `table_pg`); on MySQL and SQLite each
+//! chunk is its own range query.
 
 use std::{
     collections::{BTreeMap, BTreeSet},
@@ -45,7 +47,10 @@ fn row_expr(side: &Side, meta: &TableMeta) -> String {
 }
 
 enum Range<'a> {
+    /// `lo < key <= hi` (a keyset page).
     Between(Option<&'a Key>, Option<&'a Key>),
+    /// `lo <= key < hi` (a `width_bucket` bucket).
+    Bucket(Option<&'a Key>, Option<&'a Key>),
     Keys(&'a [&'a Key]),
 }
 
@@ -67,6 +72,16 @@ fn filter(
             if let Some(k) = hi {
                 values.push(k.value());
                 sql.push_str(&format!(" AND {pk} <= {}", side.p(values.len())));
+            }
+        }
+        Range::Bucket(lo, hi) => {
+            if let Some(k) = lo {
+                values.push(k.value());
+                sql.push_str(&format!(" AND {pk} >= {}", side.p(values.len())));
+            }
+            if let Some(k) = hi {
+                values.push(k.value());
+                sql.push_str(&format!(" AND {pk} < {}", side.p(values.len())));
             }
         }
         Range::Keys(keys) => {
@@ -118,7 +133,7 @@ async fn rows(
     Ok(out)
 }
 
-/// A chunk's row count and checksum.
+/// A chunk's row count and checksum (MySQL: in the server; SQLite: hashed here).
 async fn chunk(
     side: &Side,
     meta: &TableMeta,
@@ -129,15 +144,6 @@ async fn chunk(
 ) -> Result<(i64, String), TenancyError> {
     let range = Range::Between(lo, hi);
     let aggregate = match side.backend {
-        // Two 64-bit hashes of each row's values (no text conversion, which costs several
-        // times more), combined order-independently: the chunk is a key range, so order
-        // adds nothing. A column type without a hash function (json) falls back to md5 of
-        // the row's text, below.
-        DbBackend::Postgres => {
-            "COUNT(*), COALESCE(bit_xor(hash_record_extended(x, 0))::text || '-' || \
-             sum(hash_record_extended(x, 1) >> 8)::text, '')"
-                .to_owned()
-        }
         DbBackend::MySql => {
             let h = row_expr(side, meta);
             format!(
@@ -184,6 +190,172 @@ fn differing(a: &BTreeMap<Key, String>, b: &BTreeMap<Key, String>) -> Vec<Key> {
 /// the cutover compares them again after the final catch-up. Returns the rows compared, or
 /// the first difference.
 pub(crate) async fn table(
+    src: &Side,
+    dst: &Side,
+    meta: &TableMeta,
+    storefront: StorefrontId,
+    chunk_size: u64,
+    kinds: &BTreeMap<String, super::side::KeyKind>,
+    since: i64,
+) -> Result<Result<u64, Difference>, TenancyError> {
+    if src.backend == DbBackend::Postgres && dst.backend == DbBackend::Postgres {
+        table_pg(src, dst, meta, storefront, chunk_size, kinds, since).await
+    } else {
+        table_paged(src, dst, meta, storefront, chunk_size, kinds, since).await
+    }
+}
+
+/// The keys of `meta`'s rows logged after round `since` (or still pending).
+async fn moving(
+    src: &Side,
+    meta: &TableMeta,
+    storefront: StorefrontId,
+    kinds: &BTreeMap<String, super::side::KeyKind>,
+    since: i64,
+) -> Result<BTreeSet<Key>, TenancyError> {
+    let mut all = super::capture::keys_since(src, storefront, kinds, since).await?;
+    Ok(all.remove(&meta.name).unwrap_or_default())
+}
+
+/// Per bucket of keys: row count and checksum.
+type Buckets = BTreeMap<i32, (i64, String)>;
+
+/// One side's buckets in one scan of the storefront's rows, leaving out `skip`.
+async fn buckets(
+    side: &Side,
+    meta: &TableMeta,
+    storefront: StorefrontId,
+    bucket: &str,
+    skip: &str,
+    textual: bool,
+) -> Result<Buckets, TenancyError> {
+    let digest = if textual {
+        // Types without an extended hash function (json, point, ...): md5 of the row's text.
+        "bit_xor(('x' || substr(md5(x::text), 1, 16))::bit(64)::bigint)::text || '-' || \
+         sum(('x' || substr(md5(x::text), 17, 16))::bit(64)::bigint >> 8)::text"
+    } else {
+        "bit_xor(hash_record_extended(x, 0))::text || '-' || \
+         sum(hash_record_extended(x, 1) >> 8)::text"
+    };
+    let sql = format!(
+        "SELECT {bucket} AS b, COUNT(*), COALESCE({digest}, '') FROM {} AS x \
+         WHERE x.{} = $1{skip} GROUP BY 1",
+        side.table(&meta.name),
+        side.q(&meta.tenant_column),
+    );
+    let rows = side
+        .conn
+        .query_all_raw(side.stmt(sql, vec![(*storefront.as_uuid()).into()]))
+        .await?;
+    let mut out = Buckets::new();
+    for r in rows {
+        out.insert(
+            r.try_get_by_index(0)?,
+            (r.try_get_by_index(1)?, r.try_get_by_index(2)?),
+        );
+    }
+    Ok(out)
+}
+
+/// PostgreSQL: keys every `chunk_size` rows on the source cut the key space into buckets;
+/// each side then counts and hashes every bucket in *one* scan (`width_bucket` on the
+/// key, `GROUP BY`), leaving out the keys already known to be moving. A page-by-page
+/// comparison reads each page through the key index, and on a shared table whose rows
+/// were not written in key order (random UUIDs) that is a random heap read per row: the
+/// single scan is about twenty times faster. Only buckets that differ are read row by row.
+async fn table_pg(
+    src: &Side,
+    dst: &Side,
+    meta: &TableMeta,
+    storefront: StorefrontId,
+    chunk_size: u64,
+    kinds: &BTreeMap<String, super::side::KeyKind>,
+    since: i64,
+) -> Result<Result<u64, Difference>, TenancyError> {
+    let pk = src.q(&meta.pk);
+    let sql = format!(
+        "SELECT {pk} FROM (SELECT {pk}, row_number() OVER (ORDER BY {pk}) AS n FROM {} \
+         WHERE {} = $1) AS s WHERE n % {} = 0 ORDER BY {pk}",
+        src.table(&meta.name),
+        src.q(&meta.tenant_column),
+        chunk_size.max(1)
+    );
+    let bounds = src
+        .conn
+        .query_all_raw(src.stmt(sql, vec![(*storefront.as_uuid()).into()]))
+        .await?
+        .iter()
+        .map(|r| Key::read(r, 0, meta.kind))
+        .collect::<Result<Vec<Key>, _>>()?;
+    let bucket = if bounds.is_empty() {
+        "0".to_owned()
+    } else {
+        let list: Vec<String> = bounds.iter().map(Key::pg_literal).collect();
+        format!("width_bucket(x.{pk}, ARRAY[{}])", list.join(", "))
+    };
+    let mut in_flight = moving(src, meta, storefront, kinds, since).await?;
+    let skip = if in_flight.is_empty() {
+        String::new()
+    } else {
+        let list: Vec<String> = in_flight.iter().map(Key::pg_literal).collect();
+        format!(
+            " AND NOT EXISTS (SELECT 1 FROM unnest(ARRAY[{}]) AS m(k) WHERE m.k = x.{pk})",
+            list.join(", ")
+        )
+    };
+    let both = |textual: bool| {
+        let (bucket, skip) = (&bucket, &skip);
+        async move {
+            tokio::try_join!(
+                buckets(src, meta, storefront, bucket, skip, textual),
+                buckets(dst, meta, storefront, bucket, skip, textual)
+            )
+        }
+    };
+    let (a, b) = match both(false).await {
+        Err(TenancyError::Db(e)) if e.to_string().contains("could not identify") => {
+            both(true).await?
+        }
+        other => other?,
+    };
+    let compared = u64::try_from(a.values().map(|(n, _)| n).sum::<i64>()).unwrap_or(0);
+    let differ: BTreeSet<i32> = a
+        .keys()
+        .chain(b.keys())
+        .filter(|k| a.get(*k) != b.get(*k))
+        .copied()
+        .collect();
+    for i in differ {
+        let at = |j: i32| usize::try_from(j).ok().and_then(|j| bounds.get(j));
+        let range = Range::Bucket(at(i - 1), at(i));
+        let (ra, rb) = tokio::try_join!(
+            rows(src, meta, storefront, &range),
+            rows(dst, meta, storefront, &range)
+        )?;
+        // Read the moving keys again: rows may have changed since the scan.
+        in_flight.extend(moving(src, meta, storefront, kinds, since).await?);
+        let keys: Vec<Key> = differing(&ra, &rb)
+            .into_iter()
+            .filter(|k| !in_flight.contains(k))
+            .collect();
+        if !keys.is_empty() {
+            let (na, ca) = a.get(&i).cloned().unwrap_or_default();
+            let (nb, cb) = b.get(&i).cloned().unwrap_or_default();
+            return Ok(Err(Difference {
+                table: meta.name.clone(),
+                detail: format!(
+                    "rows {na} on the source and {nb} on the target in the chunk ({} differ); checksums {ca} vs {cb}",
+                    keys.len()
+                ),
+                keys: keys.into_iter().take(5).collect(),
+            }));
+        }
+    }
+    Ok(Ok(compared))
+}
+
+/// MySQL and SQLite: page by page, each page counted and hashed on both sides.
+async fn table_paged(
     src: &Side,
     dst: &Side,
     meta: &TableMeta,
