@@ -318,6 +318,64 @@ async fn sqlite_cascaded_deletes_reach_the_target() {
     cascaded_deletes(Backend::Sqlite).await;
 }
 
+/// A target whose table shape drifted from the source's (a column of another type) is
+/// refused before any row moves, with the column named, and the move rolls back.
+async fn drifted_target(backend: Backend) {
+    let Some((test, tenancy)) = env(backend, Duration::from_millis(200)).await else {
+        return;
+    };
+    let sf = provisioned(&tenancy, &["a", "b"]).await;
+    let target = target_for(&test, 2);
+    let halting = Mover::new(&tenancy, options(Some(HaltAt::After(Phase::Prepare))));
+    let first = halting.start::<Migrator>(sf, target.clone()).await;
+    assert!(
+        matches!(first, Err(TenancyError::Halted { .. })),
+        "{backend}: {first:?}"
+    );
+    let Placement::Database { url } = &target else {
+        panic!("{backend}: expected a database target, got {target:?}");
+    };
+    let conn = sea_orm::Database::connect(url.as_str())
+        .await
+        .expect("target");
+    conn.execute_unprepared(match backend {
+        Backend::Postgres => "ALTER TABLE customers ALTER COLUMN phone TYPE text",
+        _ => "ALTER TABLE customers MODIFY phone TEXT",
+    })
+    .await
+    .expect("alter");
+    let _ = conn.close().await;
+    let mover = Mover::new(&tenancy, options(None));
+    let err = mover
+        .resume::<Migrator>(sf)
+        .await
+        .expect_err("a drifted target is refused");
+    let text = err.to_string();
+    assert!(text.contains("customers.phone"), "{backend}: {text}");
+    assert!(text.to_lowercase().contains("text"), "{backend}: {text}");
+    assert_eq!(
+        count_rows(&test.db, "customers", sf).await,
+        2,
+        "{backend}: the source is untouched"
+    );
+    mover.rollback(sf).await.expect("rollback");
+    assert_eq!(
+        tenancy.placement(sf).await.expect("placement"),
+        Placement::Shared
+    );
+    test.teardown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_drifted_target_is_refused() {
+    drifted_target(Backend::Postgres).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn mysql_drifted_target_is_refused() {
+    drifted_target(Backend::MySql).await;
+}
+
 /// A second process caches the old placement for an hour. After the cutover its writes
 /// are refused by the fence on the old side (with no retry budget, the refusal reaches
 /// it), and with the default budget they succeed on the new side after a refresh.

@@ -580,32 +580,29 @@ impl Mover {
             }
             // The target holds exactly what the copy wrote (catch-up has not started), so
             // its highest key is where the copy goes on after a crash.
-            let mut cursor = transfer::max_key(&run.target, meta, sf).await?;
-            loop {
-                let Some(upto) = transfer::page_end(
-                    &run.source,
-                    meta,
-                    sf,
-                    cursor.as_ref(),
-                    self.opts.batch_size,
-                )
-                .await?
-                else {
-                    break;
+            let cursor = transfer::max_key(&run.target, meta, sf).await?;
+            let (src, dst) = (&run.source, &run.target);
+            let batch = self.opts.batch_size;
+            let pipelined = transfer::pipelined(src, dst);
+            let mut next = transfer::read_page(src, dst, meta, sf, cursor.as_ref(), batch).await?;
+            while let Some(page) = next {
+                // Between databases, the next page is read while this one is written.
+                let (n, following) = if pipelined {
+                    tokio::try_join!(
+                        transfer::write_page(src, dst, meta, sf, &page),
+                        transfer::read_page(src, dst, meta, sf, Some(&page.upto), batch)
+                    )?
+                } else {
+                    let n = transfer::write_page(src, dst, meta, sf, &page).await?;
+                    (
+                        n,
+                        transfer::read_page(src, dst, meta, sf, Some(&page.upto), batch).await?,
+                    )
                 };
-                let n = transfer::copy_range(
-                    &run.source,
-                    &run.target,
-                    meta,
-                    sf,
-                    cursor.as_ref(),
-                    &upto,
-                )
-                .await?;
                 if let Some(t) = run.record.progress.tables.get_mut(i) {
                     t.copied += n;
                 }
-                cursor = Some(upto);
+                next = following;
                 self.save(&mut run.record).await?;
                 batches += 1;
                 self.halt(&run.record, HaltAt::MidCopy(batches))?;

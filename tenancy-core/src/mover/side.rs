@@ -187,20 +187,22 @@ impl Side {
         }
     }
 
-    async fn columns(&self, table: &str) -> Result<Vec<String>, TenancyError> {
+    /// The table's columns in order, each with its type.
+    async fn columns(&self, table: &str) -> Result<Vec<(String, String)>, TenancyError> {
         let stmt = match self.backend {
             DbBackend::Postgres => self.stmt(
-                "SELECT column_name::text FROM information_schema.columns \
+                "SELECT column_name::text, udt_name::text FROM information_schema.columns \
                  WHERE table_schema = $1 AND table_name = $2 ORDER BY ordinal_position",
                 vec![self.qualifier.clone().into(), table.into()],
             ),
             DbBackend::MySql => self.stmt(
-                "SELECT CAST(column_name AS CHAR) FROM information_schema.columns \
+                "SELECT CAST(column_name AS CHAR), CAST(column_type AS CHAR) \
+                 FROM information_schema.columns \
                  WHERE table_schema = ? AND table_name = ? ORDER BY ordinal_position",
                 vec![self.qualifier.clone().into(), table.into()],
             ),
             _ => self.stmt(
-                "SELECT name FROM pragma_table_info(?, ?) ORDER BY cid",
+                "SELECT name, type FROM pragma_table_info(?, ?) ORDER BY cid",
                 vec![table.into(), self.qualifier.clone().into()],
             ),
         };
@@ -208,7 +210,7 @@ impl Side {
             .query_all_raw(stmt)
             .await?
             .iter()
-            .map(|r| Ok(r.try_get_by_index::<String>(0)?))
+            .map(|r| Ok((r.try_get_by_index(0)?, r.try_get_by_index(1)?)))
             .collect()
     }
 
@@ -307,17 +309,34 @@ pub(crate) async fn tables(
             continue; // registered but not created by the migrations: nothing to move
         }
         let target_columns = target.columns(name).await?;
-        if target_columns != columns {
+        let names = |c: &[(String, String)]| c.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>();
+        if names(&target_columns) != names(&columns) {
             return Err(TenancyError::Move {
                 storefront: String::new(),
                 phase: "prepare".into(),
                 reason: format!(
                     "table `{name}` has columns [{}] on the source but [{}] on the target; migrate both to the same version",
-                    columns.join(", "),
-                    target_columns.join(", ")
+                    names(&columns).join(", "),
+                    names(&target_columns).join(", ")
                 ),
             });
         }
+        // Same types too: rows travel in PostgreSQL's binary format, and checksums hash
+        // the values as typed.
+        if let Some(((column, a), (_, b))) = columns
+            .iter()
+            .zip(&target_columns)
+            .find(|((_, a), (_, b))| !a.eq_ignore_ascii_case(b))
+        {
+            return Err(TenancyError::Move {
+                storefront: String::new(),
+                phase: "prepare".into(),
+                reason: format!(
+                    "column `{name}.{column}` has type {a} on the source but {b} on the target; migrate both to the same version"
+                ),
+            });
+        }
+        let columns: Vec<String> = columns.into_iter().map(|(n, _)| n).collect();
         let pk = source.primary_key(name).await?;
         let (pk, sql_type) = match pk.as_slice() {
             [one] => one.clone(),
