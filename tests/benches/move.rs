@@ -3,9 +3,10 @@
 //!
 //! Baseline, in the same run: `psql \copy (SELECT ...) TO STDOUT | psql \copy ... FROM STDIN`
 //! of the same rows into a fresh database with the same schema, timed before and after the
-//! move (the mean is used). Prints rows/s of the move's copy phase and of the whole move
-//! (copy, catch-up, validation, cutover) as ratios of the baseline, and the longest write
-//! pause the writer saw during the cutover.
+//! move (the mean is used); the same pipe in the binary format (the mover's) is printed for
+//! reference. Prints rows/s of the move's copy phase and of the whole move (copy, catch-up,
+//! validation, cutover) as ratios of the baseline, and the longest write pause the writer
+//! saw during the cutover.
 //!
 //! `cargo bench -p tenancy-tests --bench move` (needs TENANCY_TEST_POSTGRES_URL and psql).
 
@@ -28,10 +29,11 @@ use tenancy_core::{
 use tenancy_tests::{movekit::env, Backend, TestDb};
 use uuid::Uuid;
 
-fn psql_pipe(from_url: &str, to_url: &str, storefront: StorefrontId) -> Duration {
+/// `options` is appended to both `\copy` commands: empty (text) or `(FORMAT binary)`.
+fn psql_pipe(from_url: &str, to_url: &str, storefront: StorefrontId, options: &str) -> Duration {
     let script = format!(
-        "psql -q -X '{from_url}' -c \"\\copy (SELECT * FROM customers WHERE storefront_id = '{storefront}') TO STDOUT\" \
-         | psql -q -X '{to_url}' -c '\\copy customers FROM STDIN'"
+        "psql -q -X '{from_url}' -c \"\\copy (SELECT * FROM customers WHERE storefront_id = '{storefront}') TO STDOUT {options}\" \
+         | psql -q -X '{to_url}' -c '\\copy customers FROM STDIN {options}'"
     );
     let started = Instant::now();
     let status = Command::new("sh")
@@ -41,6 +43,37 @@ fn psql_pipe(from_url: &str, to_url: &str, storefront: StorefrontId) -> Duration
         .expect("sh");
     assert!(status.success(), "psql pipe failed: {script}");
     started.elapsed()
+}
+
+/// A connection to the server's maintenance database (to create and drop databases).
+async fn admin() -> sea_orm::DatabaseConnection {
+    let url = std::env::var("TENANCY_TEST_POSTGRES_URL").expect("TENANCY_TEST_POSTGRES_URL");
+    Database::connect(url.as_str()).await.expect("admin")
+}
+
+/// The text and the binary psql pipe, each into a fresh database with the same schema.
+async fn pipes(test: &TestDb, storefront: StorefrontId) -> [Duration; 2] {
+    let admin = admin().await;
+    let mut out = [Duration::ZERO; 2];
+    for (slot, options) in out.iter_mut().zip(["", "(FORMAT binary)"]) {
+        let url = test.sibling_url("tenancy_test_b");
+        let name = tenancy_core::tenant::database_of(&url)
+            .expect("name")
+            .to_owned();
+        admin
+            .execute_unprepared(&format!("CREATE DATABASE \"{name}\""))
+            .await
+            .expect("create");
+        let scratch = Database::connect(url.as_str()).await.expect("scratch");
+        Migrator::up(&scratch, None).await.expect("migrate");
+        let _ = scratch.close().await;
+        *slot = psql_pipe(&test.url, &url, storefront, options);
+        admin
+            .execute_unprepared(&format!("DROP DATABASE \"{name}\" WITH (FORCE)"))
+            .await
+            .expect("drop");
+    }
+    out
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 4)]
@@ -80,38 +113,13 @@ async fn main() {
         .expect("analyze");
     eprintln!("seeded {rows} rows (+{} of another storefront)", rows / 10);
 
-    // Baseline: psql COPY pipe into a fresh database with the same schema.
+    // Baseline: psql COPY pipe into a fresh database with the same schema, in text and,
+    // for reference, in PostgreSQL's binary format (the mover's).
     let mut baselines = Vec::new();
-    let baseline_run = |test: &TestDb| {
-        let url = test.sibling_url("tenancy_test_b");
-        let url2 = url.clone();
-        async move {
-            let admin = Database::connect(
-                std::env::var("TENANCY_TEST_POSTGRES_URL")
-                    .expect("url")
-                    .as_str(),
-            )
-            .await
-            .expect("admin");
-            let name = tenancy_core::tenant::database_of(&url2)
-                .expect("name")
-                .to_owned();
-            admin
-                .execute_unprepared(&format!("CREATE DATABASE \"{name}\""))
-                .await
-                .expect("create");
-            let scratch = Database::connect(url2.as_str()).await.expect("scratch");
-            Migrator::up(&scratch, None).await.expect("migrate");
-            let _ = scratch.close().await;
-            (url, admin, name)
-        }
-    };
-    let (url, admin, name) = baseline_run(&test).await;
-    baselines.push(psql_pipe(&test.url, &url, sf));
-    admin
-        .execute_unprepared(&format!("DROP DATABASE \"{name}\" WITH (FORCE)"))
-        .await
-        .expect("drop");
+    let mut binary = Vec::new();
+    let [text, bin] = pipes(&test, sf).await;
+    baselines.push(text);
+    binary.push(bin);
 
     // The move, with a writer inserting into the storefront the whole time.
     let stop = Arc::new(AtomicBool::new(false));
@@ -180,12 +188,9 @@ async fn main() {
     stop.store(true, Ordering::Relaxed);
     let writes = writer.await.expect("writer");
 
-    let (url, admin, name) = baseline_run(&test).await;
-    baselines.push(psql_pipe(&test.url, &url, sf));
-    admin
-        .execute_unprepared(&format!("DROP DATABASE \"{name}\" WITH (FORCE)"))
-        .await
-        .expect("drop");
+    let [text, bin] = pipes(&test, sf).await;
+    baselines.push(text);
+    binary.push(bin);
 
     let phases = phases.lock().expect("phases").clone();
     let at = |ph: Phase| phases.iter().find(|(p, _)| *p == ph).map(|(_, t)| *t);
@@ -202,6 +207,7 @@ async fn main() {
         .max()
         .unwrap_or_default();
     let baseline = baselines.iter().sum::<Duration>() / baselines.len() as u32;
+    let baseline_binary = binary.iter().sum::<Duration>() / binary.len() as u32;
     let rate = |d: Duration| rows as f64 / d.as_secs_f64();
     println!("rows moved:                 {rows}");
     println!(
@@ -211,16 +217,24 @@ async fn main() {
         baselines
     );
     println!(
-        "move copy phase:            {:.2} s  ({:.0} rows/s)  ratio {:.2}",
-        copy.as_secs_f64(),
-        rate(copy),
-        rate(copy) / rate(baseline)
+        "psql binary pipe (mean of 2): {:.2} s  ({:.0} rows/s)  runs: {:?}",
+        baseline_binary.as_secs_f64(),
+        rate(baseline_binary),
+        binary
     );
     println!(
-        "whole move (to switched):   {:.2} s  ({:.0} rows/s)  ratio {:.2}",
+        "move copy phase:            {:.2} s  ({:.0} rows/s)  ratio {:.2} (binary pipe: {:.2})",
+        copy.as_secs_f64(),
+        rate(copy),
+        rate(copy) / rate(baseline),
+        rate(copy) / rate(baseline_binary)
+    );
+    println!(
+        "whole move (to switched):   {:.2} s  ({:.0} rows/s)  ratio {:.2} (binary pipe: {:.2})",
         whole.as_secs_f64(),
         rate(whole),
-        rate(whole) / rate(baseline)
+        rate(whole) / rate(baseline),
+        rate(whole) / rate(baseline_binary)
     );
     for w in phases.windows(2) {
         println!(
@@ -235,14 +249,8 @@ async fn main() {
     let _ = tenancy.shared().execute_unprepared("SELECT 1").await;
     if let Placement::Database { url } = &target {
         if let Some(name) = tenancy_core::tenant::database_of(url) {
-            let admin = Database::connect(
-                std::env::var("TENANCY_TEST_POSTGRES_URL")
-                    .expect("url")
-                    .as_str(),
-            )
-            .await
-            .expect("admin");
-            let _ = admin
+            let _ = admin()
+                .await
                 .execute_unprepared(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
                 .await;
         }
