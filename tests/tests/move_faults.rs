@@ -300,7 +300,39 @@ async fn cascaded_deletes(backend: Backend) {
         expected,
         "{backend}: the target holds what the source held"
     );
+    // Completing removes every capture trigger, the cascade ones included, on both sides.
+    mover.complete(sf, true).await.expect("complete");
+    assert_eq!(capture_triggers(&test.db).await, 0, "{backend}: source");
+    let Placement::Database { url } = &target else {
+        panic!("{backend}: expected a database target, got {target:?}");
+    };
+    let conn = sea_orm::Database::connect(url.as_str())
+        .await
+        .expect("target");
+    assert_eq!(capture_triggers(&conn).await, 0, "{backend}: target");
+    let _ = conn.close().await;
     test.teardown().await;
+}
+
+/// Capture triggers present in the database `db` is connected to.
+async fn capture_triggers(db: &sea_orm::DatabaseConnection) -> i64 {
+    let backend = db.get_database_backend();
+    let sql = match backend {
+        sea_orm::DbBackend::Postgres => {
+            "SELECT COUNT(*) FROM pg_trigger WHERE tgname LIKE 'tncap%'"
+        }
+        sea_orm::DbBackend::MySql => {
+            "SELECT COUNT(*) FROM information_schema.triggers \
+             WHERE trigger_schema = DATABASE() AND trigger_name LIKE 'tncap%'"
+        }
+        _ => "SELECT COUNT(*) FROM sqlite_master WHERE type = 'trigger' AND name LIKE 'tncap%'",
+    };
+    db.query_one_raw(sea_orm::Statement::from_string(backend, sql))
+        .await
+        .expect("triggers")
+        .expect("a row")
+        .try_get_by_index::<i64>(0)
+        .expect("a count")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
