@@ -408,6 +408,68 @@ async fn mysql_drifted_target_is_refused() {
     drifted_target(Backend::MySql).await;
 }
 
+/// A `json` column has no hash function in PostgreSQL, so validation hashes such a table's
+/// rows as text: the move still validates, and a json value changed on the target behind
+/// the mover's back is still caught.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_json_column_is_validated() {
+    let Some((test, tenancy)) = env(Backend::Postgres, Duration::from_millis(200)).await else {
+        return;
+    };
+    let sf = provisioned(&tenancy, &["a", "b", "c"]).await;
+    let add = "ALTER TABLE customers ADD COLUMN prefs json";
+    test.db.execute_unprepared(add).await.expect("add json");
+    test.db
+        .execute_unprepared("UPDATE customers SET prefs = json_build_object('lang', first_name)")
+        .await
+        .expect("set json");
+    let target = target_for(&test, 2);
+    let halting = Mover::new(&tenancy, options(Some(HaltAt::After(Phase::Prepare))));
+    assert!(halting.start::<Migrator>(sf, target.clone()).await.is_err());
+    let Placement::Database { url } = &target else {
+        panic!("expected a database target, got {target:?}");
+    };
+    let conn = sea_orm::Database::connect(url.as_str())
+        .await
+        .expect("target");
+    conn.execute_unprepared(add)
+        .await
+        .expect("add json on the target");
+    let halting = Mover::new(&tenancy, options(Some(HaltAt::After(Phase::CatchUp))));
+    assert!(halting.resume::<Migrator>(sf).await.is_err());
+    // A json value that differs is caught ...
+    let tamper = |value: &'static str| {
+        let conn = conn.clone();
+        async move {
+            conn.execute_unprepared(&format!(
+                "UPDATE customers SET prefs = '{value}' WHERE first_name = 'b'"
+            ))
+            .await
+            .expect("tamper");
+        }
+    };
+    tamper(r#"{"lang": "xx"}"#).await;
+    let mover = Mover::new(&tenancy, options(None));
+    let err = mover
+        .resume::<Migrator>(sf)
+        .await
+        .expect_err("the tampered json is caught");
+    assert!(
+        matches!(&err, TenancyError::Validation { table, .. } if table == "customers"),
+        "{err}"
+    );
+    // ... and with the value put back, validation passes (the column is hashed as text).
+    tamper(r#"{"lang" : "b"}"#).await;
+    let _ = conn.close().await;
+    mover
+        .cutover::<Migrator>(sf)
+        .await
+        .unwrap_or_else(|e| panic!("validation with a json column: {e}"));
+    assert_eq!(tenancy.placement(sf).await.expect("placement"), target);
+    mover.complete(sf, true).await.expect("complete");
+    test.teardown().await;
+}
+
 /// A second process caches the old placement for an hour. After the cutover its writes
 /// are refused by the fence on the old side (with no retry budget, the refusal reaches
 /// it), and with the default budget they succeed on the new side after a refresh.

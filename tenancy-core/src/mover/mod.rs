@@ -588,10 +588,11 @@ impl Mover {
             while let Some(page) = next {
                 // Between databases, the next page is read while this one is written.
                 let (n, following) = if pipelined {
-                    tokio::try_join!(
+                    side::both(
                         transfer::write_page(src, dst, meta, sf, &page),
-                        transfer::read_page(src, dst, meta, sf, Some(&page.upto), batch)
-                    )?
+                        transfer::read_page(src, dst, meta, sf, Some(&page.upto), batch),
+                    )
+                    .await?
                 } else {
                     let n = transfer::write_page(src, dst, meta, sf, &page).await?;
                     (

@@ -181,9 +181,17 @@ impl Side {
         }
     }
 
+    /// Closes the connection if the mover opened it. Bounded: closing a pool waits for
+    /// every connection to come back, and a move step must not hang on its cleanup.
     pub(crate) async fn close(self) {
         if self.owned {
-            let _ = self.conn.close().await;
+            let closing = self.conn.close();
+            if tokio::time::timeout(std::time::Duration::from_secs(5), closing)
+                .await
+                .is_err()
+            {
+                tracing::warn!(placement = %self.placement, "a move connection did not close within 5 s");
+            }
         }
     }
 
@@ -595,6 +603,17 @@ fn unreachable_sides(backend: DbBackend) -> TenancyError {
 
 /// Whether both sides are reached through one connection (then rows move by
 /// `INSERT ... SELECT` inside the server; otherwise by PostgreSQL `COPY`).
+/// Runs the same step on both sides at once and waits for both, even when one fails: a
+/// query future dropped half way (as `try_join!` does to the other side on an error) can
+/// leave its pool connection checked out, and closing that pool then never finishes.
+pub(crate) async fn both<A, B>(
+    a: impl std::future::Future<Output = Result<A, TenancyError>>,
+    b: impl std::future::Future<Output = Result<B, TenancyError>>,
+) -> Result<(A, B), TenancyError> {
+    let (a, b) = tokio::join!(a, b);
+    Ok((a?, b?))
+}
+
 pub(crate) fn same_connection(a: &Side, b: &Side) -> bool {
     match a.backend {
         DbBackend::Postgres => !a.owned && !b.owned,

@@ -12,7 +12,7 @@ use std::{
 use sea_orm::{ConnectionTrait, DbBackend, Value};
 
 use super::{
-    side::{Key, Side, TableMeta},
+    side::{both, Key, Side, TableMeta},
     transfer::page_end,
 };
 use crate::{StorefrontId, TenancyError};
@@ -230,7 +230,8 @@ async fn buckets(
     textual: bool,
 ) -> Result<Buckets, TenancyError> {
     let digest = if textual {
-        // Types without an extended hash function (json, point, ...): md5 of the row's text.
+        // Types without an extended hash function (json, point, ...) or PostgreSQL before 14:
+        // md5 of the row's text.
         "bit_xor(('x' || substr(md5(x::text), 1, 16))::bit(64)::bigint)::text || '-' || \
          sum(('x' || substr(md5(x::text), 17, 16))::bit(64)::bigint >> 8)::text"
     } else {
@@ -303,18 +304,21 @@ async fn table_pg(
             list.join(", ")
         )
     };
-    let both = |textual: bool| {
-        let (bucket, skip) = (&bucket, &skip);
-        async move {
-            tokio::try_join!(
-                buckets(src, meta, storefront, bucket, skip, textual),
-                buckets(dst, meta, storefront, bucket, skip, textual)
-            )
-        }
+    let scan = |textual: bool| {
+        both(
+            buckets(src, meta, storefront, &bucket, &skip, textual),
+            buckets(dst, meta, storefront, &bucket, &skip, textual),
+        )
     };
-    let (a, b) = match both(false).await {
-        Err(TenancyError::Db(e)) if e.to_string().contains("could not identify") => {
-            both(true).await?
+    let (a, b) = match scan(false).await {
+        // A column type without an extended hash (json), or a server before PostgreSQL 14
+        // (no hash_record_extended).
+        Err(TenancyError::Db(e))
+            if ["could not identify", "hash_record_extended"]
+                .iter()
+                .any(|m| e.to_string().contains(m)) =>
+        {
+            scan(true).await?
         }
         other => other?,
     };
@@ -328,10 +332,11 @@ async fn table_pg(
     for i in differ {
         let at = |j: i32| usize::try_from(j).ok().and_then(|j| bounds.get(j));
         let range = Range::Bucket(at(i - 1), at(i));
-        let (ra, rb) = tokio::try_join!(
+        let (ra, rb) = both(
             rows(src, meta, storefront, &range),
-            rows(dst, meta, storefront, &range)
-        )?;
+            rows(dst, meta, storefront, &range),
+        )
+        .await?;
         // Read the moving keys again: rows may have changed since the scan.
         in_flight.extend(moving(src, meta, storefront, kinds, since).await?);
         let keys: Vec<Key> = differing(&ra, &rb)
@@ -369,10 +374,11 @@ async fn table_paged(
     loop {
         let hi = page_end(src, meta, storefront, lo.as_ref(), chunk_size).await?;
         let none = BTreeSet::new();
-        let (a, b) = tokio::try_join!(
+        let (a, b) = both(
             chunk(src, meta, storefront, lo.as_ref(), hi.as_ref(), &none),
-            chunk(dst, meta, storefront, lo.as_ref(), hi.as_ref(), &none)
-        )?;
+            chunk(dst, meta, storefront, lo.as_ref(), hi.as_ref(), &none),
+        )
+        .await?;
         let mut same = a == b;
         let mut in_flight = BTreeSet::new();
         if !same {
@@ -380,19 +386,21 @@ async fn table_paged(
             in_flight = moving.get(&meta.name).cloned().unwrap_or_default();
             if !in_flight.is_empty() && in_flight.len() <= 2_000 {
                 // Compare the chunk without the rows that are still moving.
-                let (a2, b2) = tokio::try_join!(
+                let (a2, b2) = both(
                     chunk(src, meta, storefront, lo.as_ref(), hi.as_ref(), &in_flight),
-                    chunk(dst, meta, storefront, lo.as_ref(), hi.as_ref(), &in_flight)
-                )?;
+                    chunk(dst, meta, storefront, lo.as_ref(), hi.as_ref(), &in_flight),
+                )
+                .await?;
                 same = a2 == b2;
             }
         }
         if !same {
             let range = Range::Between(lo.as_ref(), hi.as_ref());
-            let (ra, rb) = tokio::try_join!(
+            let (ra, rb) = both(
                 rows(src, meta, storefront, &range),
-                rows(dst, meta, storefront, &range)
-            )?;
+                rows(dst, meta, storefront, &range),
+            )
+            .await?;
             // Read the moving keys again: rows may have changed while the chunk was read.
             let moving = super::capture::keys_since(src, storefront, kinds, since).await?;
             in_flight.extend(moving.get(&meta.name).cloned().unwrap_or_default());
@@ -458,10 +466,11 @@ pub(crate) async fn differing_keys(
     let mut out = BTreeSet::new();
     for batch in all.chunks(500) {
         let range = Range::Keys(batch);
-        let (ra, rb) = tokio::try_join!(
+        let (ra, rb) = both(
             rows(src, meta, storefront, &range),
-            rows(dst, meta, storefront, &range)
-        )?;
+            rows(dst, meta, storefront, &range),
+        )
+        .await?;
         out.extend(differing(&ra, &rb));
     }
     Ok(out)
