@@ -303,15 +303,20 @@ async fn cascaded_deletes(backend: Backend) {
     // Completing removes every capture trigger, the cascade ones included, on both sides.
     mover.complete(sf, true).await.expect("complete");
     assert_eq!(capture_triggers(&test.db).await, 0, "{backend}: source");
-    let Placement::Database { url } = &target else {
-        panic!("{backend}: expected a database target, got {target:?}");
-    };
-    let conn = sea_orm::Database::connect(url.as_str())
-        .await
-        .expect("target");
+    let conn = database_target(&target).await;
     assert_eq!(capture_triggers(&conn).await, 0, "{backend}: target");
     let _ = conn.close().await;
     test.teardown().await;
+}
+
+/// A connection to a database-placement target, as an operator would open one.
+async fn database_target(target: &Placement) -> sea_orm::DatabaseConnection {
+    let Placement::Database { url } = target else {
+        panic!("expected a database target, got {target:?}");
+    };
+    sea_orm::Database::connect(url.as_str())
+        .await
+        .expect("target")
 }
 
 /// Capture triggers present in the database `db` is connected to.
@@ -364,12 +369,7 @@ async fn drifted_target(backend: Backend) {
         matches!(first, Err(TenancyError::Halted { .. })),
         "{backend}: {first:?}"
     );
-    let Placement::Database { url } = &target else {
-        panic!("{backend}: expected a database target, got {target:?}");
-    };
-    let conn = sea_orm::Database::connect(url.as_str())
-        .await
-        .expect("target");
+    let conn = database_target(&target).await;
     conn.execute_unprepared(match backend {
         Backend::Postgres => "ALTER TABLE customers ALTER COLUMN phone TYPE text",
         _ => "ALTER TABLE customers MODIFY phone TEXT",
@@ -426,12 +426,7 @@ async fn postgres_json_column_is_validated() {
     let target = target_for(&test, 2);
     let halting = Mover::new(&tenancy, options(Some(HaltAt::After(Phase::Prepare))));
     assert!(halting.start::<Migrator>(sf, target.clone()).await.is_err());
-    let Placement::Database { url } = &target else {
-        panic!("expected a database target, got {target:?}");
-    };
-    let conn = sea_orm::Database::connect(url.as_str())
-        .await
-        .expect("target");
+    let conn = database_target(&target).await;
     conn.execute_unprepared(add)
         .await
         .expect("add json on the target");

@@ -587,18 +587,12 @@ impl Mover {
             let mut next = transfer::read_page(src, dst, meta, sf, cursor.as_ref(), batch).await?;
             while let Some(page) = next {
                 // Between databases, the next page is read while this one is written.
+                let write = transfer::write_page(src, dst, meta, sf, &page);
+                let read = transfer::read_page(src, dst, meta, sf, Some(&page.upto), batch);
                 let (n, following) = if pipelined {
-                    side::both(
-                        transfer::write_page(src, dst, meta, sf, &page),
-                        transfer::read_page(src, dst, meta, sf, Some(&page.upto), batch),
-                    )
-                    .await?
+                    side::both(write, read).await?
                 } else {
-                    let n = transfer::write_page(src, dst, meta, sf, &page).await?;
-                    (
-                        n,
-                        transfer::read_page(src, dst, meta, sf, Some(&page.upto), batch).await?,
-                    )
+                    (write.await?, read.await?)
                 };
                 if let Some(t) = run.record.progress.tables.get_mut(i) {
                     t.copied += n;

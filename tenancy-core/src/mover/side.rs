@@ -317,7 +317,9 @@ pub(crate) async fn tables(
             continue; // registered but not created by the migrations: nothing to move
         }
         let target_columns = target.columns(name).await?;
-        let names = |c: &[(String, String)]| c.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>();
+        fn names(c: &[(String, String)]) -> Vec<&str> {
+            c.iter().map(|(n, _)| n.as_str()).collect()
+        }
         if names(&target_columns) != names(&columns) {
             return Err(TenancyError::Move {
                 storefront: String::new(),
@@ -601,8 +603,6 @@ fn unreachable_sides(backend: DbBackend) -> TenancyError {
     }
 }
 
-/// Whether both sides are reached through one connection (then rows move by
-/// `INSERT ... SELECT` inside the server; otherwise by PostgreSQL `COPY`).
 /// Runs the same step on both sides at once and waits for both, even when one fails: a
 /// query future dropped half way (as `try_join!` does to the other side on an error) can
 /// leave its pool connection checked out, and closing that pool then never finishes.
@@ -614,6 +614,8 @@ pub(crate) async fn both<A, B>(
     Ok((a?, b?))
 }
 
+/// Whether both sides are reached through one connection (then rows move by
+/// `INSERT ... SELECT` inside the server; otherwise by PostgreSQL `COPY`).
 pub(crate) fn same_connection(a: &Side, b: &Side) -> bool {
     match a.backend {
         DbBackend::Postgres => !a.owned && !b.owned,

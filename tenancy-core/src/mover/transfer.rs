@@ -206,7 +206,8 @@ enum Format {
     /// with psql on this project's bench rows). Needs the same column types on both sides,
     /// which `side::tables` checks before a move starts.
     Binary,
-    /// The text format: to go row by row when the target refuses some rows of a page.
+    /// The text format: its rows are lines, so a page the target refuses in part can be
+    /// written row by row.
     Text,
 }
 
@@ -279,7 +280,7 @@ fn pg_filter(meta: &TableMeta, side: &Side, storefront: StorefrontId) -> String 
     )
 }
 
-/// A refusal of rows the copy may skip (see `copy_range`).
+/// A refusal of rows the copy may skip (see `write_page`).
 fn refused(e: &sqlx::Error) -> bool {
     matches!(sqlx_code(e).as_deref(), Some("23505" | "23503"))
 }
@@ -354,26 +355,21 @@ pub(crate) async fn write_page(
     match copy_in(dst, meta, &page.data, Format::Binary).await {
         Ok(n) => Ok(n),
         Err(e) if refused(&e) => {
-            // Again in text, which can go row by row.
+            // Row by row, skipping the rows the target refuses: read again in text, whose
+            // rows are lines.
             let filter = page_filter(src, meta, storefront, page.after.as_ref(), &page.upto);
             let data = copy_out(src, meta, &filter, Format::Text).await?;
-            match copy_in(dst, meta, &data, Format::Text).await {
-                Ok(n) => Ok(n),
-                Err(e) if refused(&e) => {
-                    let mut written = 0;
-                    for line in data.split_inclusive(|b| *b == b'\n') {
-                        match copy_in(dst, meta, line, Format::Text).await {
-                            Ok(n) => written += n,
-                            Err(e) if refused(&e) => {
-                                tracing::debug!(table = %meta.name, "copy deferred to catch-up: {e}");
-                            }
-                            Err(e) => return Err(target_err(e)),
-                        }
+            let mut written = 0;
+            for line in data.split_inclusive(|b| *b == b'\n') {
+                match copy_in(dst, meta, line, Format::Text).await {
+                    Ok(n) => written += n,
+                    Err(e) if refused(&e) => {
+                        tracing::debug!(table = %meta.name, "copy deferred to catch-up: {e}");
                     }
-                    Ok(written)
+                    Err(e) => return Err(target_err(e)),
                 }
-                Err(e) => Err(target_err(e)),
             }
+            Ok(written)
         }
         Err(e) => Err(target_err(e)),
     }
