@@ -29,7 +29,7 @@ pub mod prelude {
     pub use super::shopping_cart::Entity as ShoppingCart;
 }
 
-/// Registers every tenant-scoped entity explicitly, in addition to the link-time
+/// Registers every tenant-scoped and global entity explicitly, in addition to the link-time
 /// registration `#[tenant_scoped]` does.
 pub fn registry() -> tenancy_core::Registry {
     tenancy_core::Registry::from_entities()
@@ -39,4 +39,5 @@ pub fn registry() -> tenancy_core::Registry {
         .with::<order_item::Entity>()
         .with::<shopping_cart::Entity>()
         .with::<cart_item::Entity>()
+        .with_global_entity::<country::Entity>()
 }

@@ -285,7 +285,11 @@ impl Tenancy {
             };
             for row in db.query_all_raw(stmt).await? {
                 let table: String = row.try_get_by_index(0)?;
-                if self.registry().tenant_column(&table).is_none() {
+                // The framework's own tables (the directory has a storefront_id column) are
+                // never named through a tenant connection, so they need no registration.
+                if self.registry().tenant_column(&table).is_none()
+                    && !crate::registry::is_reserved(&table)
+                {
                     unregistered.push(table);
                 }
             }

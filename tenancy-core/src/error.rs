@@ -89,27 +89,56 @@ pub enum TenancyError {
         source: Box<TenancyError>,
     },
 
-    /// A statement on a tenant-scoped table that the rewriter cannot prove is confined to one
-    /// storefront. Nothing was sent to the database.
-    #[error("refused statement on tenant-scoped table `{table}`: {reason}")]
+    /// A statement that names a table (or schema) a tenant connection may not reach, or uses
+    /// one in a way that cannot be proven confined to one storefront. Nothing was sent to
+    /// the database.
+    #[error("refused statement naming `{table}`: {reason}")]
     Refused {
-        /// The tenant-scoped table the statement touches.
+        /// The table (or qualified name) the statement names.
         table: String,
-        /// What made the rewriter refuse it.
+        /// What made the rewriter refuse it, and what to do instead.
         reason: String,
     },
 
-    /// SQL that could not be parsed. Refused because it mentions a tenant-scoped table.
-    #[error("refused statement on tenant-scoped table `{table}`: the SQL could not be parsed ({detail})")]
+    /// A statement of a kind tenant connections never run (only queries, INSERT, UPDATE and
+    /// DELETE are admitted). Nothing was sent to the database.
+    #[error("refused {kind} statement: {reason}")]
+    RefusedStatement {
+        /// The statement kind (`SET`, `CREATE TABLE`, `EXECUTE`...).
+        kind: String,
+        /// Why, and what to do instead.
+        reason: String,
+    },
+
+    /// A statement that calls a function tenant connections may not call. Nothing was sent
+    /// to the database.
+    #[error("refused call of function `{function}`: {reason}")]
+    RefusedFunction {
+        /// The function, as written.
+        function: String,
+        /// Why, and what to do instead.
+        reason: String,
+    },
+
+    /// A statement that uses syntax the rewriter cannot check (a literal or identifier the
+    /// server might read differently, an unsupported placeholder, a construct outside the
+    /// allow list). Nothing was sent to the database.
+    #[error("refused statement: {reason}")]
+    RefusedSyntax {
+        /// What was refused, and what to write instead.
+        reason: String,
+    },
+
+    /// SQL that could not be parsed with the backend's dialect, so it cannot be checked.
+    #[error("refused statement: the SQL could not be parsed as {dialect} ({detail})")]
     Unparseable {
-        /// The tenant-scoped table whose name appears in the SQL.
-        table: String,
+        /// The dialect.
+        dialect: String,
         /// The parser's message.
         detail: String,
     },
 
-    /// SQL that could not even be tokenized, so it cannot be proven free of tenant-scoped
-    /// tables.
+    /// SQL that could not even be tokenized.
     #[error("refused statement: the SQL could not be tokenized ({detail})")]
     Untokenizable {
         /// The tokenizer's message.

@@ -55,9 +55,9 @@ pub use connection::{Tenancy, TenantConnection, TenantTransaction};
 pub use directory::{Directory, TenantRecord, TenantResolver, TenantState};
 pub use error::TenancyError;
 pub use pool::{DatabaseManager, Lease, PoolOptions};
-pub use registry::{Registry, ScopedTable, TenantScoped};
+pub use registry::{Global, GlobalAccess, GlobalTable, Registry, ScopedTable, TenantScoped};
 pub use rewrite::Rewriter;
-pub use tenancy_macros::tenant_scoped;
+pub use tenancy_macros::{global_table, tenant_scoped};
 pub use tenant::{Placement, StorefrontId, TenantType};
 
 /// Used by the code `#[tenant_scoped]` generates. Not public API.

@@ -9,7 +9,8 @@ fn rewriter() -> Rewriter {
     Rewriter::new(
         Registry::empty()
             .with_table("customers", "storefront_id")
-            .with_table("orders", "storefront_id"),
+            .with_table("orders", "storefront_id")
+            .with_global("countries"),
     )
 }
 
@@ -261,12 +262,12 @@ fn update_and_delete_are_filtered_and_cannot_move_rows() {
 }
 
 #[test]
-fn tables_match_case_insensitively_quoted_or_qualified() {
+fn tables_match_case_insensitively_quoted_or_not() {
     for sql in [
         "SELECT * FROM CUSTOMERS",
         "SELECT * FROM \"Customers\"",
-        "SELECT * FROM public.customers",
-        "select * from \"public\".\"customers\" as c",
+        "select * from \"customers\" as c",
+        "SELECT id FROM orders UNION TABLE customers",
     ] {
         let (out, values) = ok(DbBackend::Postgres, sql, vec![]);
         assert!(out.contains("\"storefront_id\" = $1"), "{sql} -> {out}");
@@ -275,29 +276,59 @@ fn tables_match_case_insensitively_quoted_or_qualified() {
 }
 
 #[test]
-fn global_statements_pass_through_byte_for_byte() {
+fn qualified_names_are_refused_outside_the_storefronts_own_schema() {
     for sql in [
-        "SELECT * FROM countries WHERE code = $1",
-        "INSERT INTO countries (code, name) VALUES ($1, 'x')",
-        "CREATE TABLE scratch (id int)",
-        "SELECT data ? 'key' FROM documents",
+        "SELECT * FROM public.customers",
+        "SELECT * FROM \"storefront_b\".\"customers\" AS c",
+        "INSERT INTO other.customers (id) VALUES ($1)",
+        "SELECT * FROM public.countries",
     ] {
         let values: Vec<Value> = if sql.contains("$1") {
-            vec!["US".into()]
+            vec![1.into()]
         } else {
             vec![]
         };
-        let (out, got) = ok(DbBackend::Postgres, sql, values.clone());
-        assert_eq!(out, sql);
-        assert_eq!(got, values);
+        let err = refused(DbBackend::Postgres, sql, values);
+        assert!(err.contains("qualifier"), "{sql}: {err}");
     }
 }
 
 #[test]
-fn what_cannot_be_confined_is_refused_naming_the_table() {
+fn global_tables_are_read_only_and_statements_are_rendered_from_the_tree() {
+    let (out, got) = ok(
+        DbBackend::Postgres,
+        "SELECT *   FROM countries /* a comment */ WHERE code = $1",
+        vec!["US".into()],
+    );
+    assert_eq!(out, "SELECT * FROM countries WHERE code = $1");
+    assert_eq!(got, vec!["US".into()]);
+    let (out, got) = ok(DbBackend::Sqlite, "SELECT 1 -- nothing else", vec![]);
+    assert_eq!(out, "SELECT 1");
+    assert!(got.is_empty());
+    let err = refused(
+        DbBackend::Postgres,
+        "INSERT INTO countries (code, name) VALUES ($1, 'x')",
+        vec!["FR".into()],
+    );
+    assert!(
+        err.contains("`countries`") && err.contains("read-only global"),
+        "{err}"
+    );
+}
+
+#[test]
+fn what_is_not_on_the_allow_list_is_refused_naming_it() {
     let cases = [
-        (DbBackend::Postgres, "DROP TABLE customers", "DROP"),
+        (DbBackend::Postgres, "DROP TABLE customers", "DROP TABLE"),
         (DbBackend::Postgres, "TRUNCATE customers", "TRUNCATE"),
+        (
+            DbBackend::Postgres,
+            "CREATE TABLE scratch (id int)",
+            "CREATE TABLE",
+        ),
+        (DbBackend::Postgres, "SET search_path = other", "SET"),
+        (DbBackend::MySql, "USE other", "USE"),
+        (DbBackend::Postgres, "EXECUTE sqlx_s_1('x')", "EXECUTE"),
         (
             DbBackend::Postgres,
             "SELECT 1; DELETE FROM customers",
@@ -308,7 +339,52 @@ fn what_cannot_be_confined_is_refused_naming_the_table() {
             "SELEKT * FROM customers",
             "could not be parsed",
         ),
-        (DbBackend::Postgres, "TABLE customers", "TABLE"),
+        (
+            DbBackend::Postgres,
+            "SELECT * FROM documents",
+            "`documents`",
+        ),
+        (
+            DbBackend::Postgres,
+            "SELECT * FROM pg_catalog.pg_stats",
+            "`pg_catalog.pg_stats`",
+        ),
+        (
+            DbBackend::Postgres,
+            "SELECT * FROM tenancy_tenants",
+            "framework's own",
+        ),
+        (
+            DbBackend::Sqlite,
+            "SELECT * FROM seaql_migrations",
+            "framework's own",
+        ),
+        (
+            DbBackend::Postgres,
+            "SELECT query_to_xml('select 1', true, true, '')",
+            "`query_to_xml`",
+        ),
+        (DbBackend::MySql, "SELECT @x := 1", "variables"),
+        (
+            DbBackend::MySql,
+            "SELECT * FROM customers WHERE email = 'a\\'b'",
+            "backslash",
+        ),
+        (
+            DbBackend::MySql,
+            "SELECT * FROM customers WHERE email = \"x\"",
+            "double-quoted",
+        ),
+        (
+            DbBackend::Postgres,
+            "SELECT * INTO scratch FROM customers",
+            "INTO",
+        ),
+        (
+            DbBackend::Postgres,
+            "SELECT * FROM generate_series(1, 3)",
+            "table functions",
+        ),
         (
             DbBackend::MySql,
             "REPLACE INTO customers (id) VALUES (?)",
@@ -341,15 +417,48 @@ fn what_cannot_be_confined_is_refused_naming_the_table() {
         ),
     ];
     for (backend, sql, needle) in cases {
-        let values: Vec<Value> = if sql.contains('?') && !sql.contains("?1") {
+        let values: Vec<Value> = if sql.contains('?') && !sql.contains("?1") && !sql.contains("? '")
+        {
             vec![1.into()]
         } else {
             vec![]
         };
         let err = refused(backend, sql, values);
-        assert!(err.contains("`customers`"), "{sql}: {err}");
         assert!(err.contains(needle), "{sql}: expected `{needle}` in: {err}");
     }
+}
+
+#[test]
+fn a_cte_shadows_a_table_of_the_same_name() {
+    // In the body the name is the CTE; inside the CTE (not recursive) it is the table.
+    let (sql, _) = ok(
+        DbBackend::Postgres,
+        "WITH customers AS (SELECT id FROM customers WHERE id = $1) SELECT id FROM customers",
+        vec![1.into()],
+    );
+    assert_eq!(
+        sql,
+        r#"WITH customers AS (SELECT id FROM customers WHERE (id = $1) AND customers."storefront_id" = $2) SELECT id FROM customers"#
+    );
+    // A write's target is always the table.
+    let (sql, _) = ok(
+        DbBackend::Postgres,
+        "WITH orders AS (SELECT 1 AS id) DELETE FROM orders WHERE id IN (SELECT id FROM orders)",
+        vec![],
+    );
+    assert!(sql.ends_with(r#"DELETE FROM orders WHERE (id IN (SELECT id FROM orders)) AND orders."storefront_id" = $1"#), "{sql}");
+    // A CTE named like the framework's table is just a CTE; the table itself is refused.
+    ok(
+        DbBackend::Sqlite,
+        "WITH tenancy_tenants AS (SELECT 1 AS x) SELECT x FROM tenancy_tenants",
+        vec![],
+    );
+    let err = refused(
+        DbBackend::Postgres,
+        "WITH a AS (SELECT * FROM tenancy_tenants), tenancy_tenants AS (SELECT 1) SELECT * FROM a",
+        vec![],
+    );
+    assert!(err.contains("framework's own"), "{err}");
 }
 
 #[test]
@@ -408,16 +517,31 @@ fn schema_placement_qualifies_scoped_tables_only() {
         out.sql,
         r#"SELECT "customers"."id" FROM "storefront_a"."customers" JOIN "countries" ON "countries"."code" = "customers"."cc" WHERE ("customers"."email" = $1) AND "storefront_a"."customers"."storefront_id" = $2"#
     );
-    // The same cached template serves another schema.
+    // The same cached template serves another schema; a qualifier must be the storefront's.
     let stmt = Statement::from_sql_and_values(
         DbBackend::MySql,
-        "INSERT INTO `public`.`customers` (`id`) VALUES (?)",
+        "INSERT INTO `storefront_b`.`customers` (`id`) VALUES (?)",
         [1.into()],
     );
     let out = r.rewrite_in(stmt, &shop(), Some("storefront_b")).unwrap();
     assert_eq!(
         out.sql,
         "INSERT INTO `storefront_b`.`customers` (`id`, `storefront_id`) VALUES (?, ?)"
+    );
+    let err = r
+        .rewrite_in(
+            Statement::from_sql_and_values(
+                DbBackend::MySql,
+                "INSERT INTO `storefront_b`.`customers` (`id`) VALUES (?)",
+                [1.into()],
+            ),
+            &shop(),
+            Some("storefront_a"),
+        )
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("`storefront_b.customers`"),
+        "{err}"
     );
     let err = r
         .rewrite_in(

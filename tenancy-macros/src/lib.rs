@@ -51,7 +51,7 @@ fn expand(
             "#[tenant_scoped] goes on the `Model` struct of a SeaORM entity",
         )
     })?;
-    let table = table_name(&model)?;
+    let table = table_name(&model, "tenant_scoped")?;
     let field = tenant_field(&model, &column)?;
     check_uuid_type(&field.ty, &column)?;
     let field_ident = field
@@ -119,8 +119,60 @@ fn parse_args(args: proc_macro2::TokenStream) -> syn::Result<String> {
     Ok(column)
 }
 
+/// Marks a SeaORM entity's `Model` as a global table: one set of rows that every storefront
+/// reads (reference data such as `countries`). Tenant connections may read it; writes are
+/// refused unless the attribute says `#[global_table(writable)]`.
+///
+/// Every table a tenant connection names must be registered, either by
+/// `#[tenant_scoped]` or by this attribute: unknown tables are refused.
+#[proc_macro_attribute]
+pub fn global_table(args: TokenStream, item: TokenStream) -> TokenStream {
+    match expand_global(args.into(), item.into()) {
+        Ok(tokens) => tokens.into(),
+        Err(err) => err.to_compile_error().into(),
+    }
+}
+
+fn expand_global(
+    args: proc_macro2::TokenStream,
+    item: proc_macro2::TokenStream,
+) -> syn::Result<proc_macro2::TokenStream> {
+    let mut writable = false;
+    let metas = Punctuated::<Meta, Token![,]>::parse_terminated.parse2(args)?;
+    for meta in metas {
+        match &meta {
+            Meta::Path(p) if p.is_ident("writable") => writable = true,
+            other => {
+                return Err(Error::new(
+                    other.span(),
+                    "unknown argument to #[global_table]; the only one is `writable`",
+                ))
+            }
+        }
+    }
+    let model: ItemStruct = syn::parse2(item.clone()).map_err(|e| {
+        Error::new(
+            e.span(),
+            "#[global_table] goes on the `Model` struct of a SeaORM entity",
+        )
+    })?;
+    let table = table_name(&model, "global_table")?;
+    Ok(quote! {
+        #item
+
+        impl ::tenancy_core::Global for Entity {
+            const TABLE: &'static str = #table;
+            const WRITABLE: bool = #writable;
+        }
+
+        ::tenancy_core::__private::inventory::submit! {
+            ::tenancy_core::GlobalTable::new(#table, #writable)
+        }
+    })
+}
+
 /// Reads `#[sea_orm(table_name = "...")]` from the struct.
-fn table_name(model: &ItemStruct) -> syn::Result<String> {
+fn table_name(model: &ItemStruct, attribute: &str) -> syn::Result<String> {
     for attr in &model.attrs {
         if !attr.path().is_ident("sea_orm") {
             continue;
@@ -142,8 +194,10 @@ fn table_name(model: &ItemStruct) -> syn::Result<String> {
     }
     Err(Error::new(
         model.ident.span(),
-        "#[tenant_scoped] needs `#[sea_orm(table_name = \"...\")]` below it; \
-         put #[tenant_scoped] above #[derive(DeriveEntityModel)]",
+        format!(
+            "#[{attribute}] needs `#[sea_orm(table_name = \"...\")]` below it; \
+             put #[{attribute}] above #[derive(DeriveEntityModel)]"
+        ),
     ))
 }
 

@@ -1,22 +1,32 @@
-//! SQL rewriting: confining each statement to one storefront.
+//! SQL rewriting: checking each statement against the allow list and confining it to one
+//! storefront.
 //!
-//! Every statement a [`TenantConnection`](crate::TenantConnection) runs passes through
-//! [`Rewriter::rewrite`]. The rules (see `docs/architecture.md`):
+//! Every statement a [`TenantConnection`](crate::TenantConnection) or
+//! [`TenantTransaction`](crate::TenantTransaction) runs passes through
+//! [`Rewriter::rewrite`]. It is **always parsed** (with the backend's dialect; the result is
+//! cached by SQL text) and **what reaches the server is the statement rendered from the
+//! checked tree**, never the caller's text, so the server cannot read a name the rewriter
+//! did not see. The rules (see `docs/architecture.md`):
 //!
+//! - **allow list**: only queries (without `INTO`), `INSERT`, `UPDATE` and `DELETE` are
+//!   admitted; they may name only registered tables (tenant-scoped ones, and global ones,
+//!   read-only unless registered writable) and CTEs, call only allowed functions, and use
+//!   only literals and identifiers every backend reads the same way. Everything else is
+//!   refused, naming the statement kind, table or function, before the database sees it;
 //! - every reference to a tenant-scoped table gets `<alias>.<tenant column> = <tenant>`, in
 //!   WHERE for FROM items and in the ON clause of outer-joined tables, inside subqueries,
-//!   CTEs, UNION branches and EXISTS; the existing WHERE is parenthesised first;
+//!   CTEs, set-operation branches and EXISTS; the existing WHERE is parenthesised first;
 //! - INSERT gets the tenant column and value in every row; an explicit tenant value must be
 //!   this storefront's (checked when bound); upserts cannot update another storefront's row;
 //! - UPDATE cannot set the tenant column; UPDATE and DELETE are filtered;
 //! - the tenant value is always a bound parameter (a `Uuid`), at the right position for the
 //!   backend's placeholder style;
-//! - anything that mentions a scoped table and cannot be confined with certainty is refused
-//!   before it reaches the database. Statements that mention no scoped table are passed
-//!   through untouched, without being parsed.
+//! - schema placement qualifies each scoped table with the storefront's schema; a schema
+//!   qualifier written in the SQL must be that schema (other placements refuse qualifiers).
 //!
-//! Rewritten templates are cached by SQL text, so a warm statement costs one hash lookup
-//! plus binding.
+//! The rendered statement is parsed once more and must read back as exactly the checked
+//! tree, or it is refused. Rewritten templates are cached by SQL text, so a warm statement
+//! costs one hash lookup plus binding.
 //!
 //! ```
 //! use sea_orm::{DbBackend, Statement};
@@ -35,8 +45,13 @@
 //!     r#"SELECT "id" FROM "customers" WHERE ("email" = $1 OR "email" = $2) AND "customers"."storefront_id" = $3"#
 //! );
 //! assert_eq!(out.values.unwrap().0.len(), 3);
+//!
+//! // Anything outside the allow list is refused before it reaches the database.
+//! let refused = rewriter.rewrite(Statement::from_string(DbBackend::Postgres, "SET search_path = other"), &shop);
+//! assert!(refused.unwrap_err().to_string().contains("SET"));
 //! ```
 
+pub(crate) mod allow;
 mod placeholders;
 mod scope;
 
@@ -46,7 +61,11 @@ use std::{
 };
 
 use sea_orm::{DbBackend, Statement, Value, Values};
-use sqlparser::{ast::Statement as Ast, parser::Parser, tokenizer::Token};
+use sqlparser::{
+    ast::Statement as Ast,
+    parser::{Parser, ParserOptions},
+    tokenizer::Token,
+};
 use uuid::Uuid;
 
 use crate::{Registry, StorefrontId, TenancyError};
@@ -82,26 +101,26 @@ pub(crate) struct Confined {
 /// How the rewritten SQL's values are assembled from the statement's own values.
 #[derive(Clone, Debug)]
 enum Binding {
-    /// Numbered placeholders: the statement's `params` values, then the tenant.
-    Append { params: usize },
+    /// Numbered placeholders: the statement's `params` values, then the tenant if `tenant`.
+    Append { params: usize, tenant: bool },
     /// Positional placeholders in this order.
     Positional(Vec<Slot>),
 }
 
 /// A cached rewrite of one SQL text (independent of the storefront).
 #[derive(Debug)]
-enum Template {
-    /// No tenant-scoped table: run as is.
-    PassThrough,
-    /// Run `sql` with values bound by `binding`, after `checks`.
-    Rewritten {
-        /// The SQL, split where the storefront's schema goes (one part when unqualified).
-        sql: Vec<Box<str>>,
-        /// A global (unscoped) table the statement also reads, if any.
-        global: Option<Arc<str>>,
-        binding: Binding,
-        checks: Vec<Check>,
-    },
+struct Template {
+    /// The checked SQL, split where the storefront's schema goes (one part when
+    /// unqualified).
+    sql: Vec<Box<str>>,
+    /// Whether it names a tenant-scoped table.
+    scoped: bool,
+    /// A global table the statement also reads, if any.
+    global: Option<Arc<str>>,
+    binding: Binding,
+    checks: Vec<Check>,
+    /// Schema qualifiers written on scoped tables: each must be the storefront's schema.
+    qualifiers: Vec<(String, String)>,
 }
 
 /// Confines statements to one storefront (see the module docs). Cheap to share: clone the
@@ -184,34 +203,42 @@ impl Rewriter {
             crate::tenant::validate_identifier(schema)?;
         }
         let template = self.template(stmt.db_backend, &stmt.sql, schema.is_some())?;
-        let Template::Rewritten {
+        let Template {
             sql,
+            scoped,
             global,
             binding,
             checks,
-        } = template.as_ref()
-        else {
-            return Ok(Confined {
-                statement: stmt,
-                scoped: false,
-                global: None,
-            });
-        };
+            qualifiers,
+        } = template.as_ref();
+        for (qualifier, table) in qualifiers {
+            if !schema.is_some_and(|s| s.eq_ignore_ascii_case(qualifier)) {
+                return Err(TenancyError::Refused {
+                    table: format!("{qualifier}.{table}"),
+                    reason: "the schema is not this storefront's own; write the table name                              without a qualifier (the connection places it)"
+                        .into(),
+                });
+            }
+        }
         let tenant = *storefront.as_uuid();
-        let mut values = stmt.values.take().map(|v| v.0).unwrap_or_default();
+        let given = stmt.values.take();
+        let had_values = given.is_some();
+        let mut values = given.map(|v| v.0).unwrap_or_default();
         for check in checks {
             run_check(check, &values, &tenant)?;
         }
         let tenant_value = Value::Uuid(Some(tenant));
         let values = match binding {
-            Binding::Append { params } => {
+            Binding::Append { params, tenant } => {
                 if values.len() != *params {
                     return Err(TenancyError::ParameterCount {
                         given: values.len(),
                         needed: *params,
                     });
                 }
-                values.push(tenant_value);
+                if *tenant {
+                    values.push(tenant_value);
+                }
                 values
             }
             Binding::Positional(slots) => {
@@ -248,10 +275,10 @@ impl Rewriter {
             }
             (parts, None) => parts.join(""),
         };
-        stmt.values = Some(Values(values));
+        stmt.values = (had_values || !values.is_empty()).then_some(Values(values));
         Ok(Confined {
             statement: stmt,
-            scoped: true,
+            scoped: *scoped,
             global: global.clone(),
         })
     }
@@ -277,7 +304,7 @@ impl Rewriter {
         Ok(template)
     }
 
-    /// Parses and rewrites one SQL text (a cache miss).
+    /// Parses, checks and rewrites one SQL text (a cache miss).
     fn build(
         &self,
         backend: DbBackend,
@@ -287,41 +314,27 @@ impl Rewriter {
         let dialect = placeholders::dialect(backend);
         let tokens = placeholders::tokenize(dialect, sql)
             .map_err(|detail| TenancyError::Untokenizable { detail })?;
-
-        // Fast path: no word of the SQL names a scoped table.
-        let Some(table) = tokens.iter().find_map(|t| match &t.token {
-            Token::Word(w) if self.registry.tenant_column(&w.value).is_some() => {
-                Some(w.value.clone())
-            }
-            _ => None,
-        }) else {
-            return Ok(Template::PassThrough);
-        };
-        let refuse = |reason: String| TenancyError::Refused {
-            table: table.clone(),
-            reason,
-        };
+        let syntax = |reason: String| TenancyError::RefusedSyntax { reason };
 
         let (parse_sql, tenant_mark, params) = if placeholders::is_positional(backend) {
             let (numbered, count) =
-                placeholders::number_positional(sql, &tokens).map_err(&refuse)?;
+                placeholders::number_positional(sql, &tokens).map_err(syntax)?;
             (
                 numbered,
                 placeholders::POSITIONAL_TENANT_MARK.to_owned(),
                 count,
             )
         } else {
-            let max = placeholders::max_numbered(&tokens).map_err(&refuse)?;
+            let max = placeholders::max_numbered(&tokens).map_err(syntax)?;
             (sql.to_owned(), format!("${}", max + 1), max)
         };
 
-        let mut statements =
-            Parser::parse_sql(dialect, &parse_sql).map_err(|e| TenancyError::Unparseable {
-                table: table.clone(),
-                detail: e.to_string(),
-            })?;
+        let mut statements = parse(dialect, &parse_sql).map_err(|e| TenancyError::Unparseable {
+            dialect: placeholders::dialect_name(backend).into(),
+            detail: e.to_string(),
+        })?;
         if statements.len() != 1 {
-            return Err(refuse(format!(
+            return Err(syntax(format!(
                 "{} statements in one call; send them one at a time",
                 statements.len()
             )));
@@ -331,24 +344,14 @@ impl Rewriter {
             statement,
             Ast::Query(_) | Ast::Insert(_) | Ast::Update(_) | Ast::Delete(_)
         ) {
-            let kind = tokens
-                .iter()
-                .find_map(|t| match &t.token {
-                    Token::Word(w) => Some(w.value.to_ascii_uppercase()),
-                    _ => None,
-                })
-                .unwrap_or_default();
-            return Err(refuse(format!(
-                "{kind} statements cannot run through a TenantConnection; \
-                 use the shared connection for administration"
-            )));
+            return Err(allow::refuse_statement(&statement));
         }
 
         let mut pass = scope::ScopePass::new(
             &self.registry,
             dialect,
             identifier_quote(backend),
-            tenant_mark,
+            tenant_mark.clone(),
             qualified
                 .then(|| sqlparser::ast::Ident::with_quote(identifier_quote(backend), SCHEMA_MARK)),
         );
@@ -357,29 +360,51 @@ impl Rewriter {
         {
             return Err(err);
         }
-        if pass.touched.is_none() {
-            // The name appeared, but not as a table (a column or alias): nothing to confine.
-            return Ok(Template::PassThrough);
+        let rendered = statement.to_string();
+        // What the server will parse must be exactly what was checked.
+        let reread = parse(dialect, &rendered).ok();
+        if reread.as_deref() != Some(std::slice::from_ref(&statement)) {
+            return Err(syntax(
+                "the statement does not read back the same after rewriting (an ambiguous \
+                 literal, identifier or construct); simplify it or bind literals as values"
+                    .into(),
+            ));
         }
-        let checks = std::mem::take(&mut pass.checks);
-        let global = pass.global.take().map(Arc::from);
-        let rewritten = statement.to_string();
+        let rendered_tokens = placeholders::tokenize(dialect, &rendered).map_err(syntax)?;
         let (sql, binding) = if placeholders::is_positional(backend) {
             let (sql, slots) =
-                placeholders::bind_positional(dialect, &rewritten).map_err(&refuse)?;
+                placeholders::bind_positional(&rendered, &rendered_tokens).map_err(syntax)?;
             (sql, Binding::Positional(slots))
         } else {
-            (rewritten, Binding::Append { params })
+            let tenant = rendered_tokens
+                .iter()
+                .any(|t| matches!(&t.token, Token::Placeholder(p) if *p == tenant_mark));
+            (rendered, Binding::Append { params, tenant })
         };
         let q = identifier_quote(backend);
         let marker = format!("{q}{SCHEMA_MARK}{q}");
-        Ok(Template::Rewritten {
-            global,
+        Ok(Template {
+            scoped: pass.touched.is_some(),
+            global: pass.global.take().map(Arc::from),
             sql: sql.split(marker.as_str()).map(Into::into).collect(),
             binding,
-            checks,
+            checks: std::mem::take(&mut pass.checks),
+            qualifiers: std::mem::take(&mut pass.qualifiers),
         })
     }
+}
+
+/// Parses without unescaping literals, so each literal keeps the text the caller wrote
+/// (and is rendered back as that text): the allow list judges the literal as written, and
+/// the server receives it unchanged.
+fn parse(
+    dialect: &dyn sqlparser::dialect::Dialect,
+    sql: &str,
+) -> Result<Vec<Ast>, sqlparser::parser::ParserError> {
+    Parser::new(dialect)
+        .with_options(ParserOptions::new().with_unescape(false))
+        .try_with_sql(sql)?
+        .parse_statements()
 }
 
 fn run_check(check: &Check, values: &[Value], tenant: &Uuid) -> Result<(), TenancyError> {

@@ -31,6 +31,15 @@ pub(super) fn dialect(backend: DbBackend) -> &'static dyn Dialect {
     }
 }
 
+/// The dialect's name, for messages.
+pub(super) fn dialect_name(backend: DbBackend) -> &'static str {
+    match backend {
+        DbBackend::Postgres => "PostgreSQL",
+        DbBackend::MySql => "MySQL",
+        _ => "SQLite",
+    }
+}
+
 /// Whether the backend binds values by position (`?`) rather than by number (`$n`).
 pub(super) fn is_positional(backend: DbBackend) -> bool {
     !matches!(backend, DbBackend::Postgres)
@@ -108,15 +117,14 @@ pub(super) fn number_positional(
 /// MySQL/SQLite: reads the binding order from the rewritten SQL (`?k` is the input's
 /// value k, `?0` the tenant) and turns every placeholder back into `?`.
 pub(super) fn bind_positional(
-    dialect: &dyn Dialect,
     sql: &str,
+    tokens: &[TokenWithSpan],
 ) -> Result<(String, Vec<Slot>), String> {
-    let tokens = tokenize(dialect, sql)?;
     let lines = LineIndex::new(sql);
     let mut out = String::with_capacity(sql.len());
     let mut slots = Vec::new();
     let mut copied = 0;
-    for t in &tokens {
+    for t in tokens {
         if let Token::Placeholder(p) = &t.token {
             let slot = if p == POSITIONAL_TENANT_MARK {
                 Slot::Tenant
@@ -177,7 +185,8 @@ mod tests {
             "SELECT '?' , `a`\n FROM t WHERE x = ?1 AND y = ?2 -- ?"
         );
         let with_tenant = numbered.replace("y = ?2", "y = ?2 AND s = ?0");
-        let (out, slots) = bind_positional(d, &with_tenant).unwrap();
+        let tokens = tokenize(d, &with_tenant).unwrap();
+        let (out, slots) = bind_positional(&with_tenant, &tokens).unwrap();
         assert_eq!(
             out,
             "SELECT '?' , `a`\n FROM t WHERE x = ? AND y = ? AND s = ? -- ?"

@@ -1,37 +1,80 @@
-//! The AST pass that confines one statement to one storefront (shared placement).
+//! The AST pass that checks one statement against the allow list and confines it to one
+//! storefront.
 //!
 //! It runs as a sqlparser [`VisitorMut`], so it reaches every query nested anywhere in the
-//! statement (subqueries in any expression, CTEs, UNION branches, derived tables, the
-//! source of `INSERT ... SELECT`). Each `SELECT`, `UPDATE` and `DELETE` gets the tenant
-//! predicate for every scoped table it reads, in the WHERE clause or in the ON clause of
-//! the join that makes the table optional. Each handled table reference is recorded by
-//! address; when the visitor then reaches a reference to a scoped table that no rule
-//! handled, the statement is refused. That check is what makes the pass fail closed for
-//! syntax it does not know.
+//! statement (subqueries in any expression, CTEs, set-operation branches, derived tables,
+//! the source of `INSERT ... SELECT`, data-modifying CTEs). Its two jobs:
+//!
+//! - **check** (allow list): every statement is a query, `INSERT`, `UPDATE` or `DELETE`;
+//!   every name in a table position is a registered scoped table, a registered global
+//!   table or a CTE in scope; every function is allowed; every literal and identifier is
+//!   one the server reads exactly as the parser did (see [`super::allow`]);
+//! - **confine**: each `SELECT`, `UPDATE` and `DELETE` gets the tenant predicate for every
+//!   scoped table it reads, in the WHERE clause or in the ON clause of the join that makes
+//!   the table optional; each `INSERT` gets the tenant column.
+//!
+//! Each handled table reference is recorded by address; when the visitor then reaches a
+//! reference to a scoped table that no rule handled, the statement is refused. That check
+//! is what makes the pass fail closed for syntax it does not know.
+//!
+//! Name resolution follows SQL's scoping: an unqualified name in a read position is a CTE
+//! when a CTE of that name is visible there (earlier CTEs of the same `WITH`, the CTE itself
+//! under `WITH RECURSIVE`, the CTEs of enclosing queries), else a table. Where a server
+//! could resolve a name either way, the pass takes the reading that confines more: the
+//! target of a write is always a table.
 
-use std::{collections::HashSet, ops::ControlFlow};
+use std::{
+    collections::{HashMap, HashSet},
+    ops::ControlFlow,
+};
 
 use sqlparser::{
     ast::{
         AssignmentTarget, BinaryOperator, CaseWhen, Expr, FromTable, Ident, Insert, ObjectName,
         ObjectNamePart, OnConflictAction, OnInsert, Query, Select, SelectItem, SetExpr,
         SqliteOnConflict, Statement, TableAlias, TableFactor, TableObject, TableWithJoins, Update,
-        UpdateTableFromKind, Value, VisitorMut,
+        UpdateTableFromKind, Value, ValueWithSpan, VisitorMut,
     },
     dialect::Dialect,
     parser::Parser,
 };
 
-use super::Check;
-use crate::{Registry, TenancyError};
+use super::{allow, Check};
+use crate::{registry::is_reserved, GlobalAccess, Registry, TenancyError};
 
-/// Where a table reference sits, which decides whether it may be wrapped in a subquery.
+/// Where a table reference sits, which decides how its name resolves and whether it may be
+/// wrapped in a subquery.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Role {
-    /// Read by a query: may become `(SELECT * FROM t WHERE <tenant>) AS t`.
+    /// Read by a query: may be a CTE; may become `(SELECT * FROM t WHERE <tenant>) AS t`.
     Read,
-    /// The target of UPDATE or DELETE: must stay a plain table.
+    /// Written by UPDATE or DELETE: always a table; must stay a plain table.
     Target,
+}
+
+/// What a name in a table position refers to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Resolved {
+    /// A CTE in scope.
+    Cte,
+    /// A registered tenant-scoped table and its tenant column.
+    Scoped { table: String, column: String },
+    /// A registered global table.
+    Global { table: String, access: GlobalAccess },
+}
+
+/// The CTEs one `WITH` introduces, and how many of them are visible at this point.
+struct CteScope {
+    /// The query that owns the `WITH`.
+    owner: usize,
+    /// Lower-cased CTE names, in order.
+    names: Vec<String>,
+    /// The address of each CTE's query.
+    queries: Vec<usize>,
+    recursive: bool,
+    /// How many of `names` are visible (those before the CTE being visited, plus itself
+    /// under `WITH RECURSIVE`; all of them in the body).
+    visible: usize,
 }
 
 pub(super) struct ScopePass<'a> {
@@ -42,22 +85,31 @@ pub(super) struct ScopePass<'a> {
     /// Schema placement: scoped tables are qualified with this (a marker the binder
     /// replaces with the storefront's schema).
     schema_mark: Option<Ident>,
-    handled: HashSet<usize>,
+    /// Addresses of the table names a rule handled, and what each resolved to.
+    handled: HashMap<usize, Resolved>,
+    scopes: Vec<CteScope>,
     /// Value checks the binder must run (explicit tenant values in INSERT).
     pub(super) checks: Vec<Check>,
+    /// Schema qualifiers written on scoped tables: the binder requires each to be the
+    /// storefront's own schema.
+    pub(super) qualifiers: Vec<(String, String)>,
     /// The first scoped table the pass confined, if any.
     pub(super) touched: Option<String>,
-    /// The first table that is neither scoped nor a CTE: a global table.
+    /// The first global table the statement reads, if any.
     pub(super) global: Option<String>,
-    /// Names of the CTEs seen so far (lower case).
-    ctes: HashSet<String>,
 }
 
 type Flow = ControlFlow<TenancyError>;
 
-fn refuse(table: &str, reason: impl Into<String>) -> TenancyError {
+pub(super) fn refuse(table: &str, reason: impl Into<String>) -> TenancyError {
     TenancyError::Refused {
         table: table.to_owned(),
+        reason: reason.into(),
+    }
+}
+
+fn syntax(reason: impl Into<String>) -> TenancyError {
+    TenancyError::RefusedSyntax {
         reason: reason.into(),
     }
 }
@@ -77,6 +129,20 @@ fn name_idents(name: &ObjectName) -> Vec<Ident> {
             _ => None,
         })
         .collect()
+}
+
+/// `qualifier.column`, shaped as the parser reads it back.
+fn column_ref(mut qualifier: Vec<Ident>, column: Ident) -> Expr {
+    if qualifier.is_empty() {
+        Expr::Identifier(column)
+    } else {
+        qualifier.push(column);
+        Expr::CompoundIdentifier(qualifier)
+    }
+}
+
+fn addr<T>(t: &T) -> usize {
+    t as *const T as usize
 }
 
 /// `(existing) AND p1 AND p2 ...`
@@ -102,6 +168,18 @@ fn and_into(target: &mut Expr, preds: Vec<Expr>) {
     }
 }
 
+/// The name of an object as written, for messages.
+fn display(name: &ObjectName) -> String {
+    name_idents(name)
+        .iter()
+        .map(|i| i.value.as_str())
+        .collect::<Vec<_>>()
+        .join(".")
+}
+
+const OPERATOR_CONNECTION: &str =
+    "use the operator connection (Tenancy::shared) for administration";
+
 impl<'a> ScopePass<'a> {
     pub(super) fn new(
         registry: &'a Registry,
@@ -116,34 +194,138 @@ impl<'a> ScopePass<'a> {
             quote,
             tenant_mark,
             schema_mark,
-            handled: HashSet::new(),
+            handled: HashMap::new(),
+            scopes: Vec::new(),
             checks: Vec::new(),
+            qualifiers: Vec::new(),
             touched: None,
             global: None,
-            ctes: HashSet::new(),
         }
     }
 
-    /// `(table, tenant column)` if `name` is a scoped table (the schema qualifier is
-    /// ignored: `any_schema.customers` is treated as scoped, which fails closed).
-    fn scoped(&self, name: &ObjectName) -> Option<(String, String)> {
-        let ident = last_ident(name)?;
-        let column = self.registry.tenant_column(&ident.value)?;
-        Some((ident.value.clone(), column.to_owned()))
+    /// Whether an unqualified `name` is a CTE visible here.
+    fn cte_visible(&self, name: &str) -> bool {
+        let lower = name.to_ascii_lowercase();
+        self.scopes
+            .iter()
+            .any(|s| s.names.iter().take(s.visible).any(|n| *n == lower))
     }
 
-    /// Schema placement: `[any.]table` becomes `<schema>.table`.
-    fn qualify(&self, name: &mut ObjectName) {
-        if let (Some(mark), Some(table)) = (&self.schema_mark, last_ident(name).cloned()) {
-            *name = ObjectName::from(vec![mark.clone(), table]);
+    /// What `name` refers to in a position with `role`, or the refusal naming it.
+    fn resolve(&self, name: &ObjectName, role: Role) -> Result<Resolved, TenancyError> {
+        let written = display(name);
+        if name
+            .0
+            .iter()
+            .any(|p| !matches!(p, ObjectNamePart::Identifier(_)))
+        {
+            return Err(refuse(&written, "this form of table name is not supported"));
         }
+        let Some(ident) = last_ident(name) else {
+            return Err(refuse(&written, "empty table name"));
+        };
+        let table = ident.value.as_str();
+        if role == Role::Read && name.0.len() == 1 && self.cte_visible(table) {
+            return Ok(Resolved::Cte);
+        }
+        if is_reserved(table) {
+            return Err(refuse(
+                &written,
+                format!(
+                    "it is one of the framework's own tables, which no storefront's connection \
+                     may read or write; {OPERATOR_CONNECTION}"
+                ),
+            ));
+        }
+        if let Some(column) = self.registry.tenant_column(table) {
+            return Ok(Resolved::Scoped {
+                table: table.to_owned(),
+                column: column.to_owned(),
+            });
+        }
+        if let Some(access) = self.registry.global(table) {
+            if name.0.len() > 1 {
+                return Err(refuse(
+                    &written,
+                    "a global table is named without a schema or database qualifier (it lives \
+                     in the shared database); write the table name alone",
+                ));
+            }
+            return Ok(Resolved::Global {
+                table: table.to_owned(),
+                access,
+            });
+        }
+        Err(refuse(
+            &written,
+            format!(
+                "it is not a registered table: a storefront's connection may name only tables \
+                 marked #[tenant_scoped] or #[global_table] (or added with \
+                 Registry::with_global); catalogs, system schemas and unknown tables are \
+                 refused; {OPERATOR_CONNECTION}"
+            ),
+        ))
     }
 
-    fn mark_handled(&mut self, name: &ObjectName, table: &str) {
-        self.handled.insert(name as *const ObjectName as usize);
-        if self.touched.is_none() {
-            self.touched = Some(table.to_owned());
+    /// The target of a write: a scoped table, or a global table registered as writable.
+    fn write_target(&self, name: &ObjectName) -> Result<Resolved, TenancyError> {
+        let resolved = self.resolve(name, Role::Target)?;
+        if let Resolved::Global {
+            table,
+            access: GlobalAccess::ReadOnly,
+        } = &resolved
+        {
+            return Err(refuse(
+                table,
+                format!(
+                    "it is a read-only global table: a write would change what every storefront \
+                     sees; register it with #[global_table(writable)] if storefronts may write \
+                     it, or {OPERATOR_CONNECTION}"
+                ),
+            ));
         }
+        Ok(resolved)
+    }
+
+    /// Checks the schema qualifier of a scoped table and places it: schema placement
+    /// qualifies it with the storefront's schema (a qualifier written in the SQL must be
+    /// that schema, checked when bound); the other placements refuse qualifiers.
+    fn qualify(&mut self, name: &mut ObjectName, table: &str) -> Result<(), TenancyError> {
+        let parts = name_idents(name);
+        if parts.len() > 2 {
+            return Err(refuse(
+                &display(name),
+                "names with more than one qualifier are not supported",
+            ));
+        }
+        match (&self.schema_mark, parts.first()) {
+            (Some(_), Some(schema)) if parts.len() == 2 => {
+                self.qualifiers
+                    .push((schema.value.clone(), table.to_owned()));
+            }
+            (None, Some(_)) if parts.len() == 2 => {
+                return Err(refuse(
+                    &display(name),
+                    "a storefront's connection places its tables itself; write the table name \
+                     without a schema or database qualifier",
+                ));
+            }
+            _ => {}
+        }
+        if let (Some(mark), Some(t)) = (&self.schema_mark, parts.last()) {
+            *name = ObjectName::from(vec![mark.clone(), t.clone()]);
+        }
+        Ok(())
+    }
+
+    fn mark(&mut self, name: &ObjectName, resolved: Resolved) {
+        match &resolved {
+            Resolved::Scoped { table, .. } if self.touched.is_none() => {
+                self.touched = Some(table.clone());
+            }
+            _ => {}
+        }
+        self.handled.insert(addr(name), resolved);
     }
 
     fn tenant_value(&self) -> Expr {
@@ -155,31 +337,47 @@ impl<'a> ScopePass<'a> {
     }
 
     /// `<qualifier>.<column> = <tenant>`
-    fn predicate(&self, mut qualifier: Vec<Ident>, column: &str) -> Expr {
-        qualifier.push(self.column_ident(column));
+    fn predicate(&self, qualifier: Vec<Ident>, column: &str) -> Expr {
         Expr::BinaryOp {
-            left: Box::new(Expr::CompoundIdentifier(qualifier)),
+            left: Box::new(column_ref(qualifier, self.column_ident(column))),
             op: BinaryOperator::Eq,
             right: Box::new(self.tenant_value()),
         }
     }
 
-    /// The tenant predicate of a plain table reference, if the table is scoped.
-    fn table_predicate(&mut self, factor: &mut TableFactor) -> Result<Option<Expr>, TenancyError> {
+    /// The tenant predicate of a plain table reference, if it resolves to a scoped table.
+    fn table_predicate(
+        &mut self,
+        factor: &mut TableFactor,
+        role: Role,
+    ) -> Result<Option<Expr>, TenancyError> {
         let TableFactor::Table {
             name, alias, args, ..
         } = factor
         else {
             return Ok(None);
         };
-        let Some((table, column)) = self.scoped(name) else {
+        if args.is_some() {
+            return Err(refuse(
+                &display(name),
+                "table functions cannot run through a storefront's connection",
+            ));
+        }
+        let resolved = match role {
+            Role::Target => self.write_target(name)?,
+            Role::Read => self.resolve(name, role)?,
+        };
+        let Resolved::Scoped { table, column } = resolved.clone() else {
+            if let Resolved::Global { table, .. } = &resolved {
+                if self.global.is_none() {
+                    self.global = Some(table.clone());
+                }
+            }
+            self.mark(name, resolved);
             return Ok(None);
         };
-        if args.is_some() {
-            return Err(refuse(&table, "it is called like a table function"));
-        }
-        self.qualify(name);
-        self.mark_handled(name, &table);
+        self.qualify(name, &table)?;
+        self.mark(name, resolved);
         let qualifier = match alias {
             Some(alias) => vec![alias.name.clone()],
             None => name_idents(name),
@@ -194,11 +392,14 @@ impl<'a> ScopePass<'a> {
         role: Role,
     ) -> Result<Vec<Expr>, TenancyError> {
         match factor {
-            TableFactor::Table { .. } => Ok(self.table_predicate(factor)?.into_iter().collect()),
+            TableFactor::Table { .. } => {
+                Ok(self.table_predicate(factor, role)?.into_iter().collect())
+            }
             TableFactor::NestedJoin {
                 table_with_joins, ..
             } => self.filter_from(table_with_joins, role),
-            // Derived tables and the rest: their queries are visited on their own.
+            // Derived tables: their queries are visited on their own. Anything else is
+            // refused when the visitor reaches it (`pre_visit_table_factor`).
             _ => Ok(Vec::new()),
         }
     }
@@ -244,8 +445,9 @@ impl<'a> ScopePass<'a> {
                 | J::Anti(c)
                 | J::LeftAnti(c) => (true, c),
                 _ => {
-                    self.refuse_if_scoped(&join.relation, "this kind of join is not supported")?;
-                    continue;
+                    return Err(syntax(
+                        "this kind of join is not supported through a storefront's connection",
+                    ))
                 }
             };
             match constraint {
@@ -262,22 +464,17 @@ impl<'a> ScopePass<'a> {
         Ok(where_preds)
     }
 
-    fn refuse_if_scoped(&self, factor: &TableFactor, reason: &str) -> Result<(), TenancyError> {
-        if let TableFactor::Table { name, .. } = factor {
-            if let Some((table, _)) = self.scoped(name) {
-                return Err(refuse(&table, reason));
-            }
-        }
-        Ok(())
-    }
-
     /// Replaces each scoped table reference in `factor` by
     /// `(SELECT * FROM table) AS alias`; the subquery is then confined when visited.
     fn wrap_scoped(&mut self, factor: &mut TableFactor, role: Role) -> Result<(), TenancyError> {
         match factor {
             TableFactor::Table { name, alias, .. } => {
-                let Some((table, _)) = self.scoped(name) else {
-                    return Ok(());
+                let resolved = match role {
+                    Role::Target => self.write_target(name)?,
+                    Role::Read => self.resolve(name, role)?,
+                };
+                let Resolved::Scoped { table, .. } = resolved else {
+                    return self.table_predicate(factor, Role::Read).map(|_| ());
                 };
                 if role == Role::Target {
                     return Err(refuse(
@@ -339,6 +536,31 @@ impl<'a> ScopePass<'a> {
             table,
             "internal: could not build a filtered subquery",
         ))
+    }
+
+    /// `TABLE name` (a whole query or a set-operation branch) becomes
+    /// `SELECT * FROM name`, which the rules then confine like any other query.
+    fn expand_table_shorthand(&self, body: &mut SetExpr) -> Result<(), TenancyError> {
+        match body {
+            SetExpr::Table(t) => {
+                let Some(table) = t.table_name.clone() else {
+                    return Err(syntax("TABLE without a table name"));
+                };
+                let mut parts = Vec::new();
+                if let Some(schema) = t.schema_name.clone() {
+                    parts.push(schema);
+                }
+                parts.push(table.clone());
+                let query = self.select_star_from(ObjectName::from(parts), &table.value)?;
+                *body = *query.body;
+                Ok(())
+            }
+            SetExpr::SetOperation { left, right, .. } => {
+                self.expand_table_shorthand(left)?;
+                self.expand_table_shorthand(right)
+            }
+            _ => Ok(()),
+        }
     }
 
     /// An explicit tenant value in a write must be this storefront's: a bound value or a
@@ -409,17 +631,22 @@ impl<'a> ScopePass<'a> {
 
     fn insert(&mut self, ins: &mut Insert) -> Result<(), TenancyError> {
         let TableObject::TableName(name) = &mut ins.table else {
+            return Err(syntax(
+                "INSERT into a table function is not supported through a storefront's connection",
+            ));
+        };
+        let resolved = self.write_target(name)?;
+        let Resolved::Scoped { table, column } = resolved.clone() else {
+            // A writable global table: nothing to confine.
+            self.mark(name, resolved);
             return Ok(());
         };
-        let Some((table, column)) = self.scoped(name) else {
-            return Ok(());
-        };
-        self.qualify(name);
+        self.qualify(name, &table)?;
         let qualifier = match &ins.table_alias {
             Some(alias) => vec![alias.alias.clone()],
             None => name_idents(name),
         };
-        self.mark_handled(name, &table);
+        self.mark(name, resolved);
         if ins.replace_into || matches!(ins.or, Some(SqliteOnConflict::Replace)) {
             return Err(refuse(
                 &table,
@@ -472,7 +699,11 @@ impl<'a> ScopePass<'a> {
                             "tuple assignment in ON DUPLICATE KEY UPDATE",
                         ));
                     };
-                    let keep = Expr::CompoundIdentifier(name_idents(target));
+                    let mut parts = name_idents(target);
+                    let Some(last) = parts.pop() else {
+                        return Err(refuse(&table, "empty assignment target"));
+                    };
+                    let keep = column_ref(parts, last);
                     let value =
                         std::mem::replace(&mut a.value, Expr::Value(Value::Null.with_empty_span()));
                     a.value = Expr::Case {
@@ -487,7 +718,8 @@ impl<'a> ScopePass<'a> {
                     };
                 }
             }
-            _ => {}
+            None => {}
+            Some(_) => return Err(refuse(&table, "this ON clause of INSERT is not supported")),
         }
         Ok(())
     }
@@ -499,6 +731,7 @@ impl<'a> ScopePass<'a> {
         table: &str,
         column: &str,
     ) -> Result<(), TenancyError> {
+        self.expand_table_shorthand(body)?;
         match body {
             SetExpr::Values(values) => {
                 for row in &mut values.rows {
@@ -533,6 +766,20 @@ impl<'a> ScopePass<'a> {
     ) -> Result<(), TenancyError> {
         match position {
             None => {
+                if select.projection.iter().any(|item| {
+                    matches!(
+                        item,
+                        SelectItem::Wildcard(_) | SelectItem::QualifiedWildcard(..)
+                    )
+                }) {
+                    return Err(TenancyError::TenantColumnWrite {
+                        table: table.to_owned(),
+                        column: column.to_owned(),
+                        reason: "in INSERT ... SELECT, name the selected columns (a `*` could \
+                                 carry another storefront's tenant column)"
+                            .into(),
+                    });
+                }
                 select
                     .projection
                     .push(SelectItem::UnnamedExpr(self.tenant_value()));
@@ -563,6 +810,8 @@ impl<'a> ScopePass<'a> {
     }
 
     fn update(&mut self, update: &mut Update) -> Result<(), TenancyError> {
+        // The first table is written; MySQL's joined tables may be written too, so each
+        // must be scoped (or a writable global table).
         let mut preds = self.filter_from(&mut update.table, Role::Target)?;
         if let Some(UpdateTableFromKind::BeforeSet(from) | UpdateTableFromKind::AfterSet(from)) =
             &mut update.from
@@ -571,9 +820,11 @@ impl<'a> ScopePass<'a> {
                 preds.extend(self.filter_from(item, Role::Read)?);
             }
         }
-        if let Some(table) = self.touched.clone() {
-            self.check_assignment_targets(&update.assignments, &table)?;
-        }
+        let table = match &update.table.relation {
+            TableFactor::Table { name, .. } => display(name),
+            _ => String::from("?"),
+        };
+        self.check_assignment_targets(&update.assignments, &table)?;
         if !preds.is_empty() {
             update.selection = and_all(update.selection.take(), preds);
         }
@@ -583,18 +834,93 @@ impl<'a> ScopePass<'a> {
     fn delete(&mut self, delete: &mut sqlparser::ast::Delete) -> Result<(), TenancyError> {
         let mut preds = Vec::new();
         let (FromTable::WithFromKeyword(from) | FromTable::WithoutKeyword(from)) = &mut delete.from;
-        for item in from {
-            preds.extend(self.filter_from(item, Role::Target)?);
+        // `DELETE FROM t ...`: the FROM tables are written. MySQL's `DELETE t1 FROM t1 JOIN
+        // t2`: the listed tables are written, and must each name a scoped FROM table.
+        let role = if delete.tables.is_empty() {
+            Role::Target
+        } else {
+            Role::Read
+        };
+        for item in from.iter_mut() {
+            preds.extend(self.filter_from(item, role)?);
         }
         if let Some(using) = &mut delete.using {
             for item in using {
-                preds.extend(self.filter_from(item, Role::Target)?);
+                preds.extend(self.filter_from(item, Role::Read)?);
+            }
+        }
+        if !delete.tables.is_empty() {
+            let mut scoped_names = HashSet::new();
+            for item in from.iter() {
+                collect_scoped_names(item, &self.handled, &mut scoped_names);
+            }
+            for target in &delete.tables {
+                let key = display(target).to_ascii_lowercase();
+                if !scoped_names.contains(&key) {
+                    return Err(refuse(
+                        &display(target),
+                        "a multi-table DELETE may delete only from tenant-scoped tables of its \
+                         FROM clause, named by their alias or table name",
+                    ));
+                }
             }
         }
         if !preds.is_empty() {
             delete.selection = and_all(delete.selection.take(), preds);
         }
         Ok(())
+    }
+
+    /// Registers the CTEs of `query`'s `WITH` (after checking their names).
+    fn enter_with(&mut self, query: &Query) -> Result<(), TenancyError> {
+        let Some(with) = &query.with else {
+            return Ok(());
+        };
+        let mut names = Vec::new();
+        let mut queries = Vec::new();
+        for cte in &with.cte_tables {
+            if cte.from.is_some() {
+                return Err(syntax("CTE ... FROM is not supported"));
+            }
+            names.push(cte.alias.name.value.to_ascii_lowercase());
+            queries.push(addr(cte.query.as_ref()));
+        }
+        self.scopes.push(CteScope {
+            owner: addr(query),
+            names,
+            queries,
+            recursive: with.recursive,
+            visible: 0,
+        });
+        Ok(())
+    }
+}
+
+/// Lower-cased aliases and table names of the scoped tables a rule handled in `item`.
+fn collect_scoped_names(
+    item: &TableWithJoins,
+    handled: &HashMap<usize, Resolved>,
+    out: &mut HashSet<String>,
+) {
+    let mut factor = |f: &TableFactor| {
+        if let TableFactor::Table { name, alias, .. } = f {
+            if let Some(Resolved::Scoped { .. }) = handled.get(&addr(name)) {
+                match alias {
+                    Some(a) => {
+                        out.insert(a.name.value.to_ascii_lowercase());
+                    }
+                    None => {
+                        if let Some(i) = last_ident(name) {
+                            out.insert(i.value.to_ascii_lowercase());
+                        }
+                    }
+                }
+            }
+        }
+    };
+    factor(&item.relation);
+    for j in &item.joins {
+        factor(&j.relation);
     }
 }
 
@@ -609,31 +935,57 @@ impl VisitorMut for ScopePass<'_> {
     type Break = TenancyError;
 
     fn pre_visit_query(&mut self, query: &mut Query) -> Flow {
-        if let Some(with) = &query.with {
-            for cte in &with.cte_tables {
-                self.ctes.insert(cte.alias.name.value.to_ascii_lowercase());
+        let me = addr(&*query);
+        // Entering the body of a CTE: the CTEs before it are visible (and itself, under
+        // WITH RECURSIVE).
+        if let Some(scope) = self.scopes.last_mut() {
+            if let Some(i) = scope.queries.iter().position(|q| *q == me) {
+                scope.visible = if scope.recursive { i + 1 } else { i };
             }
         }
-        if let SetExpr::Table(t) = query.body.as_ref() {
-            if let Some(name) = &t.table_name {
-                if self.registry.tenant_column(&name.value).is_some() {
-                    return ControlFlow::Break(refuse(
-                        &name.value,
-                        "TABLE shorthand is not supported; use SELECT",
-                    ));
-                }
-            }
+        if let Err(e) = self.enter_with(query) {
+            return ControlFlow::Break(e);
+        }
+        if let Err(e) = self.expand_table_shorthand(&mut query.body) {
+            return ControlFlow::Break(e);
         }
         if !query.pipe_operators.is_empty() {
-            return ControlFlow::Break(refuse(
-                self.touched.as_deref().unwrap_or("?"),
-                "pipe syntax is not supported",
+            return ControlFlow::Break(syntax("pipe syntax is not supported"));
+        }
+        if query.for_clause.is_some() || query.settings.is_some() || query.format_clause.is_some() {
+            return ControlFlow::Break(syntax(
+                "FOR, SETTINGS and FORMAT clauses are not supported",
             ));
         }
         ControlFlow::Continue(())
     }
 
+    fn post_visit_query(&mut self, query: &mut Query) -> Flow {
+        let me = addr(&*query);
+        if self.scopes.last().is_some_and(|s| s.owner == me) {
+            self.scopes.pop();
+        }
+        // Leaving a CTE's body: it is visible to the CTEs after it and to the body.
+        if let Some(scope) = self.scopes.last_mut() {
+            if let Some(i) = scope.queries.iter().position(|q| *q == me) {
+                scope.visible = scope.visible.max(i + 1);
+            }
+        }
+        ControlFlow::Continue(())
+    }
+
     fn pre_visit_select(&mut self, select: &mut Select) -> Flow {
+        if select.into.is_some() {
+            return ControlFlow::Break(TenancyError::RefusedStatement {
+                kind: "SELECT ... INTO".into(),
+                reason: "it writes query results into a table, a file or variables; \
+                         use INSERT ... SELECT"
+                    .into(),
+            });
+        }
+        if !select.lateral_views.is_empty() || select.value_table_mode.is_some() {
+            return ControlFlow::Break(syntax("LATERAL VIEW and SELECT AS are not supported"));
+        }
         let mut preds = Vec::new();
         for item in &mut select.from {
             match self.filter_from(item, Role::Read) {
@@ -649,44 +1001,69 @@ impl VisitorMut for ScopePass<'_> {
 
     fn pre_visit_statement(&mut self, statement: &mut Statement) -> Flow {
         match statement {
+            Statement::Query(_) => ControlFlow::Continue(()),
             Statement::Insert(ins) => flow(self.insert(ins)),
             Statement::Update(update) => flow(self.update(update)),
             Statement::Delete(delete) => flow(self.delete(delete)),
-            _ => ControlFlow::Continue(()),
+            other => ControlFlow::Break(allow::refuse_statement(other)),
         }
     }
 
-    fn pre_visit_value(&mut self, value: &mut sqlparser::ast::ValueWithSpan) -> Flow {
+    fn pre_visit_table_factor(&mut self, factor: &mut TableFactor) -> Flow {
+        match factor {
+            TableFactor::Table {
+                args: None,
+                with_ordinality: false,
+                json_path: None,
+                version: None,
+                partitions,
+                ..
+            } if partitions.is_empty() => ControlFlow::Continue(()),
+            TableFactor::Derived { .. } | TableFactor::NestedJoin { .. } => {
+                ControlFlow::Continue(())
+            }
+            _ => ControlFlow::Break(syntax(
+                "only tables, subqueries and joins may appear in FROM through a storefront's \
+                 connection (table functions, UNNEST, PIVOT and the like are refused)",
+            )),
+        }
+    }
+
+    fn pre_visit_expr(&mut self, expr: &mut Expr) -> Flow {
+        flow(allow::check_expr(self.registry, expr))
+    }
+
+    fn pre_visit_value(&mut self, value: &mut ValueWithSpan) -> Flow {
         if let Value::Placeholder(p) = &value.value {
             if *p != self.tenant_mark && super::placeholders::placeholder_index(p).is_none() {
-                return ControlFlow::Break(refuse(
-                    self.touched.as_deref().unwrap_or("?"),
-                    format!("unsupported placeholder `{p}`"),
-                ));
+                return ControlFlow::Break(syntax(format!("unsupported placeholder `{p}`")));
             }
+            return ControlFlow::Continue(());
         }
-        ControlFlow::Continue(())
+        flow(allow::check_literal(&value.value))
+    }
+
+    fn pre_visit_ident(&mut self, ident: &mut Ident) -> Flow {
+        flow(allow::check_ident(ident))
     }
 
     fn pre_visit_relation(&mut self, relation: &mut ObjectName) -> Flow {
-        if let Some((table, _)) = self.scoped(relation) {
-            if !self
-                .handled
-                .contains(&(relation as *const ObjectName as usize))
-            {
-                return ControlFlow::Break(refuse(
-                    &table,
-                    "the table appears where the rewriter cannot confine it to one storefront",
-                ));
-            }
+        if self.handled.contains_key(&addr(&*relation)) {
+            return ControlFlow::Continue(());
         }
-        if self.global.is_none() && self.scoped(relation).is_none() {
-            if let Some(ident) = last_ident(relation) {
-                if !self.ctes.contains(&ident.value.to_ascii_lowercase()) {
-                    self.global = Some(ident.value.clone());
+        match self.resolve(relation, Role::Read) {
+            Ok(Resolved::Scoped { table, .. }) => ControlFlow::Break(refuse(
+                &table,
+                "the table appears where the rewriter cannot confine it to one storefront",
+            )),
+            Ok(Resolved::Global { table, .. }) => {
+                if self.global.is_none() {
+                    self.global = Some(table);
                 }
+                ControlFlow::Continue(())
             }
+            Ok(Resolved::Cte) => ControlFlow::Continue(()),
+            Err(e) => ControlFlow::Break(e),
         }
-        ControlFlow::Continue(())
     }
 }
