@@ -8,6 +8,7 @@
 //! `TENANCY_TEST_REQUIRE_SERVERS=1` (set by `.ci/run`): then a missing URL or an
 //! unreachable server fails the test.
 
+pub mod arena;
 pub mod matrix;
 pub mod movekit;
 

@@ -728,15 +728,16 @@ pub async fn check_writes(backend: Backend, tenancy: &Tenancy, me: &Seeded, vict
     );
 
     // Statements that cannot be confined are refused, and did nothing.
+    // Each refusal names what was refused: the statement kind, or why it cannot be checked.
     let refused = [
-        "DROP TABLE customers",
-        "DELETE FROM customers; DELETE FROM orders",
-        "SELEKT * FROM customers",
-        "CREATE INDEX ix_evil ON customers (email)",
+        ("DROP TABLE customers", "DROP TABLE"),
+        ("DELETE FROM customers; DELETE FROM orders", "2 statements"),
+        ("SELEKT * FROM customers", "could not be parsed"),
+        ("CREATE INDEX ix_evil ON customers (email)", "CREATE INDEX"),
     ];
-    for sql in refused {
+    for (sql, needle) in refused {
         let err = db.execute_unprepared(sql).await.unwrap_err();
-        assert!(refusal(&err).contains("customers"), "{ctx}: {sql}: {err}");
+        assert!(refusal(&err).contains(needle), "{ctx}: {sql}: {err}");
     }
     if backend == Backend::MySql {
         let err = db

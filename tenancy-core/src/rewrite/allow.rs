@@ -381,14 +381,19 @@ pub(super) fn check_expr(registry: &Registry, expr: &Expr) -> Result<(), Tenancy
 pub(super) fn check_literal(value: &Value) -> Result<(), TenancyError> {
     let text = match value {
         Value::SingleQuotedString(s)
-        | Value::EscapedStringLiteral(s)
-        | Value::UnicodeStringLiteral(s)
         | Value::NationalStringLiteral(s)
         | Value::HexStringLiteral(s)
         | Value::SingleQuotedByteStringLiteral(s) => s.as_str(),
         Value::DollarQuotedString(d) => d.value.as_str(),
         Value::Number(..) | Value::Boolean(_) | Value::Null => return Ok(()),
         Value::Placeholder(_) => return Ok(()),
+        Value::EscapedStringLiteral(_) | Value::UnicodeStringLiteral(_) => {
+            return Err(syntax(
+                "escape-string literals (E'...', U&'...') are refused; bind the string as a \
+                 value"
+                    .into(),
+            ))
+        }
         Value::DoubleQuotedString(_) => {
             return Err(syntax(
                 "double-quoted strings are refused (MySQL reads them as identifiers under \

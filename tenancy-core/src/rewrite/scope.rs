@@ -85,6 +85,8 @@ pub(super) struct ScopePass<'a> {
     /// Schema placement: scoped tables are qualified with this (a marker the binder
     /// replaces with the storefront's schema).
     schema_mark: Option<Ident>,
+    /// Whether a CTE sees itself even without `WITH RECURSIVE` (SQLite).
+    self_reference: bool,
     /// Addresses of the table names a rule handled, and what each resolved to.
     handled: HashMap<usize, Resolved>,
     scopes: Vec<CteScope>,
@@ -189,6 +191,7 @@ impl<'a> ScopePass<'a> {
         schema_mark: Option<Ident>,
     ) -> Self {
         Self {
+            self_reference: dialect.is::<sqlparser::dialect::SQLiteDialect>(),
             registry,
             dialect,
             quote,
@@ -889,7 +892,7 @@ impl<'a> ScopePass<'a> {
             owner: addr(query),
             names,
             queries,
-            recursive: with.recursive,
+            recursive: with.recursive || self.self_reference,
             visible: 0,
         });
         Ok(())

@@ -1,0 +1,69 @@
+//! Isolation that fails closed, tried as an attacker would: raw SQL through one
+//! storefront's connection, in every placement, on every backend. One file per class of
+//! attack (see issue "Isolation that really fails closed"):
+//!
+//! 1. [`unparsed`]: text the server would read differently from the rewriter;
+//! 2. [`session`]: statements that change a pooled connection's session;
+//! 3. [`prepared`]: the driver's prepared statements, run by name;
+//! 4. [`sql_in_strings`]: functions and statements that run SQL given as text;
+//! 5. [`catalogs`]: catalogs, statistics and system schemas;
+//! 6. [`framework_tables`]: the directory, the moves and the migration table;
+//! 7. [`shorthands`]: `TABLE name`, CTEs that shadow tables, qualified names.
+//!
+//! [`pooled`] runs the session attacks on a shared pool of one connection and then serves
+//! another storefront on that same connection.
+//!
+//! Every attack runs through each storefront of the arena; each must be refused or return
+//! nothing of another storefront, and afterwards every other storefront's rows, read
+//! physically in every schema and database, must be unchanged.
+
+mod catalogs;
+mod framework_tables;
+mod pooled;
+mod prepared;
+mod session;
+mod shorthands;
+mod sql_in_strings;
+mod unparsed;
+
+use std::time::Duration;
+
+use tenancy_tests::{arena::Arena, Backend};
+
+/// The whole run of one backend fails instead of hanging past this.
+const LIMIT: Duration = Duration::from_secs(900);
+
+async fn all_classes(backend: Backend) {
+    let Some(arena) = Arena::new(backend).await else {
+        return;
+    };
+    unparsed::run(&arena).await;
+    session::run(&arena).await;
+    prepared::run(&arena).await;
+    sql_in_strings::run(&arena).await;
+    catalogs::run(&arena).await;
+    framework_tables::run(&arena).await;
+    shorthands::run(&arena).await;
+    arena.teardown().await;
+}
+
+async fn bounded(backend: Backend) {
+    tokio::time::timeout(LIMIT, all_classes(backend))
+        .await
+        .unwrap_or_else(|_| panic!("{backend}: the attacks did not finish within {LIMIT:?}"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fail_closed_sqlite() {
+    bounded(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fail_closed_postgres() {
+    bounded(Backend::Postgres).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fail_closed_mysql() {
+    bounded(Backend::MySql).await;
+}
