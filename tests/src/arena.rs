@@ -10,8 +10,7 @@ use std::{collections::BTreeMap, time::Duration};
 
 use migration::Migrator;
 use sea_orm::{
-    ConnectionTrait, Database, DatabaseConnection, DbBackend, DbErr, FromQueryResult, JsonValue,
-    Statement,
+    Database, DatabaseConnection, DbBackend, DbErr, FromQueryResult, JsonValue, Statement,
 };
 use tenancy_core::{Placement, PoolOptions, StorefrontId, Tenancy, TenancyError, TenantConnection};
 
@@ -256,7 +255,8 @@ impl Arena {
         out
     }
 
-    fn uuid_literal(&self, id: uuid::Uuid) -> String {
+    /// A literal of `id` as the backend stores a Uuid.
+    pub fn uuid_literal(&self, id: uuid::Uuid) -> String {
         match self.backend {
             Backend::Postgres => format!("'{id}'::uuid"),
             // sqlx stores a Uuid as 16 bytes on MySQL and SQLite.

@@ -11,6 +11,7 @@
 pub mod arena;
 pub mod matrix;
 pub mod movekit;
+pub mod oracle;
 
 use std::fmt;
 

@@ -1,0 +1,95 @@
+//! The differential oracle (see `tenancy_tests::oracle`): random SQL on storefront A's
+//! connection over every storefront's data, against a plain connection over a database
+//! holding only A's rows, in every placement of every backend.
+//!
+//! Sizes: `TENANCY_ORACLE_STATEMENTS` statements per placement (default 1,000 on SQLite and
+//! 300 on PostgreSQL and MariaDB); `TENANCY_ORACLE_SEED` fixes the seed (printed by every
+//! run and by every failure).
+
+use std::time::Duration;
+
+use tenancy_core::Placement;
+use tenancy_tests::{arena::Arena, oracle, Backend};
+
+fn count(backend: Backend) -> usize {
+    std::env::var("TENANCY_ORACLE_STATEMENTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(if backend == Backend::Sqlite {
+            1000
+        } else {
+            300
+        })
+}
+
+fn seed() -> u64 {
+    std::env::var("TENANCY_ORACLE_SEED")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos() as u64)
+                .unwrap_or(7)
+        })
+}
+
+async fn differential(backend: Backend) {
+    let Some(arena) = Arena::new(backend).await else {
+        return;
+    };
+    let n = count(backend);
+    let seed = seed();
+    for (a, shop) in arena.shops.iter().enumerate() {
+        if shop.label == "shared-b" {
+            continue;
+        }
+        let kind = match shop.placement {
+            Placement::Shared => "shared",
+            Placement::Schema { .. } => "schema",
+            Placement::Database { .. } => "database",
+        };
+        let tally = oracle::run(&arena, a, seed, n).await;
+        println!(
+            "oracle {backend} {kind} seed {seed}: {} statements, {} confined, {} failed alike, {} refused {:?}",
+            tally.statements,
+            tally.confined,
+            tally.both_failed,
+            tally.refused_total(),
+            tally.refused
+        );
+        for (construct, (total, refused)) in &tally.constructs {
+            println!("  {construct}: {total} ({refused} refused)");
+        }
+        assert_eq!(tally.statements, n);
+        // The oracle must mostly compare results, not refusals.
+        assert!(
+            tally.confined * 2 > n,
+            "{backend} {kind}: only {} of {n} statements ran and compared",
+            tally.confined
+        );
+    }
+    arena.teardown().await;
+}
+
+async fn bounded(backend: Backend) {
+    let limit = Duration::from_secs(1200);
+    tokio::time::timeout(limit, differential(backend))
+        .await
+        .unwrap_or_else(|_| panic!("{backend}: the oracle did not finish within {limit:?}"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oracle_sqlite() {
+    bounded(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oracle_postgres() {
+    bounded(Backend::Postgres).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oracle_mysql() {
+    bounded(Backend::MySql).await;
+}
