@@ -92,7 +92,7 @@ pub(crate) enum Check {
 pub(crate) struct Confined {
     /// The statement to run.
     pub(crate) statement: Statement,
-    /// Whether it touches a tenant-scoped table (false: passed through untouched).
+    /// Whether it touches a tenant-scoped table (false: global tables only, or none).
     pub(crate) scoped: bool,
     /// A global table it also reads, if any.
     pub(crate) global: Option<Arc<str>>,
