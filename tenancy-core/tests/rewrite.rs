@@ -429,6 +429,22 @@ fn what_is_not_on_the_allow_list_is_refused_naming_it() {
 }
 
 #[test]
+fn an_aliased_parenthesised_join_filters_inside_it() {
+    // The alias `j` hides the inner `x`: a predicate on `x` in the outer WHERE would name
+    // the outer `customers AS x` and leave the inner one unfiltered.
+    let (sql, values) = ok(
+        DbBackend::Postgres,
+        "SELECT DISTINCT j.email FROM (customers AS x CROSS JOIN countries) AS j CROSS JOIN customers AS x",
+        vec![],
+    );
+    assert_eq!(
+        sql,
+        r#"SELECT DISTINCT j.email FROM ((SELECT * FROM customers WHERE customers."storefront_id" = $1) AS x CROSS JOIN countries) AS j CROSS JOIN customers AS x WHERE x."storefront_id" = $1"#
+    );
+    assert_eq!(values, vec![tenant()]);
+}
+
+#[test]
 fn a_cte_shadows_a_table_of_the_same_name() {
     // In the body the name is the CTE; inside the CTE (not recursive) it is the table.
     let (sql, _) = ok(

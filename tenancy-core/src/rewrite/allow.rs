@@ -370,10 +370,38 @@ pub(super) fn check_expr(registry: &Registry, expr: &Expr) -> Result<(), Tenancy
         } => Err(syntax(format!(
             "the operator `{op}` is not allowed through a storefront's connection"
         ))),
+        Expr::Cast { data_type, .. }
+        | Expr::TypedString(sqlparser::ast::TypedString { data_type, .. })
+            if object_identifier_type(data_type) =>
+        {
+            Err(syntax(format!(
+                "casts to `{data_type}` look objects up in the catalog; they are refused"
+            )))
+        }
         Expr::Lambda(_) => Err(syntax(
             "lambdas are not allowed through a storefront's connection".into(),
         )),
         _ => Ok(()),
+    }
+}
+
+/// PostgreSQL's object identifier types (`regclass`, `regnamespace`, ...), whose input
+/// and output functions read the catalog.
+fn object_identifier_type(data_type: &sqlparser::ast::DataType) -> bool {
+    match data_type {
+        sqlparser::ast::DataType::Regclass => true,
+        sqlparser::ast::DataType::Custom(name, _) => {
+            name.0.last().and_then(|p| p.as_ident()).is_some_and(|i| {
+                let v = i.value.to_ascii_lowercase();
+                v.starts_with("reg") || v == "oid"
+            })
+        }
+        sqlparser::ast::DataType::Array(sqlparser::ast::ArrayElemTypeDef::AngleBracket(t))
+        | sqlparser::ast::DataType::Array(sqlparser::ast::ArrayElemTypeDef::SquareBracket(t, _))
+        | sqlparser::ast::DataType::Array(sqlparser::ast::ArrayElemTypeDef::Parenthesis(t)) => {
+            object_identifier_type(t)
+        }
+        _ => false,
     }
 }
 
@@ -384,13 +412,14 @@ pub(super) fn check_literal(value: &Value) -> Result<(), TenancyError> {
         | Value::NationalStringLiteral(s)
         | Value::HexStringLiteral(s)
         | Value::SingleQuotedByteStringLiteral(s) => s.as_str(),
-        Value::DollarQuotedString(d) => d.value.as_str(),
         Value::Number(..) | Value::Boolean(_) | Value::Null => return Ok(()),
         Value::Placeholder(_) => return Ok(()),
-        Value::EscapedStringLiteral(_) | Value::UnicodeStringLiteral(_) => {
+        Value::EscapedStringLiteral(_)
+        | Value::UnicodeStringLiteral(_)
+        | Value::DollarQuotedString(_) => {
             return Err(syntax(
-                "escape-string literals (E'...', U&'...') are refused; bind the string as a \
-                 value"
+                "escape-string and dollar-quoted literals (E'...', U&'...', $$...$$) are \
+                 refused; bind the string as a value"
                     .into(),
             ))
         }
@@ -430,6 +459,21 @@ pub(super) fn check_literal(value: &Value) -> Result<(), TenancyError> {
 /// Identifiers every backend reads the same way, and no session variables.
 pub(super) fn check_ident(ident: &Ident) -> Result<(), TenancyError> {
     let v = &ident.value;
+    if !v.is_ascii() {
+        return Err(syntax(format!(
+            "the identifier {ident} is not ASCII: servers fold the case of other letters \
+             differently, so it could name another column than the one checked"
+        )));
+    }
+    if ["ctid", "xmin", "xmax", "cmin", "cmax", "tableoid"]
+        .iter()
+        .any(|c| v.eq_ignore_ascii_case(c))
+    {
+        return Err(syntax(format!(
+            "`{v}` is a system column (it tells where and when rows of every storefront are \
+             written)"
+        )));
+    }
     if v.chars()
         .any(|c| matches!(c, '\\' | '"' | '`' | '\'' | '[' | ']') || c.is_control())
     {

@@ -371,6 +371,22 @@ impl Rewriter {
             ));
         }
         let rendered_tokens = placeholders::tokenize(dialect, &rendered).map_err(syntax)?;
+        // No comment (nor an optimizer hint, which lives in one) ever reaches the server:
+        // servers disagree on where comments end (PostgreSQL nests them, MySQL executes
+        // `/*! ... */`), so text inside one is text the rewriter would not have checked.
+        if rendered_tokens.iter().any(|t| {
+            matches!(
+                &t.token,
+                Token::Whitespace(
+                    sqlparser::tokenizer::Whitespace::SingleLineComment { .. }
+                        | sqlparser::tokenizer::Whitespace::MultiLineComment(_)
+                )
+            )
+        }) {
+            return Err(syntax(
+                "comments and optimizer hints cannot run through a storefront's connection".into(),
+            ));
+        }
         let (sql, binding) = if placeholders::is_positional(backend) {
             let (sql, slots) =
                 placeholders::bind_positional(&rendered, &rendered_tokens).map_err(syntax)?;

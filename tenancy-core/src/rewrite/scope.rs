@@ -67,7 +67,7 @@ enum Resolved {
 struct CteScope {
     /// The query that owns the `WITH`.
     owner: usize,
-    /// Lower-cased CTE names, in order.
+    /// CTE names as the server folds them, in order.
     names: Vec<String>,
     /// The address of each CTE's query.
     queries: Vec<usize>,
@@ -87,6 +87,8 @@ pub(super) struct ScopePass<'a> {
     schema_mark: Option<Ident>,
     /// Whether a CTE sees itself even without `WITH RECURSIVE` (SQLite).
     self_reference: bool,
+    /// Whether unquoted names fold to lower case (PostgreSQL).
+    fold_unquoted: bool,
     /// Addresses of the table names a rule handled, and what each resolved to.
     handled: HashMap<usize, Resolved>,
     scopes: Vec<CteScope>,
@@ -114,6 +116,10 @@ fn syntax(reason: impl Into<String>) -> TenancyError {
     TenancyError::RefusedSyntax {
         reason: reason.into(),
     }
+}
+
+fn hints() -> TenancyError {
+    syntax("optimizer hints cannot run through a storefront's connection")
 }
 
 fn last_ident(name: &ObjectName) -> Option<&Ident> {
@@ -192,6 +198,7 @@ impl<'a> ScopePass<'a> {
     ) -> Self {
         Self {
             self_reference: dialect.is::<sqlparser::dialect::SQLiteDialect>(),
+            fold_unquoted: dialect.is::<sqlparser::dialect::PostgreSqlDialect>(),
             registry,
             dialect,
             quote,
@@ -206,12 +213,31 @@ impl<'a> ScopePass<'a> {
         }
     }
 
-    /// Whether an unqualified `name` is a CTE visible here.
-    fn cte_visible(&self, name: &str) -> bool {
-        let lower = name.to_ascii_lowercase();
-        self.scopes
-            .iter()
-            .any(|s| s.names.iter().take(s.visible).any(|n| *n == lower))
+    /// Whether an unqualified name is a CTE visible here: `Some(true)` when a visible CTE
+    /// has exactly this name (as the server folds it), `Some(false)` when one differs from
+    /// it only by case (servers disagree on whether that names the CTE), `None` otherwise.
+    fn cte_visible(&self, ident: &Ident) -> Option<bool> {
+        let name = self.fold(ident);
+        let mut near = false;
+        for scope in &self.scopes {
+            for n in scope.names.iter().take(scope.visible) {
+                if *n == name {
+                    return Some(true);
+                }
+                near |= n.eq_ignore_ascii_case(&name);
+            }
+        }
+        near.then_some(false)
+    }
+
+    /// A name as PostgreSQL folds it (unquoted to lower case); other backends compare
+    /// as written (a case-only difference is refused, see `cte_visible`).
+    fn fold(&self, ident: &Ident) -> String {
+        if self.fold_unquoted && ident.quote_style.is_none() {
+            ident.value.to_ascii_lowercase()
+        } else {
+            ident.value.clone()
+        }
     }
 
     /// What `name` refers to in a position with `role`, or the refusal naming it.
@@ -228,8 +254,18 @@ impl<'a> ScopePass<'a> {
             return Err(refuse(&written, "empty table name"));
         };
         let table = ident.value.as_str();
-        if role == Role::Read && name.0.len() == 1 && self.cte_visible(table) {
-            return Ok(Resolved::Cte);
+        if role == Role::Read && name.0.len() == 1 {
+            match self.cte_visible(ident) {
+                Some(true) => return Ok(Resolved::Cte),
+                Some(false) => {
+                    return Err(refuse(
+                        &written,
+                        "the name differs from a CTE's only by letter case, and servers \
+                         disagree on whether it names the CTE; spell it exactly as the CTE",
+                    ))
+                }
+                None => {}
+            }
         }
         if is_reserved(table) {
             return Err(refuse(
@@ -397,6 +433,18 @@ impl<'a> ScopePass<'a> {
         match factor {
             TableFactor::Table { .. } => {
                 Ok(self.table_predicate(factor, role)?.into_iter().collect())
+            }
+            // An alias on a parenthesised join hides the names inside it, so a predicate in
+            // the enclosing WHERE could name another table: filter each scoped table in a
+            // subquery instead.
+            TableFactor::NestedJoin { alias: Some(_), .. } => {
+                if role == Role::Target {
+                    return Err(syntax(
+                        "an aliased parenthesised join cannot be the target of UPDATE or DELETE",
+                    ));
+                }
+                self.wrap_scoped(factor, role)?;
+                Ok(Vec::new())
             }
             TableFactor::NestedJoin {
                 table_with_joins, ..
@@ -633,6 +681,9 @@ impl<'a> ScopePass<'a> {
     }
 
     fn insert(&mut self, ins: &mut Insert) -> Result<(), TenancyError> {
+        if !ins.optimizer_hints.is_empty() {
+            return Err(hints());
+        }
         let TableObject::TableName(name) = &mut ins.table else {
             return Err(syntax(
                 "INSERT into a table function is not supported through a storefront's connection",
@@ -813,6 +864,15 @@ impl<'a> ScopePass<'a> {
     }
 
     fn update(&mut self, update: &mut Update) -> Result<(), TenancyError> {
+        if !update.optimizer_hints.is_empty() {
+            return Err(hints());
+        }
+        if matches!(update.or, Some(SqliteOnConflict::Replace)) {
+            return Err(syntax(
+                "UPDATE OR REPLACE can delete another storefront's row (a conflicting key); \
+                 use a plain UPDATE",
+            ));
+        }
         // The first table is written; MySQL's joined tables may be written too, so each
         // must be scoped (or a writable global table).
         let mut preds = self.filter_from(&mut update.table, Role::Target)?;
@@ -835,6 +895,9 @@ impl<'a> ScopePass<'a> {
     }
 
     fn delete(&mut self, delete: &mut sqlparser::ast::Delete) -> Result<(), TenancyError> {
+        if !delete.optimizer_hints.is_empty() {
+            return Err(hints());
+        }
         let mut preds = Vec::new();
         let (FromTable::WithFromKeyword(from) | FromTable::WithoutKeyword(from)) = &mut delete.from;
         // `DELETE FROM t ...`: the FROM tables are written. MySQL's `DELETE t1 FROM t1 JOIN
@@ -854,12 +917,18 @@ impl<'a> ScopePass<'a> {
         }
         if !delete.tables.is_empty() {
             let mut scoped_names = HashSet::new();
+            let mut other_names = HashSet::new();
             for item in from.iter() {
-                collect_scoped_names(item, &self.handled, &mut scoped_names);
+                collect_names(item, &self.handled, &mut scoped_names, &mut other_names);
             }
             for target in &delete.tables {
-                let key = display(target).to_ascii_lowercase();
-                if !scoped_names.contains(&key) {
+                // Exactly a scoped table's alias or name, and not (in any case) another's:
+                // MySQL compares aliases case-sensitively on Linux, not everywhere.
+                let key = display(target);
+                if !scoped_names.contains(&key)
+                    || other_names.contains(&key.to_ascii_lowercase())
+                    || target.0.len() != 1
+                {
                     return Err(refuse(
                         &display(target),
                         "a multi-table DELETE may delete only from tenant-scoped tables of its \
@@ -885,7 +954,7 @@ impl<'a> ScopePass<'a> {
             if cte.from.is_some() {
                 return Err(syntax("CTE ... FROM is not supported"));
             }
-            names.push(cte.alias.name.value.to_ascii_lowercase());
+            names.push(self.fold(&cte.alias.name));
             queries.push(addr(cte.query.as_ref()));
         }
         self.scopes.push(CteScope {
@@ -899,25 +968,35 @@ impl<'a> ScopePass<'a> {
     }
 }
 
-/// Lower-cased aliases and table names of the scoped tables a rule handled in `item`.
-fn collect_scoped_names(
+/// The aliases (or table names) of the FROM items of `item`: those of scoped tables a rule
+/// handled as written, all others lower-cased.
+fn collect_names(
     item: &TableWithJoins,
     handled: &HashMap<usize, Resolved>,
-    out: &mut HashSet<String>,
+    scoped: &mut HashSet<String>,
+    others: &mut HashSet<String>,
 ) {
     let mut factor = |f: &TableFactor| {
-        if let TableFactor::Table { name, alias, .. } = f {
-            if let Some(Resolved::Scoped { .. }) = handled.get(&addr(name)) {
-                match alias {
-                    Some(a) => {
-                        out.insert(a.name.value.to_ascii_lowercase());
-                    }
-                    None => {
-                        if let Some(i) = last_ident(name) {
-                            out.insert(i.value.to_ascii_lowercase());
-                        }
-                    }
-                }
+        let (name, alias) = match f {
+            TableFactor::Table { name, alias, .. } => (
+                alias
+                    .as_ref()
+                    .map(|a| a.name.value.clone())
+                    .or_else(|| last_ident(name).map(|i| i.value.clone())),
+                Some(name),
+            ),
+            TableFactor::Derived { alias, .. } | TableFactor::NestedJoin { alias, .. } => {
+                (alias.as_ref().map(|a| a.name.value.clone()), None)
+            }
+            _ => (None, None),
+        };
+        let Some(label) = name else { return };
+        match alias.and_then(|n| handled.get(&addr(n))) {
+            Some(Resolved::Scoped { .. }) => {
+                scoped.insert(label);
+            }
+            _ => {
+                others.insert(label.to_ascii_lowercase());
             }
         }
     };
@@ -978,6 +1057,9 @@ impl VisitorMut for ScopePass<'_> {
     }
 
     fn pre_visit_select(&mut self, select: &mut Select) -> Flow {
+        if !select.optimizer_hints.is_empty() {
+            return ControlFlow::Break(hints());
+        }
         if select.into.is_some() {
             return ControlFlow::Break(TenancyError::RefusedStatement {
                 kind: "SELECT ... INTO".into(),

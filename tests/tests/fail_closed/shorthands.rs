@@ -95,6 +95,26 @@ pub async fn run(arena: &Arena) {
         }
     }
     attacks.push(format!("SELECT * FROM {}.{}", q("public"), q("customers")));
+    // Found in review: a CTE named like a table but for letter case; an alias on a
+    // parenthesised join that hides the alias the predicate names; UPDATE OR REPLACE.
+    attacks.push(format!(
+        "WITH {} AS (SELECT 1 AS x) SELECT * FROM customers",
+        q("Customers")
+    ));
+    attacks.push(format!(
+        "WITH {} AS (SELECT 1 AS x) SELECT * FROM tenancy_tenants",
+        q("Tenancy_tenants")
+    ));
+    attacks.push(
+        "SELECT DISTINCT j.email FROM (customers AS x CROSS JOIN countries) AS j CROSS JOIN customers AS x"
+            .into(),
+    );
+    if arena.backend == Backend::Sqlite {
+        let victim = arena.shops[1].seeded.orders[0].id.simple().to_string();
+        attacks.push(format!(
+            "UPDATE OR REPLACE orders SET id = X'{victim}' WHERE total_cents > 0"
+        ));
+    }
     attacks.push(format!("DELETE FROM {}.{}", q("main"), q("customers")));
     // Run from the shared storefronts (a schema storefront naming its own schema is fine).
     let refused = assault(arena, "qualified names", &attacks, true).await;

@@ -48,6 +48,10 @@ pub async fn run(arena: &Arena) {
                 "SELECT * FROM U&\"\\0063ustomers\"",
                 "SELECT $$x$$ AS a, email FROM customers",
                 "SELECT $q$ ' $q$ AS a, email FROM customers",
+                // PostgreSQL nests comments, sqlparser does not: an optimizer hint that
+                // hides a statement from the parser (found in review).
+                "SELECT /*+ /* */ 'x*/ * FROM tenancy_tenants --' AS a",
+                "SELECT /*+ /* */ 'x*/ email FROM customers --' AS a",
             ]
             .iter()
             .map(|s| s.to_string()),
