@@ -9,6 +9,7 @@
 //! unreachable server fails the test.
 
 pub mod arena;
+pub mod confinement;
 pub mod matrix;
 pub mod movekit;
 pub mod oracle;
