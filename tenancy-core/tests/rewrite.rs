@@ -50,7 +50,7 @@ fn where_is_parenthesised_before_the_tenant_predicate() {
     );
     assert_eq!(
         sql,
-        r#"SELECT * FROM customers WHERE (a = $1 OR b = $2) AND customers."storefront_id" = $3"#
+        r#"SELECT * FROM customers WHERE customers."storefront_id" = $3 AND (a = $1 OR b = $2)"#
     );
     assert_eq!(values, vec![1.into(), 2.into(), tenant()]);
 }
@@ -65,9 +65,9 @@ fn positional_tenant_value_goes_at_its_index() {
     );
     assert_eq!(
         sql,
-        "SELECT `c`.`id` FROM `customers` AS `c` WHERE (`c`.`email` = ?) AND `c`.`storefront_id` = ? LIMIT ?"
+        "SELECT `c`.`id` FROM `customers` AS `c` WHERE `c`.`storefront_id` = ? AND (`c`.`email` = ?) LIMIT ?"
     );
-    assert_eq!(values, vec!["e".into(), tenant(), 5u64.into()]);
+    assert_eq!(values, vec![tenant(), "e".into(), 5u64.into()]);
 }
 
 #[test]
@@ -79,9 +79,9 @@ fn join_subquery_in_on_gets_its_own_value_in_order() {
     );
     assert_eq!(
         sql,
-        r#"SELECT c.id FROM customers c LEFT JOIN orders o ON (o.customer_id = c.id AND o.total > ?) AND o."storefront_id" = ? WHERE (c.email = ?) AND c."storefront_id" = ?"#
+        r#"SELECT c.id FROM customers c LEFT JOIN orders o ON o."storefront_id" = ? AND (o.customer_id = c.id AND o.total > ?) WHERE c."storefront_id" = ? AND (c.email = ?)"#
     );
-    assert_eq!(values, vec![10.into(), tenant(), "e".into(), tenant()]);
+    assert_eq!(values, vec![tenant(), 10.into(), tenant(), "e".into()]);
 }
 
 #[test]
@@ -231,9 +231,9 @@ fn insert_select_is_filtered_and_tagged() {
     );
     assert_eq!(
         sql,
-        "INSERT INTO orders (id, customer_id, `storefront_id`) SELECT ?, id, ? FROM customers WHERE (email = ?) AND customers.`storefront_id` = ?"
+        "INSERT INTO orders (id, customer_id, `storefront_id`) SELECT ?, id, ? FROM customers WHERE customers.`storefront_id` = ? AND (email = ?)"
     );
-    assert_eq!(values, vec![1.into(), tenant(), "e".into(), tenant()]);
+    assert_eq!(values, vec![1.into(), tenant(), tenant(), "e".into()]);
 }
 
 #[test]
@@ -245,7 +245,7 @@ fn update_and_delete_are_filtered_and_cannot_move_rows() {
     );
     assert_eq!(
         sql,
-        r#"UPDATE customers SET email = $1 WHERE (id = $2 OR true) AND customers."storefront_id" = $3"#
+        r#"UPDATE customers SET email = $1 WHERE customers."storefront_id" = $3 AND (id = $2 OR true)"#
     );
     let (sql, _) = ok(DbBackend::Sqlite, "DELETE FROM orders", vec![]);
     assert_eq!(
@@ -364,7 +364,22 @@ fn what_is_not_on_the_allow_list_is_refused_naming_it() {
             "SELECT query_to_xml('select 1', true, true, '')",
             "`query_to_xml`",
         ),
-        (DbBackend::MySql, "SELECT @x := 1", "variables"),
+        (DbBackend::MySql, "SELECT @x := 1", ":="),
+        (
+            DbBackend::MySql,
+            "SELECT 1 FROM customers WHERE BINARY@x IS NULL",
+            "variables",
+        ),
+        (
+            DbBackend::MySql,
+            "SELECT 1 FROM customers USE INDEX () WHERE 1 = 1",
+            "index hints",
+        ),
+        (
+            DbBackend::Sqlite,
+            "SELECT 1 FROM customers NOT INDEXED WHERE 1 = 1",
+            "index hints",
+        ),
         (
             DbBackend::MySql,
             "SELECT * FROM customers WHERE email = 'a\\'b'",
@@ -429,6 +444,20 @@ fn what_is_not_on_the_allow_list_is_refused_naming_it() {
 }
 
 #[test]
+fn column_aliases_on_a_scoped_table_filter_it_in_a_subquery() {
+    // `o(storefront_id)` renames `id`: the predicate must name the real tenant column.
+    let (sql, _) = ok(
+        DbBackend::Postgres,
+        "SELECT o.storefront_id FROM orders AS o(storefront_id)",
+        vec![],
+    );
+    assert_eq!(
+        sql,
+        r#"SELECT o.storefront_id FROM (SELECT * FROM orders WHERE orders."storefront_id" = $1) AS o (storefront_id)"#
+    );
+}
+
+#[test]
 fn an_aliased_parenthesised_join_filters_inside_it() {
     // The alias `j` hides the inner `x`: a predicate on `x` in the outer WHERE would name
     // the outer `customers AS x` and leave the inner one unfiltered.
@@ -454,7 +483,7 @@ fn a_cte_shadows_a_table_of_the_same_name() {
     );
     assert_eq!(
         sql,
-        r#"WITH customers AS (SELECT id FROM customers WHERE (id = $1) AND customers."storefront_id" = $2) SELECT id FROM customers"#
+        r#"WITH customers AS (SELECT id FROM customers WHERE customers."storefront_id" = $2 AND (id = $1)) SELECT id FROM customers"#
     );
     // A write's target is always the table.
     let (sql, _) = ok(
@@ -462,7 +491,7 @@ fn a_cte_shadows_a_table_of_the_same_name() {
         "WITH orders AS (SELECT 1 AS id) DELETE FROM orders WHERE id IN (SELECT id FROM orders)",
         vec![],
     );
-    assert!(sql.ends_with(r#"DELETE FROM orders WHERE (id IN (SELECT id FROM orders)) AND orders."storefront_id" = $1"#), "{sql}");
+    assert!(sql.ends_with(r#"DELETE FROM orders WHERE orders."storefront_id" = $1 AND (id IN (SELECT id FROM orders))"#), "{sql}");
     // A CTE named like the framework's table is just a CTE; the table itself is refused.
     ok(
         DbBackend::Sqlite,
@@ -516,8 +545,8 @@ fn the_cache_returns_the_same_rewrite_for_every_storefront() {
         )
         .unwrap();
     assert_eq!(first.sql, second.sql);
-    assert_eq!(first.values.unwrap().0[1], Value::Uuid(Some(*a.as_uuid())));
-    assert_eq!(second.values.unwrap().0[1], Value::Uuid(Some(*b.as_uuid())));
+    assert_eq!(first.values.unwrap().0[0], Value::Uuid(Some(*a.as_uuid())));
+    assert_eq!(second.values.unwrap().0[0], Value::Uuid(Some(*b.as_uuid())));
 }
 
 #[test]
@@ -531,7 +560,7 @@ fn schema_placement_qualifies_scoped_tables_only() {
     let out = r.rewrite_in(stmt, &shop(), Some("storefront_a")).unwrap();
     assert_eq!(
         out.sql,
-        r#"SELECT "customers"."id" FROM "storefront_a"."customers" JOIN "countries" ON "countries"."code" = "customers"."cc" WHERE ("customers"."email" = $1) AND "storefront_a"."customers"."storefront_id" = $2"#
+        r#"SELECT "customers"."id" FROM "storefront_a"."customers" JOIN "countries" ON "countries"."code" = "customers"."cc" WHERE "storefront_a"."customers"."storefront_id" = $2 AND ("customers"."email" = $1)"#
     );
     // The same cached template serves another schema; a qualifier must be the storefront's.
     let stmt = Statement::from_sql_and_values(

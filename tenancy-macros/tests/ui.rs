@@ -1,4 +1,4 @@
-//! Pins the compile errors users see when `#[tenant_scoped]` is misused.
+//! Pins the compile errors users see when `#[tenant_scoped]` or `#[global_table]` is misused.
 #[test]
 fn ui() {
     let t = trybuild::TestCases::new();

@@ -128,8 +128,63 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
+/// Instruction counting under callgrind: `OVERHEAD_SIDE=tenant|plain`, `OVERHEAD_COUNT=n`
+/// and `OVERHEAD_BACKEND=sqlite|postgres` run n lookups of one side only (after the same
+/// seeding and a warm-up), with no criterion. Two runs with different n, subtracted, give
+/// the client-side instructions of one lookup (see docs/benchmarks.md).
+fn count_mode(rt: &Runtime) -> bool {
+    let (Ok(side), Ok(n)) = (
+        std::env::var("OVERHEAD_SIDE"),
+        std::env::var("OVERHEAD_COUNT"),
+    ) else {
+        return false;
+    };
+    let n: usize = n.parse().expect("OVERHEAD_COUNT is a number");
+    let postgres = std::env::var("OVERHEAD_BACKEND").is_ok_and(|b| b == "postgres");
+    rt.block_on(async {
+        let (db, test) = if postgres {
+            let test = TestDb::migrated(Backend::Postgres)
+                .await
+                .expect("TENANCY_TEST_POSTGRES_URL");
+            (test.db.clone(), Some(test))
+        } else {
+            let mut opts = ConnectOptions::new("sqlite::memory:");
+            opts.max_connections(1)
+                .min_connections(1)
+                .sqlx_logging(false);
+            let db = Database::connect(opts).await.expect("sqlite");
+            Migrator::up(&db, None).await.expect("migrate");
+            (db, None)
+        };
+        let shops = [StorefrontId::new_random(), StorefrontId::new_random()];
+        seed(&db, &shops).await;
+        let tenancy = Tenancy::with_registry(db.clone(), entities::registry());
+        let tconn = tenancy.connection(shops[0]);
+        let shop = *shops[0].as_uuid();
+        for i in 0..(n + 20) {
+            let email = format!("c{}@example.com", i % CUSTOMERS_PER_STOREFRONT);
+            let q = Customer::find().filter(customer::Column::Email.eq(email.as_str()));
+            let found = if side == "plain" {
+                q.filter(customer::Column::StorefrontId.eq(shop))
+                    .one(&db)
+                    .await
+            } else {
+                q.one(&tconn).await
+            };
+            assert!(found.expect("lookup").is_some());
+        }
+        if let Some(test) = test {
+            test.teardown().await;
+        }
+    });
+    true
+}
+
 fn main() {
     let rt = Runtime::new().expect("runtime");
+    if count_mode(&rt) {
+        return;
+    }
     let mut c = Criterion::default().configure_from_args();
 
     // SQLite in memory: one connection, so every query sees the same database.

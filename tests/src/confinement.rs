@@ -115,10 +115,21 @@ impl Checker<'_> {
             for join in &item.joins {
                 use JoinOperator as J;
                 let constraint = match &join.join_operator {
-                    J::Join(c) | J::Inner(c) | J::Left(c) | J::LeftOuter(c) | J::Right(c)
-                    | J::RightOuter(c) | J::FullOuter(c) | J::CrossJoin(c) | J::Semi(c)
-                    | J::LeftSemi(c) | J::RightSemi(c) | J::Anti(c) | J::LeftAnti(c)
-                    | J::RightAnti(c) | J::StraightJoin(c) => Some(c),
+                    J::Join(c)
+                    | J::Inner(c)
+                    | J::Left(c)
+                    | J::LeftOuter(c)
+                    | J::Right(c)
+                    | J::RightOuter(c)
+                    | J::FullOuter(c)
+                    | J::CrossJoin(c)
+                    | J::Semi(c)
+                    | J::LeftSemi(c)
+                    | J::RightSemi(c)
+                    | J::Anti(c)
+                    | J::LeftAnti(c)
+                    | J::RightAnti(c)
+                    | J::StraightJoin(c) => Some(c),
                     _ => None,
                 };
                 let on = match constraint {
@@ -127,7 +138,12 @@ impl Checker<'_> {
                 };
                 let optional = matches!(
                     join.join_operator,
-                    J::Left(_) | J::LeftOuter(_) | J::Semi(_) | J::LeftSemi(_) | J::Anti(_) | J::LeftAnti(_)
+                    J::Left(_)
+                        | J::LeftOuter(_)
+                        | J::Semi(_)
+                        | J::LeftSemi(_)
+                        | J::Anti(_)
+                        | J::LeftAnti(_)
                 );
                 // A table on the optional side must be confined in its ON clause; an inner
                 // one in the ON clause or the WHERE.
@@ -249,9 +265,9 @@ impl Visitor for Checker<'_> {
                 items.extend(d.using.iter().flatten().cloned());
                 self.from(&items, d.selection.as_ref());
             }
-            other => self
-                .findings
-                .push(format!("a statement outside the allow list came out: {other}")),
+            other => self.findings.push(format!(
+                "a statement outside the allow list came out: {other}"
+            )),
         }
         ControlFlow::Continue(())
     }
@@ -260,12 +276,14 @@ impl Visitor for Checker<'_> {
         let t = last(relation);
         let lower = t.to_ascii_lowercase();
         if tenancy_core::registry::is_reserved(&t) {
-            self.findings.push(format!("framework table `{relation}` came out"));
+            self.findings
+                .push(format!("framework table `{relation}` came out"));
         } else if !(self.registry.tenant_column(&t).is_some()
             || self.registry.global(&t).is_some()
             || (relation.0.len() == 1 && self.ctes.contains(&lower)))
         {
-            self.findings.push(format!("unregistered table `{relation}` came out"));
+            self.findings
+                .push(format!("unregistered table `{relation}` came out"));
         }
         ControlFlow::Continue(())
     }

@@ -42,7 +42,11 @@ fn mapped_corpus_is_refused_or_confined() {
         (DbBackend::Sqlite, &SQLiteDialect {}),
     ];
     let statements: Vec<&str> = CORPUS.lines().filter(|l| !l.trim().is_empty()).collect();
-    assert!(statements.len() > 900, "the corpus has {} statements", statements.len());
+    assert!(
+        statements.len() > 900,
+        "the corpus has {} statements",
+        statements.len()
+    );
     for (backend, dialect) in dialects {
         for schema in [None, Some("storefront_a")] {
             if schema.is_some() && backend == DbBackend::Sqlite {
@@ -61,7 +65,10 @@ fn mapped_corpus_is_refused_or_confined() {
                             out.sql
                         );
                         confined += 1;
-                        if out.values.is_some_and(|v| v.0.iter().any(|x| matches!(x, Value::Uuid(_)))) {
+                        if out
+                            .values
+                            .is_some_and(|v| v.0.iter().any(|x| matches!(x, Value::Uuid(_))))
+                        {
                             scoped += 1;
                         }
                     }
@@ -71,7 +78,9 @@ fn mapped_corpus_is_refused_or_confined() {
                             TenancyError::RefusedStatement { .. } => "statement kind".into(),
                             TenancyError::RefusedFunction { .. } => "function".into(),
                             TenancyError::RefusedSyntax { .. } => "syntax".into(),
-                            TenancyError::Refused { reason, .. } if reason.contains("not a registered") => {
+                            TenancyError::Refused { reason, .. }
+                                if reason.contains("not a registered") =>
+                            {
                                 "unregistered table".into()
                             }
                             TenancyError::Refused { .. } => "table use".into(),

@@ -365,7 +365,10 @@ pub(super) fn check_expr(registry: &Registry, expr: &Expr) -> Result<(), Tenancy
             Ok(())
         }
         Expr::BinaryOp {
-            op: op @ (BinaryOperator::PGCustomBinaryOperator(_) | BinaryOperator::Custom(_)),
+            op:
+                op @ (BinaryOperator::PGCustomBinaryOperator(_)
+                | BinaryOperator::Custom(_)
+                | BinaryOperator::Assignment),
             ..
         } => Err(syntax(format!(
             "the operator `{op}` is not allowed through a storefront's connection"
@@ -483,10 +486,21 @@ pub(super) fn check_ident(ident: &Ident) -> Result<(), TenancyError> {
         )));
     }
     match ident.quote_style {
-        None if v.starts_with('@') => Err(syntax(format!(
+        None if v.contains('@') => Err(syntax(format!(
             "`{v}`: user and system variables are refused (they keep state on pooled \
              connections)"
         ))),
+        // Unquoted names are plain words, which every server ends where the parser does.
+        None if !v.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+            || !v
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '$') =>
+        {
+            Err(syntax(format!(
+                "the unquoted name `{v}` is not a plain word (letters, digits, `_`, `$`); \
+                 quote it"
+            )))
+        }
         None | Some('"') | Some('`') | Some('[') => Ok(()),
         Some(q) => Err(syntax(format!(
             "identifiers quoted with {q} are not supported"

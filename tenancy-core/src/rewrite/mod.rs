@@ -15,7 +15,8 @@
 //!   refused, naming the statement kind, table or function, before the database sees it;
 //! - every reference to a tenant-scoped table gets `<alias>.<tenant column> = <tenant>`, in
 //!   WHERE for FROM items and in the ON clause of outer-joined tables, inside subqueries,
-//!   CTEs, set-operation branches and EXISTS; the existing WHERE is parenthesised first;
+//!   CTEs, set-operation branches and EXISTS; the tenant predicate comes first and the
+//!   existing WHERE is parenthesised after it;
 //! - INSERT gets the tenant column and value in every row; an explicit tenant value must be
 //!   this storefront's (checked when bound); upserts cannot update another storefront's row;
 //! - UPDATE cannot set the tenant column; UPDATE and DELETE are filtered;
@@ -42,7 +43,7 @@
 //! let out = rewriter.rewrite(stmt, &shop).unwrap();
 //! assert_eq!(
 //!     out.sql,
-//!     r#"SELECT "id" FROM "customers" WHERE ("email" = $1 OR "email" = $2) AND "customers"."storefront_id" = $3"#
+//!     r#"SELECT "id" FROM "customers" WHERE "customers"."storefront_id" = $3 AND ("email" = $1 OR "email" = $2)"#
 //! );
 //! assert_eq!(out.values.unwrap().0.len(), 3);
 //!

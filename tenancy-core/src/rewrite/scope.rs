@@ -153,10 +153,16 @@ fn addr<T>(t: &T) -> usize {
     t as *const T as usize
 }
 
-/// `(existing) AND p1 AND p2 ...`
+/// `p1 AND p2 ... AND (existing)`: the tenant predicates come first, so a server that
+/// evaluates conditions in the order written (MySQL, SQLite, PostgreSQL's ON CONFLICT
+/// WHERE) never evaluates the caller's condition on another storefront's row (where an
+/// error could tell something about that row).
 fn and_all(existing: Option<Expr>, preds: Vec<Expr>) -> Option<Expr> {
-    let mut acc = existing.map(|e| Expr::Nested(Box::new(e)));
-    for p in preds {
+    let mut acc: Option<Expr> = None;
+    let parts = preds
+        .into_iter()
+        .chain(existing.map(|e| Expr::Nested(Box::new(e))));
+    for p in parts {
         acc = Some(match acc {
             None => p,
             Some(left) => Expr::BinaryOp {
@@ -430,6 +436,22 @@ impl<'a> ScopePass<'a> {
         factor: &mut TableFactor,
         role: Role,
     ) -> Result<Vec<Expr>, TenancyError> {
+        if let TableFactor::Table {
+            alias: Some(alias), ..
+        } = factor
+        {
+            // `t AS a(x, y)` renames the columns: `a.<tenant column>` could be another
+            // column. Filter the table in a subquery, under its own names.
+            if !alias.columns.is_empty() {
+                if role == Role::Target {
+                    return Err(syntax(
+                        "column aliases on the target of UPDATE or DELETE are not supported",
+                    ));
+                }
+                self.wrap_scoped(factor, role)?;
+                return Ok(Vec::new());
+            }
+        }
         match factor {
             TableFactor::Table { .. } => {
                 Ok(self.table_predicate(factor, role)?.into_iter().collect())
@@ -1096,6 +1118,13 @@ impl VisitorMut for ScopePass<'_> {
 
     fn pre_visit_table_factor(&mut self, factor: &mut TableFactor) -> Flow {
         match factor {
+            TableFactor::Table {
+                index_directives, ..
+            } if !index_directives.is_empty() => ControlFlow::Break(syntax(
+                "index hints (USE/FORCE/IGNORE INDEX, INDEXED BY, NOT INDEXED) are refused: \
+                 they can make the server read every storefront's rows before the tenant \
+                 predicate",
+            )),
             TableFactor::Table {
                 args: None,
                 with_ordinality: false,
