@@ -8,7 +8,9 @@
 //! 4. [`sql_in_strings`]: functions and statements that run SQL given as text;
 //! 5. [`catalogs`]: catalogs, statistics and system schemas;
 //! 6. [`framework_tables`]: the directory, the moves and the migration table;
-//! 7. [`shorthands`]: `TABLE name`, CTEs that shadow tables, qualified names.
+//! 7. [`shorthands`]: `TABLE name`, CTEs that shadow tables, qualified names;
+//! 8. [`evaluation_order`]: conditions that would run on other storefronts' rows first,
+//!    index hints, variables hidden in names (found in review).
 //!
 //! [`pooled`] runs the session attacks on a shared pool of one connection and then serves
 //! another storefront on that same connection.
@@ -18,6 +20,7 @@
 //! physically in every schema and database, must be unchanged.
 
 mod catalogs;
+mod evaluation_order;
 mod framework_tables;
 mod pooled;
 mod prepared;
@@ -44,6 +47,7 @@ async fn all_classes(backend: Backend) {
     catalogs::run(&arena).await;
     framework_tables::run(&arena).await;
     shorthands::run(&arena).await;
+    evaluation_order::run(&arena).await;
     arena.teardown().await;
 }
 
