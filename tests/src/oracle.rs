@@ -172,6 +172,11 @@ pub struct Generator {
     pub backend: Backend,
     pub rng: Rng,
     n: usize,
+    /// Rows the generated INSERTs added since the last clean-up: the data set stays small,
+    /// so joins over it stay small however long the run.
+    inserted: usize,
+    /// Clean-up statements still to come.
+    pending: Vec<&'static str>,
 }
 
 struct From {
@@ -186,6 +191,8 @@ impl Generator {
             backend,
             rng: Rng::new(seed),
             n: 0,
+            inserted: 0,
+            pending: Vec::new(),
         }
     }
 
@@ -503,6 +510,24 @@ impl Generator {
 
     /// One statement: a query (most of the time) or a write.
     pub fn statement(&mut self) -> Generated {
+        if let Some(sql) = self.pending.pop() {
+            return Generated {
+                sql: sql.to_owned(),
+                values: Vec::new(),
+                write: true,
+                plain_sql: None,
+                constructs: vec!["DELETE", "clean-up"],
+            };
+        }
+        if self.inserted >= 8 {
+            self.inserted = 0;
+            // Popped from the end: orders first, then the customers they referenced.
+            self.pending = vec![
+                "DELETE FROM customers WHERE first_name = 'gen' AND id NOT IN (SELECT o.customer_id FROM orders o)",
+                "DELETE FROM orders WHERE currency = 'GEN'",
+            ];
+            return self.statement();
+        }
         let mut c = Vec::new();
         if self.rng.chance(25) {
             return self.write(c);
@@ -569,6 +594,7 @@ impl Generator {
         let (sql, values) = match self.rng.below(7) {
             0 => {
                 c.push("INSERT VALUES");
+                self.inserted += 1;
                 let cols = "id, email, first_name, last_name, created_at, updated_at";
                 let vals = "?, ?, 'gen', 'oracle', '2024-01-01 00:00:00', '2024-01-01 00:00:00'";
                 plain_sql = Some(format!(
@@ -587,9 +613,10 @@ impl Generator {
             }
             1 => {
                 c.push("INSERT SELECT");
+                self.inserted += 1;
                 let pred = self.simple_predicate(&mut c, &[("c".into(), &CUSTOMERS)], 1);
                 let cols = "id, customer_id, status, total_cents, currency, created_at, updated_at";
-                let select = "SELECT ?, c.id, 'gen', 7, 'EUR', c.created_at, c.updated_at";
+                let select = "SELECT ?, c.id, 'gen', 7, 'GEN', c.created_at, c.updated_at";
                 let rest = format!(
                     "FROM customers c WHERE c.email = (SELECT MIN(m.email) FROM customers m) AND {pred}"
                 );

@@ -74,7 +74,8 @@ fn mapped_corpus_is_refused_or_confined() {
                     }
                     Err(e) => {
                         let kind = match &e {
-                            TenancyError::Unparseable { .. } => "does not parse".to_string(),
+                            TenancyError::Unparseable { .. }
+                            | TenancyError::Untokenizable { .. } => "does not parse".to_string(),
                             TenancyError::RefusedStatement { .. } => "statement kind".into(),
                             TenancyError::RefusedFunction { .. } => "function".into(),
                             TenancyError::RefusedSyntax { .. } => "syntax".into(),
