@@ -239,7 +239,7 @@ impl Visitor for Checker<'_> {
                         if !ins
                             .columns
                             .iter()
-                            .any(|c| last(c).eq_ignore_ascii_case(&column))
+                            .any(|c| last(c).eq_ignore_ascii_case(column))
                         {
                             self.findings
                                 .push(format!("INSERT into `{name}` without `{column}`"));
