@@ -211,7 +211,7 @@ fn upserts_cannot_update_another_storefronts_row() {
     );
     assert_eq!(
         sql,
-        "INSERT INTO `customers` (`id`, `email`, `storefront_id`) VALUES (?, ?, ?) ON DUPLICATE KEY UPDATE `email` = CASE WHEN `storefront_id` = ? THEN VALUES(`email`) ELSE `email` END"
+        "INSERT INTO `customers` (`id`, `email`, `storefront_id`) VALUES (?, ?, ?) ON DUPLICATE KEY UPDATE `email` = CASE WHEN `customers`.`storefront_id` = ? THEN VALUES(`email`) ELSE `email` END"
     );
     assert_eq!(values, vec![1.into(), "e".into(), tenant(), tenant()]);
     let err = refused(

@@ -381,6 +381,11 @@ pub(super) fn check_expr(registry: &Registry, expr: &Expr) -> Result<(), Tenancy
                 "casts to `{data_type}` look objects up in the catalog; they are refused"
             )))
         }
+        Expr::MatchAgainst { .. } => Err(syntax(
+            "MATCH ... AGAINST is refused: its relevance scores are computed from the \
+             full-text statistics of every storefront's rows"
+                .into(),
+        )),
         Expr::Lambda(_) => Err(syntax(
             "lambdas are not allowed through a storefront's connection".into(),
         )),

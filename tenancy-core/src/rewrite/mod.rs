@@ -312,6 +312,13 @@ impl Rewriter {
         sql: &str,
         qualified: bool,
     ) -> Result<Template, TenancyError> {
+        if sql.to_ascii_lowercase().contains(SCHEMA_MARK) {
+            return Err(TenancyError::RefusedSyntax {
+                reason: format!(
+                    "`{SCHEMA_MARK}` is the name the rewriter uses for the storefront's schema"
+                ),
+            });
+        }
         let dialect = placeholders::dialect(backend);
         let tokens = placeholders::tokenize(dialect, sql)
             .map_err(|detail| TenancyError::Untokenizable { detail })?;
@@ -403,7 +410,13 @@ impl Rewriter {
         Ok(Template {
             scoped: pass.touched.is_some(),
             global: pass.global.take().map(Arc::from),
-            sql: sql.split(marker.as_str()).map(Into::into).collect(),
+            // Only schema-placement templates carry the marker (a caller's own use of the
+            // name is refused by the identifier check, so nothing else is cut out).
+            sql: if qualified {
+                sql.split(marker.as_str()).map(Into::into).collect()
+            } else {
+                vec![sql.into()]
+            },
             binding,
             checks: std::mem::take(&mut pass.checks),
             qualifiers: std::mem::take(&mut pass.qualifiers),

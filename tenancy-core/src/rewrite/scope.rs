@@ -765,6 +765,13 @@ impl<'a> ScopePass<'a> {
             }
             Some(OnInsert::DuplicateKeyUpdate(assignments)) => {
                 self.check_assignment_targets(assignments, &table)?;
+                if ins.insert_alias.is_some() {
+                    return Err(refuse(
+                        &table,
+                        "row aliases (INSERT ... AS new) are not supported with ON DUPLICATE \
+                         KEY UPDATE; use VALUES(column)",
+                    ));
+                }
                 // MySQL has no WHERE here: each assignment keeps the old value unless the
                 // existing row is this storefront's. The tenant column is never assigned, so
                 // it always reads the existing row's value.
@@ -787,7 +794,9 @@ impl<'a> ScopePass<'a> {
                         end_token: sqlparser::ast::helpers::attached_token::AttachedToken::empty(),
                         operand: None,
                         conditions: vec![CaseWhen {
-                            condition: self.predicate(Vec::new(), &column),
+                            // The existing row's tenant column, named by the target table
+                            // (unambiguous even when the source is a join).
+                            condition: self.predicate(qualifier.clone(), &column),
                             result: value,
                         }],
                         else_result: Some(Box::new(keep)),

@@ -40,6 +40,7 @@ async fn all_classes(backend: Backend) {
     let Some(arena) = Arena::new(backend).await else {
         return;
     };
+    registry_check(&arena).await;
     unparsed::run(&arena).await;
     session::run(&arena).await;
     prepared::run(&arena).await;
@@ -49,6 +50,29 @@ async fn all_classes(backend: Backend) {
     shorthands::run(&arena).await;
     evaluation_order::run(&arena).await;
     arena.teardown().await;
+}
+
+/// `verify_registry` passes with a directory (whose table has a `storefront_id` column but
+/// is the framework's own), and still names a real unregistered table with that column.
+async fn registry_check(arena: &Arena) {
+    use sea_orm::ConnectionTrait;
+    let backend = arena.backend;
+    arena
+        .tenancy
+        .verify_registry()
+        .await
+        .unwrap_or_else(|e| panic!("{backend}: verify_registry with a directory: {e}"));
+    let db = &arena.test.db;
+    db.execute_unprepared(
+        "CREATE TABLE rogue_notes (id INTEGER PRIMARY KEY, storefront_id VARCHAR(36))",
+    )
+    .await
+    .expect("create rogue_notes");
+    let err = arena.tenancy.verify_registry().await.unwrap_err();
+    assert!(err.to_string().contains("rogue_notes"), "{backend}: {err}");
+    db.execute_unprepared("DROP TABLE rogue_notes")
+        .await
+        .expect("drop rogue_notes");
 }
 
 async fn bounded(backend: Backend) {
