@@ -95,15 +95,7 @@ fn lookup(c: &mut Criterion, rt: &Runtime, label: &str, db: DatabaseConnection) 
             for first in [round % 2 == 0, round % 2 != 0] {
                 let start = std::time::Instant::now();
                 for _ in 0..200 {
-                    let q = Customer::find().filter(customer::Column::Email.eq(email));
-                    let found = if first {
-                        q.filter(customer::Column::StorefrontId.eq(shop))
-                            .one(&db)
-                            .await
-                    } else {
-                        q.one(&tconn).await
-                    };
-                    assert!(found.expect("lookup").is_some());
+                    one_lookup(&db, &tconn, shop, email, first).await;
                 }
                 let took = start.elapsed().as_secs_f64();
                 if first {
@@ -121,6 +113,37 @@ fn lookup(c: &mut Criterion, rt: &Runtime, label: &str, db: DatabaseConnection) 
         tenant / 200.0 * 1e6,
         plain / 200.0 * 1e6
     );
+}
+
+/// One lookup by email: plain SeaORM with the storefront filter by hand, or through the
+/// tenant connection.
+async fn one_lookup(
+    db: &DatabaseConnection,
+    tconn: &tenancy_core::TenantConnection,
+    shop: Uuid,
+    email: &str,
+    plain: bool,
+) {
+    let q = Customer::find().filter(customer::Column::Email.eq(email));
+    let found = if plain {
+        q.filter(customer::Column::StorefrontId.eq(shop))
+            .one(db)
+            .await
+    } else {
+        q.one(tconn).await
+    };
+    assert!(found.expect("lookup").is_some());
+}
+
+/// SQLite in memory, migrated: one connection, so every query sees the same database.
+async fn sqlite_memory() -> DatabaseConnection {
+    let mut opts = ConnectOptions::new("sqlite::memory:");
+    opts.max_connections(1)
+        .min_connections(1)
+        .sqlx_logging(false);
+    let db = Database::connect(opts).await.expect("sqlite");
+    Migrator::up(&db, None).await.expect("migrate");
+    db
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -148,13 +171,7 @@ fn count_mode(rt: &Runtime) -> bool {
                 .expect("TENANCY_TEST_POSTGRES_URL");
             (test.db.clone(), Some(test))
         } else {
-            let mut opts = ConnectOptions::new("sqlite::memory:");
-            opts.max_connections(1)
-                .min_connections(1)
-                .sqlx_logging(false);
-            let db = Database::connect(opts).await.expect("sqlite");
-            Migrator::up(&db, None).await.expect("migrate");
-            (db, None)
+            (sqlite_memory().await, None)
         };
         let shops = [StorefrontId::new_random(), StorefrontId::new_random()];
         seed(&db, &shops).await;
@@ -163,15 +180,7 @@ fn count_mode(rt: &Runtime) -> bool {
         let shop = *shops[0].as_uuid();
         for i in 0..(n + 20) {
             let email = format!("c{}@example.com", i % CUSTOMERS_PER_STOREFRONT);
-            let q = Customer::find().filter(customer::Column::Email.eq(email.as_str()));
-            let found = if side == "plain" {
-                q.filter(customer::Column::StorefrontId.eq(shop))
-                    .one(&db)
-                    .await
-            } else {
-                q.one(&tconn).await
-            };
-            assert!(found.expect("lookup").is_some());
+            one_lookup(&db, &tconn, shop, &email, side == "plain").await;
         }
         if let Some(test) = test {
             test.teardown().await;
@@ -187,16 +196,7 @@ fn main() {
     }
     let mut c = Criterion::default().configure_from_args();
 
-    // SQLite in memory: one connection, so every query sees the same database.
-    let mut opts = ConnectOptions::new("sqlite::memory:");
-    opts.max_connections(1)
-        .min_connections(1)
-        .sqlx_logging(false);
-    let sqlite = rt.block_on(async {
-        let db = Database::connect(opts).await.expect("sqlite");
-        Migrator::up(&db, None).await.expect("migrate");
-        db
-    });
+    let sqlite = rt.block_on(sqlite_memory());
     lookup(&mut c, &rt, "sqlite_memory", sqlite);
 
     let pg = rt.block_on(TestDb::migrated(Backend::Postgres));

@@ -69,14 +69,14 @@ pub fn outcome_of(result: Result<Vec<JsonValue>, DbErr>) -> Outcome {
 impl Arena {
     /// Two storefronts in the shared placement, one in its own schema (not on SQLite), one
     /// in its own database; each seeded with customers, addresses, orders, items and carts.
-    /// `shared` is the connection the tenancy uses for the shared database.
     pub async fn new(backend: Backend) -> Option<Arena> {
         let test = TestDb::migrated(backend).await?;
         let shared = test.db.clone();
         Some(Self::with_shared(test, shared).await)
     }
 
-    /// Like [`Arena::new`], with the given shared connection (e.g. a pool of one).
+    /// Like [`Arena::new`], with `shared` as the connection the tenancy uses for the shared
+    /// database (e.g. a pool of one).
     pub async fn with_shared(test: TestDb, shared: DatabaseConnection) -> Arena {
         let backend = test.backend;
         let tenancy = Tenancy::builder(shared)
@@ -203,10 +203,8 @@ impl Arena {
     /// database's global and framework tables (all rows).
     pub async fn physical(&self, i: usize) -> BTreeMap<String, Vec<String>> {
         let me = self.shops[i].seeded.uuid();
-        let q = |name: &str| match self.backend {
-            Backend::MySql => format!("`{name}`"),
-            _ => format!("\"{name}\""),
-        };
+        let backend = self.backend;
+        let q = |name: &str| backend.quote(name);
         let scoped: Vec<String> = entities::registry()
             .tables()
             .into_iter()

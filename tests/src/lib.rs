@@ -165,6 +165,16 @@ impl TestDb {
     }
 }
 
+impl Backend {
+    /// `name` quoted as an identifier of this backend.
+    pub fn quote(self, name: &str) -> String {
+        match self {
+            Backend::MySql => format!("`{name}`"),
+            _ => format!("\"{name}\""),
+        }
+    }
+}
+
 /// Rewrites `?` placeholders to `$1, $2, ...` for PostgreSQL, and `"` identifier quotes to
 /// backticks for MySQL, so one SQL text serves every backend in tests.
 pub fn sql_for(backend: DbBackend, sql: &str) -> String {

@@ -251,8 +251,7 @@ impl Generator {
         let mut scope = vec![(alias, base)];
         let joins = self.rng.below(3);
         for _ in 0..joins {
-            let Some((left_alias, left, right_name, on_left, on_right)) = self.edge_from(&scope)
-            else {
+            let Some((left_alias, right_name, on_left, on_right)) = self.edge_from(&scope) else {
                 break;
             };
             let right = table(right_name);
@@ -282,7 +281,6 @@ impl Generator {
                 "CROSS JOIN" => "cross join",
                 _ => "inner join",
             });
-            let _ = left;
             if kind == "CROSS JOIN" {
                 sql.push_str(&format!(" CROSS JOIN {} {ra}", right.name));
             } else {
@@ -302,26 +300,20 @@ impl Generator {
         From { sql, scope }
     }
 
-    /// A join edge from something in scope: (left alias, left table, right table name,
-    /// left column, right column).
+    /// A join edge from something in scope: (left alias, right table name, left column,
+    /// right column).
     fn edge_from(
         &mut self,
         scope: &[(String, &'static Table)],
-    ) -> Option<(
-        String,
-        &'static Table,
-        &'static str,
-        &'static str,
-        &'static str,
-    )> {
+    ) -> Option<(String, &'static str, &'static str, &'static str)> {
         let mut options = Vec::new();
         for (alias, t) in scope {
             for (child, ccol, parent, pcol) in EDGES {
                 if *child == t.name {
-                    options.push((alias.clone(), *t, *parent, *ccol, *pcol));
+                    options.push((alias.clone(), *parent, *ccol, *pcol));
                 }
                 if *parent == t.name {
-                    options.push((alias.clone(), *t, *child, *pcol, *ccol));
+                    options.push((alias.clone(), *child, *pcol, *ccol));
                 }
             }
         }
@@ -406,10 +398,9 @@ impl Generator {
                 format!("{col} IS NOT NULL")
             }
             _ => {
-                let Some((col, kind)) = self.column(scope, Some(Kind::Text)) else {
+                let Some((col, _)) = self.column(scope, Some(Kind::Text)) else {
                     return "1 = 1".into();
                 };
-                let _ = kind;
                 format!("{col} LIKE '%a%'")
             }
         }
@@ -552,8 +543,7 @@ impl Generator {
             }
             3 => {
                 c.push("recursive CTE");
-                let (inner, n) = self.select(&mut c, 1, 1);
-                let _ = n;
+                let (inner, _) = self.select(&mut c, 1, 1);
                 format!(
                     "WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r WHERE n < 3) \
                      SELECT r.n AS n, w.col0 AS v FROM r CROSS JOIN ({inner}) w"
@@ -740,10 +730,8 @@ fn sorted(rows: &[JsonValue]) -> Vec<String> {
 /// A's rows, physically where A lives.
 async fn own_rows(arena: &Arena, a: usize) -> BTreeMap<String, Vec<String>> {
     let shop = &arena.shops[a];
-    let q = |name: &str| match arena.backend {
-        Backend::MySql => format!("`{name}`"),
-        _ => format!("\"{name}\""),
-    };
+    let backend = arena.backend;
+    let q = |name: &str| backend.quote(name);
     let mut out = BTreeMap::new();
     let own_db;
     let (db, prefix, filter) = match &shop.placement {
@@ -779,10 +767,7 @@ async fn reference_rows(
 ) -> BTreeMap<String, Vec<String>> {
     let mut out = BTreeMap::new();
     for t in TABLES {
-        let q = match backend {
-            Backend::MySql => format!("`{}`", t.name),
-            _ => format!("\"{}\"", t.name),
-        };
+        let q = backend.quote(t.name);
         let rows = JsonValue::find_by_statement(Statement::from_string(
             db.get_database_backend(),
             format!("SELECT * FROM {q}"),

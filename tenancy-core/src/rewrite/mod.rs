@@ -216,7 +216,8 @@ impl Rewriter {
             if !schema.is_some_and(|s| s.eq_ignore_ascii_case(qualifier)) {
                 return Err(TenancyError::Refused {
                     table: format!("{qualifier}.{table}"),
-                    reason: "the schema is not this storefront's own; write the table name                              without a qualifier (the connection places it)"
+                    reason: "the schema is not this storefront's own; write the table name \
+                             without a qualifier (the connection places it)"
                         .into(),
                 });
             }
@@ -411,7 +412,7 @@ impl Rewriter {
             scoped: pass.touched.is_some(),
             global: pass.global.take().map(Arc::from),
             // Only schema-placement templates carry the marker (a caller's own use of the
-            // name is refused by the identifier check, so nothing else is cut out).
+            // name is refused at the top of `build`, so nothing else is cut out).
             sql: if qualified {
                 sql.split(marker.as_str()).map(Into::into).collect()
             } else {

@@ -9,10 +9,8 @@ use tenancy_tests::{
 
 pub async fn run(arena: &Arena) {
     let victim = arena.shops[1].seeded.uuid();
-    let q = |name: &str| match arena.backend {
-        Backend::MySql => format!("`{name}`"),
-        _ => format!("\"{name}\""),
-    };
+    let backend = arena.backend;
+    let q = |name: &str| backend.quote(name);
     let mut attacks: Vec<String> = vec![
         "SELECT * FROM tenancy_tenants".into(),
         "SELECT * FROM TENANCY_TENANTS".into(),

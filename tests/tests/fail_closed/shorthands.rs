@@ -70,10 +70,8 @@ pub async fn run(arena: &Arena) {
     }
     // Qualified names that point into another storefront's storage.
     let mut attacks = Vec::new();
-    let q = |name: &str| match arena.backend {
-        Backend::MySql => format!("`{name}`"),
-        _ => format!("\"{name}\""),
-    };
+    let backend = arena.backend;
+    let q = |name: &str| backend.quote(name);
     for shop in &arena.shops {
         let container = match &shop.placement {
             Placement::Schema { schema } => Some(schema.clone()),
