@@ -12,7 +12,7 @@ use std::sync::OnceLock;
 use libfuzzer_sys::fuzz_target;
 use sea_orm::{DbBackend, Statement, Value};
 use sqlparser::dialect::{Dialect, MySqlDialect, PostgreSqlDialect, SQLiteDialect};
-use tenancy_core::{Registry, Rewriter, StorefrontId, TenancyError};
+use tenancy_core::{rewrite::Rewriter, Registry, StorefrontId, TenancyError};
 
 #[path = "../../tests/src/confinement.rs"]
 mod confinement;

@@ -6,7 +6,13 @@ use std::{path::PathBuf, process::Command};
 use assert_cmd::prelude::*;
 use sea_orm::{ConnectionTrait, Database};
 use serde_json::Value;
-use tenancy_core::tenant::url_with_database as with_database;
+fn with_database(url: &str, name: &str) -> String {
+    tenancy_core::DatabaseUrl::parse(url)
+        .expect("a database URL")
+        .with_database(name)
+        .as_str()
+        .to_owned()
+}
 use uuid::Uuid;
 
 fn server_url() -> Option<String> {

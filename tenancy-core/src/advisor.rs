@@ -14,7 +14,7 @@ use crate::{
 };
 
 /// Fewer statements than this are too few to judge latency by.
-pub const MIN_QUERIES_FOR_LATENCY: u64 = 20;
+pub(crate) const MIN_QUERIES_FOR_LATENCY: u64 = 20;
 
 /// What the advisor looks at for one storefront.
 #[derive(Clone, Debug, Serialize)]
@@ -157,7 +157,7 @@ impl Tenancy {
         validate_identifier(table)?;
         let db = self.connection(storefront);
         let backend = db.get_database_backend();
-        let q = crate::rewrite::identifier_quote(backend);
+        let q = crate::backend::Dialect(backend).quote_char();
         let row = db
             .query_one_raw(Statement::from_string(
                 backend,

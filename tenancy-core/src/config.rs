@@ -1,11 +1,12 @@
 //! Configuration: the seed's `config/tenant_strategy.yaml`, plus what the framework adds.
 //!
-//! Loaded with figment from a YAML or TOML file, then environment variables prefixed
+//! Loaded (with the `config` feature) by figment from a YAML or TOML file, then environment variables prefixed
 //! `TENANCY_` (nested keys separated by `__`, relative to `tenant_strategy`: e.g.
 //! `TENANCY_DATABASE_CONFIG__SHARED_DATABASE_URL`). Unknown keys are errors, so a typo is
 //! caught; every error names the key.
 //!
 //! ```
+//! # #[cfg(feature = "config")] {
 //! use tenancy_core::config::TenancyConfig;
 //! let yaml = r#"
 //! tenant_strategy:
@@ -20,10 +21,14 @@
 //! assert_eq!(config.tenant_strategy.migration_thresholds.avg_query_time.as_millis(), 200);
 //! let err = TenancyConfig::from_yaml_str(&yaml.replace("avg_query_time: 200ms", "avg_query_time: soon")).unwrap_err();
 //! assert!(err.to_string().contains("avg_query_time"), "{err}");
+//! # }
 //! ```
 
-use std::{collections::BTreeMap, path::Path, time::Duration};
+#[cfg(feature = "config")]
+use std::path::Path;
+use std::{collections::BTreeMap, time::Duration};
 
+#[cfg(feature = "config")]
 use figment::{
     providers::{Env, Format, Toml, Yaml},
     Figment,
@@ -246,7 +251,7 @@ impl Costs {
 mod duration {
     use super::*;
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
         #[derive(Deserialize)]
         #[serde(untagged)]
         enum Raw {
@@ -263,13 +268,14 @@ mod duration {
         }
     }
 
-    pub fn serialize<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    pub(super) fn serialize<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(&humantime::format_duration(*d).to_string())
     }
 }
 
 /// Top-level keys of `tenant_strategy` that environment variables may set.
 /// (`TENANCY_CONFIG`, the file's path for the CLI, is not a key.)
+#[cfg(feature = "config")]
 const ENV_SECTIONS: [&str; 8] = [
     "default_type",
     "unknown_storefronts",
@@ -281,6 +287,7 @@ const ENV_SECTIONS: [&str; 8] = [
     "config",
 ];
 
+#[cfg(feature = "config")]
 fn config_error(err: figment::Error) -> TenancyError {
     let key = err.path.join(".");
     let message = err.kind.to_string();
@@ -298,6 +305,8 @@ fn config_error(err: figment::Error) -> TenancyError {
     }
 }
 
+/// Loading from files and text: the `config` feature (figment).
+#[cfg(feature = "config")]
 impl TenancyConfig {
     fn load(figment: Figment) -> Result<Self, TenancyError> {
         let env = Env::prefixed("TENANCY_")
@@ -337,7 +346,9 @@ impl TenancyConfig {
     pub fn from_toml_str(toml: &str) -> Result<Self, TenancyError> {
         Self::load(Figment::new().merge(Toml::string(toml)))
     }
+}
 
+impl TenancyConfig {
     /// Checks what serde cannot: patterns, positive limits, fractions.
     pub fn validate(&self) -> Result<(), TenancyError> {
         let s = &self.tenant_strategy;
@@ -354,7 +365,7 @@ impl TenancyConfig {
                     "database_config.tenant_database_pattern",
                     format!(
                         "`{}` has no {{storefront_id}}: every storefront would share one database",
-                        crate::tenant::redact_url(p)
+                        crate::backend::redact(p)
                     ),
                 );
             }
@@ -443,51 +454,5 @@ impl TenancyConfig {
                 })?),
             },
         })
-    }
-}
-
-impl crate::Tenancy {
-    /// Connects to the configured shared database and builds the handle: directory (with
-    /// `directory_cache` and the `unknown_storefronts` policy), tenant pools (budget,
-    /// per-tenant size, timeouts), every `#[tenant_scoped]` entity.
-    pub async fn connect(config: &TenancyConfig) -> Result<crate::Tenancy, TenancyError> {
-        Self::connect_with(config, crate::Registry::from_entities()).await
-    }
-
-    /// [`Tenancy::connect`] with an explicit registry of scoped tables.
-    pub async fn connect_with(
-        config: &TenancyConfig,
-        registry: crate::Registry,
-    ) -> Result<crate::Tenancy, TenancyError> {
-        let db = &config.tenant_strategy.database_config;
-        let mut opts = sea_orm::ConnectOptions::new(db.shared_database_url.clone());
-        opts.max_connections(db.shared_pool_size)
-            .sqlx_logging(false);
-        let shared = sea_orm::Database::connect(opts)
-            .await
-            .map_err(|e| TenancyError::Step {
-                storefront: "-".into(),
-                step: format!(
-                    "connecting to {}",
-                    crate::tenant::redact_url(&db.shared_database_url)
-                ),
-                source: Box::new(TenancyError::Db(e)),
-            })?;
-        let default = match config.tenant_strategy.unknown_storefronts {
-            UnknownStorefronts::Default => Some(Placement::Shared),
-            UnknownStorefronts::Reject => None,
-        };
-        crate::Tenancy::builder(shared)
-            .registry(registry)
-            .shared_url(db.shared_database_url.clone())
-            .directory(db.directory_cache, default)
-            .pools(crate::PoolOptions {
-                budget: db.connection_budget,
-                per_tenant: db.max_connections_per_tenant,
-                idle_timeout: db.idle_timeout,
-                acquire_timeout: db.acquire_timeout,
-            })
-            .build()
-            .await
     }
 }

@@ -23,7 +23,7 @@ use uuid::Uuid;
 use crate::{tenant::validate_identifier, Placement, StorefrontId, TenancyError, TenantType};
 
 /// The directory table's name.
-pub const TABLE: &str = "tenancy_tenants";
+pub(crate) const TABLE: &str = "tenancy_tenants";
 
 /// A storefront's lifecycle state.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -289,6 +289,38 @@ impl Directory {
         placement: &Placement,
         state: TenantState,
     ) -> Result<(), TenancyError> {
+        self.put_on(&self.shared, storefront, placement, state)
+            .await?;
+        self.get(storefront).await?;
+        Ok(())
+    }
+
+    /// Marks an active storefront moving, on `conn` (the transaction that records the move):
+    /// `false` when it was not active (another move claimed it first).
+    pub(crate) async fn claim_for_move<C: ConnectionTrait>(
+        &self,
+        conn: &C,
+        storefront: StorefrontId,
+    ) -> Result<bool, TenancyError> {
+        let update = Query::update()
+            .table(col(TABLE))
+            .value(col("state"), TenantState::Moving.as_str())
+            .value(col("updated_at"), Utc::now())
+            .and_where(Expr::col(col("storefront_id")).eq(*storefront.as_uuid()))
+            .and_where(Expr::col(col("state")).eq(TenantState::Active.as_str()))
+            .to_owned();
+        Ok(conn.execute(&update).await?.rows_affected() == 1)
+    }
+
+    /// [`Self::put`] on `conn` (a transaction of the shared database), without refreshing
+    /// this process's cache: the caller does once the transaction commits.
+    pub(crate) async fn put_on<C: ConnectionTrait>(
+        &self,
+        conn: &C,
+        storefront: StorefrontId,
+        placement: &Placement,
+        state: TenantState,
+    ) -> Result<(), TenancyError> {
         if let Some(schema) = placement.schema() {
             validate_identifier(schema)?;
         }
@@ -346,8 +378,7 @@ impl Directory {
                 .sql
                 .replace("`tenancy_tenants`.`version` + ?", "`version` + ?");
         }
-        self.shared.execute_raw(stmt).await?;
-        self.get(storefront).await?;
+        conn.execute_raw(stmt).await?;
         Ok(())
     }
 

@@ -83,7 +83,7 @@ pub struct FleetReport {
 }
 
 mod millis {
-    pub fn serialize<S: serde::Serializer>(
+    pub(super) fn serialize<S: serde::Serializer>(
         d: &std::time::Duration,
         s: S,
     ) -> Result<S::Ok, S::Error> {
@@ -127,7 +127,7 @@ impl Tenancy {
             None => "SELECT MAX(version) FROM seaql_migrations".to_owned(),
         };
         let backend = self.shared().get_database_backend();
-        let q = crate::rewrite::identifier_quote(backend);
+        let q = crate::backend::Dialect(backend).quote_char();
         let row = match placement {
             Placement::Shared => {
                 self.shared()

@@ -355,7 +355,7 @@ impl StorefrontLayer {
                 placement: "HTTP resolution".into(),
                 backend: "this Tenancy".into(),
                 reason: "it has no directory, so unknown storefronts could not be refused \
-                         (build it with Tenancy::builder(..).directory(..))"
+                         (build it with TenancyOptions::new().directory(..))"
                     .into(),
             });
         }

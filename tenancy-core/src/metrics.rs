@@ -227,12 +227,8 @@ pub async fn render(tenancy: &Tenancy, moves: &[MoveRecord]) -> Result<String, T
 }
 
 /// The placement kind as a label value.
-pub fn kind(placement: &Placement) -> &'static str {
-    match placement {
-        Placement::Shared => "shared",
-        Placement::Schema { .. } => "schema",
-        Placement::Database { .. } => "database",
-    }
+fn kind(placement: &Placement) -> &'static str {
+    placement.tenant_type().as_str()
 }
 
 #[cfg(test)]

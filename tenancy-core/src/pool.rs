@@ -1,6 +1,6 @@
 //! The connection manager: one pool per tenant database, under a global budget.
 //!
-//! [`DatabaseManager`] hands out a [`Lease`] on the pool of a database URL. A pool is
+//! [`DatabaseManager`] hands tenant connections a lease on the pool of a database URL. A pool is
 //! created once even when many requests for a new storefront arrive together (single
 //! flight), holds `per_tenant` permits of a global budget for as long as it is open, is
 //! closed when it has been idle for `idle_timeout`, and is evicted (least recently used,
@@ -19,10 +19,13 @@ use std::{
     time::{Duration, Instant},
 };
 
-use sea_orm::{ConnectOptions, Database, DatabaseConnection};
+use sea_orm::DatabaseConnection;
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 
-use crate::{tenant::redact_url, StorefrontId, TenancyError};
+use crate::{
+    backend::{self, redact, PoolSpec},
+    StorefrontId, TenancyError,
+};
 
 /// Limits of the tenant pools.
 #[derive(Clone, Debug)]
@@ -83,7 +86,7 @@ impl std::fmt::Debug for DatabaseManager {
 }
 
 /// A pool in use; the pool is not evicted while a lease on it lives.
-pub struct Lease {
+pub(crate) struct Lease {
     entry: Arc<PoolEntry>,
 }
 
@@ -153,9 +156,7 @@ impl DatabaseManager {
                 let mut v: Vec<_> = p
                     .iter()
                     .filter_map(|(url, slot)| match slot {
-                        Slot::Ready(e) => {
-                            Some((redact_url(url), e.in_flight.load(Ordering::Acquire)))
-                        }
+                        Slot::Ready(e) => Some((redact(url), e.in_flight.load(Ordering::Acquire))),
                         Slot::Creating(_) => None,
                     })
                     .collect();
@@ -171,7 +172,11 @@ impl DatabaseManager {
     }
 
     /// A lease on the pool for `url`, creating the pool if needed.
-    pub async fn lease(&self, url: &str, storefront: StorefrontId) -> Result<Lease, TenancyError> {
+    pub(crate) async fn lease(
+        &self,
+        url: &str,
+        storefront: StorefrontId,
+    ) -> Result<Lease, TenancyError> {
         let started = Instant::now();
         let deadline = started + self.inner.opts.acquire_timeout;
         enum Next {
@@ -200,7 +205,17 @@ impl DatabaseManager {
             };
             match next {
                 Next::Create(n) => {
+                    // If this future is dropped while the pool is created (a client went
+                    // away, a caller's timeout fired), the guard takes the `Creating` slot
+                    // back and wakes the waiters, one of which creates the pool instead.
+                    let mut creating = CreatingSlot {
+                        manager: self,
+                        url,
+                        notify: Arc::clone(&n),
+                        settled: false,
+                    };
                     let result = self.create(url, storefront, started, deadline).await;
+                    creating.settled = true;
                     let out = {
                         let mut pools = self.inner.pools.lock().unwrap_or_else(|e| e.into_inner());
                         match result {
@@ -264,17 +279,16 @@ impl DatabaseManager {
                 break p;
             }
         };
-        let mut opts = ConnectOptions::new(url.to_owned());
-        opts.max_connections(n)
-            .min_connections(0)
-            .idle_timeout(self.inner.opts.idle_timeout)
-            .acquire_timeout(self.inner.opts.acquire_timeout)
-            .sqlx_logging(false);
-        let conn = Database::connect(opts)
+        let spec = PoolSpec {
+            idle_timeout: Some(self.inner.opts.idle_timeout),
+            acquire_timeout: Some(self.inner.opts.acquire_timeout),
+            ..PoolSpec::of(n)
+        };
+        let conn = backend::connect(url, spec)
             .await
             .map_err(|e| TenancyError::Step {
                 storefront: storefront.to_string(),
-                step: format!("connecting to {}", redact_url(url)),
+                step: format!("connecting to {}", redact(url)),
                 source: Box::new(TenancyError::Db(e)),
             })?;
         Ok(Arc::new(PoolEntry {
@@ -320,7 +334,7 @@ impl DatabaseManager {
     }
 
     /// Closes the pool of `url` if it is open and idle (used before dropping a database).
-    pub async fn close(&self, url: &str) {
+    pub(crate) async fn close(&self, url: &str) {
         let entry = {
             let mut pools = self.inner.pools.lock().unwrap_or_else(|e| e.into_inner());
             match pools.get(url) {
@@ -339,6 +353,36 @@ impl DatabaseManager {
     }
 }
 
+/// The `Creating` slot of a pool being created by one lease: released, and its waiters
+/// woken, if that lease is dropped before it settles the slot.
+struct CreatingSlot<'a> {
+    manager: &'a DatabaseManager,
+    url: &'a str,
+    notify: Arc<Notify>,
+    settled: bool,
+}
+
+impl Drop for CreatingSlot<'_> {
+    fn drop(&mut self) {
+        if self.settled {
+            return;
+        }
+        {
+            let mut pools = self
+                .manager
+                .inner
+                .pools
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            if matches!(pools.get(self.url), Some(Slot::Creating(n)) if Arc::ptr_eq(n, &self.notify))
+            {
+                pools.remove(self.url);
+            }
+        }
+        self.notify.notify_waiters();
+    }
+}
+
 async fn reap(inner: Weak<Inner>, every: Duration) {
     loop {
         tokio::time::sleep(every).await;
@@ -348,5 +392,60 @@ async fn reap(inner: Weak<Inner>, every: Duration) {
         let manager = DatabaseManager { inner };
         let idle = manager.inner.opts.idle_timeout;
         while manager.evict_idle(Some(idle)).await {}
+    }
+}
+
+#[cfg(all(test, feature = "sqlite"))]
+mod tests {
+    use super::*;
+
+    /// The first lease for a new database is dropped while its pool is being created (a
+    /// client disconnects, a caller's timeout fires): the next lease creates the pool and
+    /// succeeds, instead of waiting on a slot nobody will fill until `BudgetExhausted`.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_cancelled_creation_leaves_no_slot_behind() {
+        let manager = DatabaseManager::new(PoolOptions {
+            budget: 2,
+            per_tenant: 2,
+            acquire_timeout: Duration::from_secs(5),
+            ..PoolOptions::default()
+        })
+        .expect("manager");
+        let files: Vec<std::path::PathBuf> = (0..2)
+            .map(|i| {
+                std::env::temp_dir().join(format!(
+                    "tenancy_pool_cancel_{i}_{}.sqlite",
+                    uuid::Uuid::new_v4().simple()
+                ))
+            })
+            .collect();
+        let urls: Vec<String> = files
+            .iter()
+            .map(|f| format!("sqlite://{}?mode=rwc", f.display()))
+            .collect();
+        let (a, b) = (StorefrontId::new_random(), StorefrontId::new_random());
+        // A's pool holds the whole budget, in use: B's pool waits for connections.
+        let held = manager.lease(&urls[0], a).await.expect("a's pool");
+        // B's first lease is cancelled while it waits to create its pool.
+        let first =
+            tokio::time::timeout(Duration::from_millis(100), manager.lease(&urls[1], b)).await;
+        assert!(
+            first.is_err(),
+            "b's first lease must still be creating its pool when it is cancelled"
+        );
+        drop(held);
+        // A's pool is idle now: B's next lease evicts it and creates its own.
+        let second = tokio::time::timeout(Duration::from_secs(30), manager.lease(&urls[1], b))
+            .await
+            .expect("the next lease does not hang");
+        assert!(
+            second.is_ok(),
+            "the next lease creates the pool: {:?}",
+            second.err()
+        );
+        drop(second);
+        for f in files {
+            let _ = std::fs::remove_file(f);
+        }
     }
 }

@@ -6,66 +6,24 @@
 //! is dropped again). Running it again for a provisioned storefront is harmless.
 //! [`Tenancy::drop_storefront`] needs the storefront id typed back as confirmation.
 
-use sea_orm::{
-    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, Statement,
-    TransactionTrait,
-};
+use sea_orm::{ConnectionTrait, DbBackend, TransactionTrait};
 use sea_orm_migration::MigratorTrait;
 
 use crate::{
-    tenant::{database_of, redact_url, url_with_database, validate_identifier},
+    backend::{
+        database::{
+            connect_one, create_database, db_step_failed as db_step, drop_database,
+            sqlite_schema_unsupported, step_failed as step,
+        },
+        redact, DatabaseUrl, Dialect, ErrorClass,
+    },
+    tenant::validate_identifier,
     Placement, StorefrontId, Tenancy, TenancyError, TenantRecord, TenantState,
 };
 
-fn step(
-    storefront: StorefrontId,
-    step: impl Into<String>,
-) -> impl FnOnce(TenancyError) -> TenancyError {
-    let step = step.into();
-    move |e| TenancyError::Step {
-        storefront: storefront.to_string(),
-        step,
-        source: Box::new(e),
-    }
-}
-
-fn db_step(
-    storefront: StorefrontId,
-    what: impl Into<String>,
-) -> impl FnOnce(sea_orm::DbErr) -> TenancyError {
-    let f = step(storefront, what);
-    move |e| f(TenancyError::Db(e))
-}
-
 /// The name of the last migration of `M`, the version a current storefront is at.
-pub fn latest_migration<M: MigratorTrait>() -> Option<String> {
+pub(crate) fn latest_migration<M: MigratorTrait>() -> Option<String> {
     M::migrations().last().map(|m| m.name().to_owned())
-}
-
-fn backend_of_url(url: &str) -> DbBackend {
-    if url.starts_with("postgres") {
-        DbBackend::Postgres
-    } else if url.starts_with("mysql") || url.starts_with("mariadb") {
-        DbBackend::MySql
-    } else {
-        DbBackend::Sqlite
-    }
-}
-
-async fn connect_one(url: &str) -> Result<DatabaseConnection, sea_orm::DbErr> {
-    let mut opts = ConnectOptions::new(url.to_owned());
-    opts.max_connections(1)
-        .min_connections(0)
-        .sqlx_logging(false);
-    Database::connect(opts).await
-}
-
-pub(crate) fn sqlite_path(url: &str) -> Option<&str> {
-    let rest = url
-        .strip_prefix("sqlite://")
-        .or_else(|| url.strip_prefix("sqlite:"))?;
-    let path = rest.split('?').next()?;
-    (!path.is_empty() && path != ":memory:").then_some(path)
 }
 
 impl Tenancy {
@@ -75,7 +33,7 @@ impl Tenancy {
             .ok_or_else(|| TenancyError::Unsupported {
                 placement: "provisioning".into(),
                 backend: "this Tenancy".into(),
-                reason: "it has no directory (build it with Tenancy::builder(..).directory(..))"
+                reason: "it has no directory (build it with TenancyOptions::new().directory(..))"
                     .into(),
             })
     }
@@ -159,26 +117,7 @@ impl Tenancy {
         match placement {
             Placement::Shared => Ok(false),
             Placement::Schema { schema } => {
-                validate_identifier(schema)?;
-                let (exists, create) = match backend {
-                    DbBackend::Postgres => (
-                        Statement::from_sql_and_values(
-                            backend,
-                            "SELECT 1 FROM information_schema.schemata WHERE schema_name = $1",
-                            [schema.clone().into()],
-                        ),
-                        format!("CREATE SCHEMA IF NOT EXISTS \"{schema}\""),
-                    ),
-                    DbBackend::MySql => (
-                        Statement::from_sql_and_values(
-                            backend,
-                            "SELECT 1 FROM information_schema.schemata WHERE schema_name = ?",
-                            [schema.clone().into()],
-                        ),
-                        format!("CREATE DATABASE IF NOT EXISTS `{schema}`"),
-                    ),
-                    _ => return Err(sqlite_schema_unsupported()),
-                };
+                let (exists, create) = Dialect(backend).create_schema(schema)?;
                 let existed = shared
                     .query_one_raw(exists)
                     .await
@@ -202,12 +141,7 @@ impl Tenancy {
         match placement {
             Placement::Shared => Ok(()),
             Placement::Schema { schema } => {
-                validate_identifier(schema)?;
-                let sql = match self.shared().get_database_backend() {
-                    DbBackend::Postgres => format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"),
-                    DbBackend::MySql => format!("DROP DATABASE IF EXISTS `{schema}`"),
-                    _ => return Err(sqlite_schema_unsupported()),
-                };
+                let sql = Dialect(self.shared().get_database_backend()).drop_schema(schema)?;
                 self.shared()
                     .execute_unprepared(&sql)
                     .await
@@ -285,14 +219,16 @@ impl Tenancy {
                         let base = self.shared_url().ok_or_else(|| TenancyError::Unsupported {
                             placement: "schema".into(),
                             backend: "MySQL".into(),
-                            reason: "migrating a schema needs the shared database URL (TenancyBuilder::shared_url)".into(),
+                            reason: "migrating a schema needs the shared database URL (TenancyOptions::shared_url)".into(),
                         })?;
-                        let url = url_with_database(base, schema);
-                        let conn = connect_one(&url).await.map_err(db_step(
-                            storefront,
-                            format!("connecting to {}", redact_url(&url)),
-                        ))?;
-                        let result = M::up(&conn, None).await;
+                        let url = DatabaseUrl::parse(base)?.with_database(schema);
+                        let conn = connect_one(url.as_str())
+                            .await
+                            .map_err(db_step(storefront, format!("connecting to {url}")))?;
+                        let result = match down {
+                            None => M::up(&conn, None).await,
+                            Some(steps) => M::down(&conn, Some(steps)).await,
+                        };
                         let _ = conn.close().await;
                         result
                             .map_err(db_step(storefront, format!("migrating schema {schema}")))?;
@@ -304,14 +240,14 @@ impl Tenancy {
             Placement::Database { url } => {
                 let conn = connect_one(url).await.map_err(db_step(
                     storefront,
-                    format!("connecting to {}", redact_url(url)),
+                    format!("connecting to {}", redact(url)),
                 ))?;
-                let result = M::up(&conn, None).await;
+                let result = match down {
+                    None => M::up(&conn, None).await,
+                    Some(steps) => M::down(&conn, Some(steps)).await,
+                };
                 let _ = conn.close().await;
-                result.map_err(db_step(
-                    storefront,
-                    format!("migrating {}", redact_url(url)),
-                ))?;
+                result.map_err(db_step(storefront, format!("migrating {}", redact(url))))?;
                 Ok(latest)
             }
         }
@@ -351,7 +287,7 @@ impl Tenancy {
     async fn delete_shared_rows(&self, storefront: StorefrontId) -> Result<(), TenancyError> {
         let db = self.connection(storefront);
         let backend = self.shared().get_database_backend();
-        let q = crate::rewrite::identifier_quote(backend);
+        let q = crate::backend::Dialect(backend).quote_char();
         let mut pending: Vec<String> = self
             .registry()
             .tables()
@@ -385,114 +321,5 @@ impl Tenancy {
 }
 
 pub(crate) fn table_missing(e: &sea_orm::DbErr) -> bool {
-    let m = e.to_string().to_lowercase();
-    m.contains("does not exist") || m.contains("doesn't exist") || m.contains("no such table")
-}
-
-fn sqlite_schema_unsupported() -> TenancyError {
-    TenancyError::Unsupported {
-        placement: "schema".into(),
-        backend: "SQLite".into(),
-        reason: "a schema would be an ATTACHed file, which every pooled connection must attach again and SQLite caps at 10; use database placement (a file per storefront)".into(),
-    }
-}
-
-/// The database named by `url` (checked to be a plain identifier) and a connection to its
-/// server's maintenance database (`postgres` on PostgreSQL, none on MySQL).
-async fn server_admin(
-    storefront: StorefrontId,
-    backend: DbBackend,
-    url: &str,
-) -> Result<(String, DatabaseConnection), TenancyError> {
-    let name = database_of(url).ok_or_else(|| TenancyError::InvalidName {
-        name: redact_url(url),
-        reason: "the URL names no database".into(),
-    })?;
-    validate_identifier(name)?;
-    let admin_db = if backend == DbBackend::Postgres {
-        "postgres"
-    } else {
-        ""
-    };
-    let admin_url = url_with_database(url, admin_db);
-    let admin = connect_one(&admin_url).await.map_err(db_step(
-        storefront,
-        format!("connecting to {}", redact_url(&admin_url)),
-    ))?;
-    Ok((name.to_owned(), admin))
-}
-
-/// Creates the database of `url` on its server if missing. Returns whether it was created.
-async fn create_database(storefront: StorefrontId, url: &str) -> Result<bool, TenancyError> {
-    match backend_of_url(url) {
-        DbBackend::Sqlite => {
-            let path = sqlite_path(url).ok_or_else(|| TenancyError::InvalidName {
-                name: url.to_owned(),
-                reason: "a SQLite database placement needs a file URL, e.g. sqlite://dir/shop.sqlite?mode=rwc".into(),
-            })?;
-            let existed = std::path::Path::new(path).exists();
-            let conn = connect_one(url)
-                .await
-                .map_err(db_step(storefront, format!("creating {path}")))?;
-            let _ = conn.close().await;
-            Ok(!existed)
-        }
-        backend => {
-            let (name, admin) = server_admin(storefront, backend, url).await?;
-            let (exists, create) = if backend == DbBackend::Postgres {
-                (
-                    Statement::from_sql_and_values(
-                        backend,
-                        "SELECT 1 FROM pg_database WHERE datname = $1",
-                        [name.clone().into()],
-                    ),
-                    format!("CREATE DATABASE \"{name}\""),
-                )
-            } else {
-                (
-                    Statement::from_sql_and_values(
-                        backend,
-                        "SELECT 1 FROM information_schema.schemata WHERE schema_name = ?",
-                        [name.clone().into()],
-                    ),
-                    format!("CREATE DATABASE IF NOT EXISTS `{name}`"),
-                )
-            };
-            let result = async {
-                let existed = admin.query_one_raw(exists).await?.is_some();
-                if !existed {
-                    admin.execute_unprepared(&create).await?;
-                }
-                Ok::<bool, sea_orm::DbErr>(!existed)
-            }
-            .await;
-            let _ = admin.close().await;
-            result.map_err(db_step(storefront, format!("creating database {name}")))
-        }
-    }
-}
-
-async fn drop_database(storefront: StorefrontId, url: &str) -> Result<(), TenancyError> {
-    match backend_of_url(url) {
-        DbBackend::Sqlite => {
-            if let Some(path) = sqlite_path(url) {
-                for suffix in ["", "-wal", "-shm"] {
-                    let _ = std::fs::remove_file(format!("{path}{suffix}"));
-                }
-            }
-            Ok(())
-        }
-        backend => {
-            let (name, admin) = server_admin(storefront, backend, url).await?;
-            let sql = if backend == DbBackend::Postgres {
-                format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)")
-            } else {
-                format!("DROP DATABASE IF EXISTS `{name}`")
-            };
-            let result = admin.execute_unprepared(&sql).await;
-            let _ = admin.close().await;
-            result.map_err(db_step(storefront, format!("dropping database {name}")))?;
-            Ok(())
-        }
-    }
+    crate::backend::classify(e) == ErrorClass::MissingTable
 }

@@ -93,13 +93,20 @@ pub enum TenantType {
     Database,
 }
 
-impl fmt::Display for TenantType {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
+impl TenantType {
+    /// `shared`, `schema` or `database`: the label of metrics, traces and the CLI.
+    pub fn as_str(self) -> &'static str {
+        match self {
             TenantType::Shared => "shared",
             TenantType::Schema => "schema",
             TenantType::Database => "database",
-        })
+        }
+    }
+}
+
+impl fmt::Display for TenantType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
@@ -161,24 +168,8 @@ impl fmt::Display for Placement {
         match self {
             Placement::Shared => f.write_str("shared"),
             Placement::Schema { schema } => write!(f, "schema {schema}"),
-            Placement::Database { url } => write!(f, "database {}", redact_url(url)),
+            Placement::Database { url } => write!(f, "database {}", crate::backend::redact(url)),
         }
-    }
-}
-
-/// `url` without its password, for messages and logs.
-pub fn redact_url(url: &str) -> String {
-    let Some(scheme_end) = url.find("://").map(|i| i + 3) else {
-        return url.to_owned();
-    };
-    let rest = &url[scheme_end..];
-    let Some(at) = rest.find('@') else {
-        return url.to_owned();
-    };
-    let userinfo = &rest[..at];
-    match userinfo.split_once(':') {
-        Some((user, _)) => format!("{}{user}:***{}", &url[..scheme_end], &rest[at..]),
-        None => url.to_owned(),
     }
 }
 
@@ -209,30 +200,4 @@ impl StorefrontId {
     pub fn fill(&self, pattern: &str) -> String {
         pattern.replace("{storefront_id}", &self.underscored())
     }
-}
-
-/// `url` with its database (the path) replaced by `name`; the query string is kept.
-pub fn url_with_database(url: &str, name: &str) -> String {
-    let (base, query) = match url.split_once('?') {
-        Some((b, q)) => (b, Some(q)),
-        None => (url, None),
-    };
-    let scheme_end = base.find("://").map(|i| i + 3).unwrap_or(0);
-    let base = match base[scheme_end..].find('/') {
-        Some(slash) => &base[..scheme_end + slash],
-        None => base,
-    };
-    match query {
-        Some(q) => format!("{base}/{name}?{q}"),
-        None => format!("{base}/{name}"),
-    }
-}
-
-/// The database named by a server URL (its path), if any.
-pub fn database_of(url: &str) -> Option<&str> {
-    let base = url.split('?').next()?;
-    let scheme_end = base.find("://")? + 3;
-    let path = &base[scheme_end..];
-    let name = &path[path.find('/')? + 1..];
-    (!name.is_empty()).then_some(name)
 }

@@ -2,7 +2,7 @@
 //! refusals. (The isolation matrix in `tests/` runs the same shapes against real servers.)
 
 use sea_orm::{DbBackend, Statement, Value};
-use tenancy_core::{Registry, Rewriter, StorefrontId, TenancyError};
+use tenancy_core::{rewrite::Rewriter, Registry, StorefrontId, TenancyError};
 use uuid::Uuid;
 
 fn rewriter() -> Rewriter {

@@ -3,7 +3,7 @@
 //! This crate only generates code; use it through `tenancy_core`, which re-exports the
 //! attribute as `tenancy_core::tenant_scoped` and defines what the generated code refers to.
 //!
-//! ```ignore
+//! ```
 //! use sea_orm::entity::prelude::*;
 //!
 //! #[tenancy_core::tenant_scoped]
@@ -15,12 +15,18 @@
 //!     pub storefront_id: Uuid,
 //!     pub email: String,
 //! }
+//! # #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)] pub enum Relation {}
+//! # impl ActiveModelBehavior for ActiveModel {}
+//! # fn main() {
+//! assert_eq!(tenancy_core::Registry::from_entities().tenant_column("customers"), Some("storefront_id"));
+//! # }
 //! ```
 //!
 //! The attribute checks at compile time that the tenant column exists and is a non-null
 //! `Uuid`, implements `tenancy_core::TenantScoped` for the module's `Entity`, and registers
 //! the table so the SQL rewriter knows it is tenant-scoped without any hand-written list.
 //! Place it above `#[derive(DeriveEntityModel)]` so it can read `#[sea_orm(table_name)]`.
+#![forbid(unsafe_code)]
 
 use proc_macro::TokenStream;
 use quote::quote;
@@ -32,6 +38,49 @@ use syn::{
 /// Marks a SeaORM entity's `Model` as tenant-scoped (one row belongs to one storefront).
 ///
 /// Arguments: `column = "name"` sets the tenant column (default `storefront_id`).
+///
+/// ```
+/// mod order {
+///     use sea_orm::entity::prelude::*;
+///
+///     #[tenancy_core::tenant_scoped(column = "shop_id")]
+///     #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+///     #[sea_orm(table_name = "orders")]
+///     pub struct Model {
+///         #[sea_orm(primary_key, auto_increment = false)]
+///         pub id: Uuid,
+///         pub shop_id: Uuid,
+///         pub total_cents: i64,
+///     }
+///     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+///     pub enum Relation {}
+///     impl ActiveModelBehavior for ActiveModel {}
+/// }
+///
+/// use tenancy_core::{Registry, TenantScoped};
+///
+/// // The entity knows its table and tenant column...
+/// assert_eq!(<order::Entity as TenantScoped>::TENANT_COLUMN, "shop_id");
+/// // ...and is registered: the rewriter confines `orders` by `shop_id`, with no list to keep.
+/// assert_eq!(Registry::from_entities().tenant_column("orders"), Some("shop_id"));
+/// ```
+///
+/// A tenant column that is missing or not a `Uuid` is a compile error that says so:
+///
+/// ```compile_fail
+/// use sea_orm::entity::prelude::*;
+///
+/// #[tenancy_core::tenant_scoped]
+/// #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+/// #[sea_orm(table_name = "notes")]
+/// pub struct Model {
+///     #[sea_orm(primary_key)]
+///     pub id: i32,
+///     pub storefront_id: String, // error: the tenant column must be a `Uuid`
+/// }
+/// # #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)] pub enum Relation {}
+/// # impl ActiveModelBehavior for ActiveModel {}
+/// ```
 #[proc_macro_attribute]
 pub fn tenant_scoped(args: TokenStream, item: TokenStream) -> TokenStream {
     match expand(args.into(), item.into()) {

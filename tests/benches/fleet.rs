@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use futures_util::{stream, StreamExt};
 use migration::Migrator;
-use tenancy_core::{fleet::FleetOptions, fleet::Outcome, Placement, StorefrontId, Tenancy};
+use tenancy_core::{fleet::FleetOptions, fleet::Outcome, Placement, StorefrontId, TenancyOptions};
 use tenancy_tests::{Backend, TestDb};
 
 #[tokio::main]
@@ -26,10 +26,10 @@ async fn main() {
         eprintln!("fleet bench needs TENANCY_TEST_POSTGRES_URL");
         return;
     };
-    let tenancy = Tenancy::builder(test.db.clone())
+    let tenancy = TenancyOptions::new()
         .registry(entities::registry())
         .directory(Duration::from_secs(60), None)
-        .build()
+        .connect_with(test.db.clone())
         .await
         .expect("tenancy");
 

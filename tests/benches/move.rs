@@ -57,9 +57,7 @@ async fn pipes(test: &TestDb, storefront: StorefrontId) -> [Duration; 2] {
     let mut out = [Duration::ZERO; 2];
     for (slot, options) in out.iter_mut().zip(["", "(FORMAT binary)"]) {
         let url = test.sibling_url("tenancy_test_b");
-        let name = tenancy_core::tenant::database_of(&url)
-            .expect("name")
-            .to_owned();
+        let name = tenancy_tests::database_of(&url).expect("name").to_owned();
         admin
             .execute_unprepared(&format!("CREATE DATABASE \"{name}\""))
             .await
@@ -248,7 +246,7 @@ async fn main() {
     mover.complete(sf, true).await.expect("complete");
     let _ = tenancy.shared().execute_unprepared("SELECT 1").await;
     if let Placement::Database { url } = &target {
-        if let Some(name) = tenancy_core::tenant::database_of(url) {
+        if let Some(name) = tenancy_tests::database_of(url) {
             let _ = admin()
                 .await
                 .execute_unprepared(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))

@@ -14,7 +14,7 @@ use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectOptions, Database, DatabaseConnection, EntityTrait,
     QueryFilter,
 };
-use tenancy_core::{StorefrontId, Tenancy};
+use tenancy_core::{StorefrontId, TenancyOptions};
 use tenancy_tests::{Backend, TestDb};
 use tokio::runtime::Runtime;
 use uuid::Uuid;
@@ -49,7 +49,13 @@ async fn seed(db: &DatabaseConnection, shops: &[StorefrontId]) {
 fn lookup(c: &mut Criterion, rt: &Runtime, label: &str, db: DatabaseConnection) {
     let shops = [StorefrontId::new_random(), StorefrontId::new_random()];
     rt.block_on(seed(&db, &shops));
-    let tenancy = Tenancy::with_registry(db.clone(), entities::registry());
+    let tenancy = rt
+        .block_on(
+            TenancyOptions::new()
+                .registry(entities::registry())
+                .connect_with(db.clone()),
+        )
+        .expect("tenancy");
     let tconn = tenancy.connection(shops[0]);
     let shop = *shops[0].as_uuid();
     let email = "c777@example.com";
@@ -175,7 +181,11 @@ fn count_mode(rt: &Runtime) -> bool {
         };
         let shops = [StorefrontId::new_random(), StorefrontId::new_random()];
         seed(&db, &shops).await;
-        let tenancy = Tenancy::with_registry(db.clone(), entities::registry());
+        let tenancy = TenancyOptions::new()
+            .registry(entities::registry())
+            .connect_with(db.clone())
+            .await
+            .expect("tenancy");
         let tconn = tenancy.connection(shops[0]);
         let shop = *shops[0].as_uuid();
         for i in 0..(n + 20) {

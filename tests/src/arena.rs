@@ -12,7 +12,9 @@ use migration::Migrator;
 use sea_orm::{
     Database, DatabaseConnection, DbBackend, DbErr, FromQueryResult, JsonValue, Statement,
 };
-use tenancy_core::{Placement, PoolOptions, StorefrontId, Tenancy, TenancyError, TenantConnection};
+use tenancy_core::{
+    Placement, PoolOptions, StorefrontId, Tenancy, TenancyError, TenancyOptions, TenantConnection,
+};
 
 use crate::{
     matrix::{seed, Seeded},
@@ -79,7 +81,7 @@ impl Arena {
     /// database (e.g. a pool of one).
     pub async fn with_shared(test: TestDb, shared: DatabaseConnection) -> Arena {
         let backend = test.backend;
-        let tenancy = Tenancy::builder(shared)
+        let tenancy = TenancyOptions::new()
             .registry(entities::registry())
             .shared_url(test.url.clone())
             .directory(Duration::from_secs(300), None)
@@ -88,7 +90,7 @@ impl Arena {
                 per_tenant: 2,
                 ..PoolOptions::default()
             })
-            .build()
+            .connect_with(shared)
             .await
             .expect("tenancy");
         let mut placements = vec![

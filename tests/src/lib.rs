@@ -14,6 +14,53 @@ pub mod matrix;
 pub mod movekit;
 pub mod oracle;
 
+/// One scenario, one test per backend: `on_every_backend!(name, scenario)` defines module
+/// `name` holding `#[tokio::test]`s `sqlite`, `postgres` and `mysql`, each awaiting
+/// `scenario(Backend::X)`; arguments after the scenario go to `#[tokio::test(...)]`
+/// (`flavor = "multi_thread", worker_threads = 4`). Run one scenario with `cargo test -p tenancy-tests name::`, one
+/// backend of every scenario with `cargo test -p tenancy-tests postgres`.
+///
+/// ```
+/// use tenancy_tests::{on_every_backend, Backend};
+///
+/// async fn counts_storefronts(backend: Backend) {
+///     let _ = backend; // open a TestDb::new(backend) and assert on it
+/// }
+///
+/// on_every_backend!(storefront_count, counts_storefronts);
+/// # fn main() {}
+/// ```
+#[macro_export]
+macro_rules! on_every_backend {
+    ($name:ident, $scenario:expr $(, $($runtime:tt)+)?) => {
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+
+            #[tokio::test$(($($runtime)+))?]
+            async fn sqlite() {
+                ($scenario)($crate::Backend::Sqlite).await
+            }
+
+            #[tokio::test$(($($runtime)+))?]
+            async fn postgres() {
+                ($scenario)($crate::Backend::Postgres).await
+            }
+
+            #[tokio::test$(($($runtime)+))?]
+            async fn mysql() {
+                ($scenario)($crate::Backend::MySql).await
+            }
+        }
+    };
+}
+
+/// The workspace README's Rust snippets, compiled as this crate's doctests, so the first
+/// code a newcomer reads builds as written.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;
+
 use std::fmt;
 
 use migration::{Migrator, MigratorTrait};
@@ -53,7 +100,11 @@ fn require_servers() -> bool {
 
 /// Replaces the database name (the URL path) of `url`.
 pub fn with_database(url: &str, name: &str) -> String {
-    tenancy_core::tenant::url_with_database(url, name)
+    tenancy_core::DatabaseUrl::parse(url)
+        .expect("a database URL")
+        .with_database(name)
+        .as_str()
+        .to_owned()
 }
 
 impl TestDb {
@@ -297,6 +348,86 @@ pub mod migrators {
             m
         }
     }
+
+    /// Creates `ticket_kinds`, a global lookup table, and `tickets`, a tenant-scoped table
+    /// whose key the database hands out (a PostgreSQL `bigserial`, MySQL `AUTO_INCREMENT`,
+    /// SQLite `AUTOINCREMENT`) and whose rows go with their kind (`ON DELETE CASCADE` from
+    /// the global table).
+    pub struct TicketsMigration;
+
+    impl MigrationName for TicketsMigration {
+        fn name(&self) -> &str {
+            "m20990101_000003_tickets"
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl MigrationTrait for TicketsMigration {
+        async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+            manager
+                .create_table(
+                    Table::create()
+                        .table("ticket_kinds")
+                        .if_not_exists()
+                        .col(
+                            ColumnDef::new("code")
+                                .string_len(16)
+                                .not_null()
+                                .primary_key(),
+                        )
+                        .to_owned(),
+                )
+                .await?;
+            manager
+                .create_table(
+                    Table::create()
+                        .table("tickets")
+                        .if_not_exists()
+                        .col(
+                            ColumnDef::new("id")
+                                .big_integer()
+                                .not_null()
+                                .auto_increment()
+                                .primary_key(),
+                        )
+                        .col(ColumnDef::new("storefront_id").uuid().not_null())
+                        .col(ColumnDef::new("note").string().not_null())
+                        .col(ColumnDef::new("kind").string_len(16).null())
+                        .foreign_key(
+                            ForeignKey::create()
+                                .name("fk_tickets_kind")
+                                .from("tickets", "kind")
+                                .to("ticket_kinds", "code")
+                                .on_delete(ForeignKeyAction::Cascade),
+                        )
+                        .to_owned(),
+                )
+                .await
+        }
+
+        async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+            manager
+                .drop_table(Table::drop().table("tickets").if_exists().to_owned())
+                .await?;
+            manager
+                .drop_table(Table::drop().table("ticket_kinds").if_exists().to_owned())
+                .await
+        }
+    }
+
+    /// The application's migrations, then [`TicketsMigration`] (register `tickets` with
+    /// `Registry::with_table("tickets", "storefront_id")` and `ticket_kinds` with
+    /// `with_global`).
+    pub struct MigratorWithTickets;
+
+    #[async_trait::async_trait]
+    impl MigratorTrait for MigratorWithTickets {
+        fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+            let mut m = Migrator::migrations();
+            m.push(Box::new(TicketsMigration));
+            m
+        }
+    }
 }
 
 impl TestDb {
@@ -321,4 +452,9 @@ impl TestDb {
             &Uuid::new_v4().simple().to_string()[..16]
         )
     }
+}
+
+/// The database a server URL names (`None` for SQLite URLs and URLs naming none).
+pub fn database_of(url: &str) -> Option<String> {
+    tenancy_core::DatabaseUrl::parse(url).ok()?.database()
 }

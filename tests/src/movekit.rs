@@ -14,7 +14,7 @@ use std::{
 use chrono::Utc;
 use entities::{customer, order, order_item};
 use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, Set};
-use tenancy_core::{PoolOptions, StorefrontId, Tenancy, TenantConnection};
+use tenancy_core::{PoolOptions, StorefrontId, Tenancy, TenancyOptions, TenantConnection};
 use uuid::Uuid;
 
 use crate::{Backend, TestDb};
@@ -22,8 +22,19 @@ use crate::{Backend, TestDb};
 /// A migrated test database and a Tenancy over it with a directory (cache `ttl`).
 pub async fn env(backend: Backend, ttl: Duration) -> Option<(TestDb, Tenancy)> {
     let test = TestDb::migrated(backend).await?;
-    let tenancy = Tenancy::builder(test.db.clone())
-        .registry(entities::registry())
+    let tenancy = tenancy_with(&test, ttl, entities::registry()).await;
+    Some((test, tenancy))
+}
+
+/// A Tenancy over `test`'s database with `registry` and a directory cache of `ttl`, as
+/// [`env`] builds it.
+pub async fn tenancy_with(
+    test: &TestDb,
+    ttl: Duration,
+    registry: tenancy_core::Registry,
+) -> Tenancy {
+    TenancyOptions::new()
+        .registry(registry)
         .shared_url(test.url.clone())
         .directory(ttl, None)
         .pools(PoolOptions {
@@ -32,10 +43,9 @@ pub async fn env(backend: Backend, ttl: Duration) -> Option<(TestDb, Tenancy)> {
             ..PoolOptions::default()
         })
         .fence_wait(Duration::from_secs(20))
-        .build()
+        .connect_with(test.db.clone())
         .await
-        .expect("tenancy");
-    Some((test, tenancy))
+        .expect("tenancy")
 }
 
 /// A second Tenancy over the same shared database, as another application process would
@@ -44,13 +54,13 @@ pub async fn second_process(test: &TestDb, ttl: Duration) -> Tenancy {
     let db = sea_orm::Database::connect(&test.url)
         .await
         .expect("connect");
-    Tenancy::builder(db)
+    TenancyOptions::new()
         .registry(entities::registry())
         .shared_url(test.url.clone())
         .directory(ttl, None)
         .pools(PoolOptions::default())
         .fence_wait(Duration::from_secs(20))
-        .build()
+        .connect_with(db)
         .await
         .expect("tenancy")
 }
@@ -266,4 +276,112 @@ pub async fn count_rows(
         .unwrap_or_else(|e| panic!("{sql}: {e}"))
         .expect("a row");
     row.try_get_by_index::<i64>(0).expect("count")
+}
+
+/// How long one move test may take before it fails (`TENANCY_MOVE_TEST_LIMIT_SECS`,
+/// default 15 minutes): a move that never converges fails with a message instead of
+/// stalling CI.
+pub fn move_test_limit() -> Duration {
+    let secs = std::env::var("TENANCY_MOVE_TEST_LIMIT_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(900);
+    Duration::from_secs(secs)
+}
+
+/// Runs `test` within [`move_test_limit`], panicking with `what` when it takes longer.
+pub async fn bounded<F: std::future::Future>(what: &str, test: F) -> F::Output {
+    let limit = move_test_limit();
+    tokio::time::timeout(limit, test)
+        .await
+        .unwrap_or_else(|_| panic!("{what}: did not finish within {limit:?}"))
+}
+
+/// A connection to a move's target as the application's own pool never sees it (the
+/// test database's for a schema, a new one for a database) and the prefix that names its
+/// tables (`schema.` or nothing). Close it with [`RawTarget::close`].
+pub struct RawTarget {
+    /// The connection.
+    pub conn: sea_orm::DatabaseConnection,
+    /// What goes before a table name.
+    pub prefix: String,
+    own: bool,
+}
+
+impl RawTarget {
+    /// Connects to `target`, a schema or a database.
+    pub async fn open(test: &TestDb, target: &tenancy_core::Placement) -> Self {
+        use tenancy_core::Placement;
+        match target {
+            Placement::Schema { schema } => Self {
+                conn: test.db.clone(),
+                prefix: format!("{schema}."),
+                own: false,
+            },
+            Placement::Database { url } => Self {
+                conn: sea_orm::Database::connect(url.as_str())
+                    .await
+                    .expect("a connection to the target"),
+                prefix: String::new(),
+                own: true,
+            },
+            Placement::Shared => unreachable!("targets here are schemas or databases"),
+        }
+    }
+
+    /// Runs `sql` (with `{t}` standing for the table prefix and `?` for each of `values`)
+    /// as a stray writer would.
+    pub async fn write(
+        &self,
+        sql: &str,
+        values: impl IntoIterator<Item = sea_orm::Value>,
+    ) -> Result<u64, sea_orm::DbErr> {
+        use sea_orm::ConnectionTrait;
+        let sql = sql.replace("{t}", &self.prefix);
+        self.conn
+            .execute_raw(crate::stmt(self.conn.get_database_backend(), &sql, values))
+            .await
+            .map(|r| r.rows_affected())
+    }
+
+    /// Runs `sql` as [`RawTarget::write`] does, but the way the mover writes past the
+    /// target guard (in a transaction that marks the fence row as the mover's and puts the
+    /// guard back): tampering by someone who knows the protocol.
+    pub async fn write_behind_the_guard(
+        &self,
+        sql: &str,
+        sf: StorefrontId,
+        values: impl IntoIterator<Item = sea_orm::Value>,
+    ) -> u64 {
+        use sea_orm::{ConnectionTrait, TransactionTrait};
+        let backend = self.conn.get_database_backend();
+        let guard = |value: i32| {
+            crate::stmt(
+                backend,
+                &format!(
+                    "UPDATE {}tenancy_fence SET guard = {value} WHERE storefront_id = ?",
+                    self.prefix
+                ),
+                [(*sf.as_uuid()).into()],
+            )
+        };
+        let txn = self.conn.begin().await.expect("begin");
+        txn.execute_raw(guard(2)).await.expect("the mover's mark");
+        let sql = sql.replace("{t}", &self.prefix);
+        let n = txn
+            .execute_raw(crate::stmt(backend, &sql, values))
+            .await
+            .expect("a write behind the guard")
+            .rows_affected();
+        txn.execute_raw(guard(1)).await.expect("the guard back");
+        txn.commit().await.expect("commit");
+        n
+    }
+
+    /// Closes the connection if it was opened for this.
+    pub async fn close(self) {
+        if self.own {
+            let _ = self.conn.close().await;
+        }
+    }
 }

@@ -21,7 +21,6 @@ use tenancy_core::{
     advisor::Recommendation,
     metrics,
     mover::{MoveOptions, MoveRecord, Mover},
-    tenant::redact_url,
     Placement, StorefrontId, TenantType,
 };
 use tokio::sync::Mutex;
@@ -127,7 +126,7 @@ async fn dashboard_state(State(state): State<AppState>) -> Result<Json<Dashboard
             let advice = plan.iter().find(|p| p.storefront == r.storefront);
             Row {
                 storefront: r.storefront,
-                placement: metrics::kind(&r.placement),
+                placement: r.placement.tenant_type().as_str(),
                 location: location(&r.placement),
                 state: format!("{:?}", r.state).to_lowercase(),
                 customers: advice.map(|a| a.observation.customers),
@@ -247,3 +246,10 @@ impl AppState {
 
 /// Shared by the admin handlers.
 pub type SharedPlan = Arc<Mutex<PlanCache>>;
+
+/// `url` without its password (the admin page shows placements, never secrets).
+fn redact_url(url: &str) -> String {
+    tenancy_core::DatabaseUrl::parse(url)
+        .map(|u| u.to_string())
+        .unwrap_or_else(|_| "(not a database URL)".into())
+}

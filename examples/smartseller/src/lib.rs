@@ -101,7 +101,11 @@ pub fn config_for(url: &str) -> Result<TenancyConfig, TenancyError> {
             .unwrap_or_else(|| ".".into());
         format!("sqlite://{dir}/sf_{{storefront_id}}.sqlite?mode=rwc")
     } else {
-        tenancy_core::tenant::url_with_database(url, "sf_{storefront_id}")
+        tenancy_core::DatabaseUrl::parse(url)
+            .expect("a database URL")
+            .with_database("sf_{storefront_id}")
+            .as_str()
+            .to_owned()
     };
     TenancyConfig::from_yaml_str(&format!(
         "tenant_strategy:\n  default_type: shared\n  migration_thresholds:\n    customers: 100000\n    orders: 500000\n  database_config:\n    shared_database_url: {url:?}\n    tenant_database_pattern: {database_pattern:?}\n    schema_name_pattern: \"sf_{{storefront_id}}\"\n    directory_cache: 1s\n  migration_config:\n    batch_size: 1000\n    dual_write_duration: 1h\n"

@@ -9,83 +9,16 @@ use axum::{
     routing::get,
     Router,
 };
-use http_body_util::BodyExt;
-use serde_json::{json, Value};
-use smartseller::{app, config_for, AppState};
+use serde_json::json;
+use smartseller::app;
 use tenancy_core::{
     http::{Resolve, Tenant},
     Placement, StorefrontId, TenantState,
 };
-use tenancy_tests::{Backend, TestDb};
-use tower::ServiceExt;
+use tenancy_tests::Backend;
 
-/// A migrated test database, the app state over it, and storefronts in each placement the
-/// backend supports.
-async fn setup(backend: Backend) -> Option<(TestDb, AppState, Vec<(StorefrontId, Placement)>)> {
-    let test = TestDb::migrated(backend).await?;
-    let state = AppState::connect(config_for(&test.url).expect("config"))
-        .await
-        .expect("connect");
-    let mut placements = vec![Placement::Shared];
-    if backend != Backend::Sqlite {
-        placements.push(Placement::Schema {
-            schema: test.schema_name(),
-        });
-    }
-    placements.push(Placement::Database {
-        url: test.sibling_url("tenancy_test_"),
-    });
-    placements.push(Placement::Shared);
-    let mut storefronts = Vec::new();
-    for p in placements {
-        let sf = StorefrontId::new_random();
-        state
-            .provision(sf, Some(p.clone()))
-            .await
-            .expect("provision");
-        storefronts.push((sf, p));
-    }
-    Some((test, state, storefronts))
-}
-
-async fn teardown(test: TestDb, state: AppState, storefronts: &[(StorefrontId, Placement)]) {
-    for (sf, _) in storefronts {
-        let _ = state.tenancy.drop_storefront(*sf, &sf.to_string()).await;
-    }
-    test.teardown().await;
-}
-
-/// Sends one request; the status and the JSON body (`null` when empty).
-async fn send(app: &Router, req: Request<Body>) -> (StatusCode, Value) {
-    let res = app.clone().oneshot(req).await.expect("infallible");
-    let status = res.status();
-    let bytes = res.into_body().collect().await.expect("body").to_bytes();
-    let body = if bytes.is_empty() {
-        Value::Null
-    } else {
-        serde_json::from_slice(&bytes)
-            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()))
-    };
-    (status, body)
-}
-
-fn req(method: &str, uri: &str, sf: Option<StorefrontId>, body: Option<Value>) -> Request<Body> {
-    let mut b = Request::builder().method(method).uri(uri);
-    if let Some(sf) = sf {
-        b = b.header("x-storefront", sf.to_string());
-    }
-    match body {
-        Some(v) => b
-            .header("content-type", "application/json")
-            .body(Body::from(v.to_string())),
-        None => b.body(Body::empty()),
-    }
-    .expect("request")
-}
-
-fn customer(name: &str) -> Value {
-    json!({ "email": format!("{name}@example.com"), "first_name": name, "last_name": "Test" })
-}
+mod common;
+use common::{customer, req, send, setup, teardown};
 
 /// Everything one storefront creates through the API.
 struct Made {
@@ -694,86 +627,6 @@ async fn metrics_and_admin_move() {
         (s, done["phase"].clone()),
         (StatusCode::OK, json!("completed")),
         "{done}"
-    );
-    teardown(test, state, &storefronts).await;
-}
-
-/// A writer the fmt subscriber appends to, shared with the test.
-#[derive(Clone, Default)]
-struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
-
-impl std::io::Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0
-            .lock()
-            .map_err(|_| std::io::Error::other("poisoned"))?
-            .extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-/// Every statement is traced in a span with the storefront and its placement, inside the
-/// request's span; the values bound to the SQL never appear.
-#[tokio::test(flavor = "current_thread")]
-async fn statements_are_traced_without_bound_values() {
-    let Some((test, state, storefronts)) = setup(Backend::Sqlite).await else {
-        return;
-    };
-    let (shared_sf, database_sf) = (storefronts[0].0, storefronts[1].0);
-    let app = app(state.clone(), Resolve::header("x-storefront")).expect("app");
-    let captured = Captured::default();
-    let sink = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::DEBUG)
-        .with_span_events(tracing_subscriber::fmt::format::FmtSpan::CLOSE)
-        .with_ansi(false)
-        .with_writer(move || sink.clone())
-        .finish();
-    let guard = tracing::subscriber::set_default(subscriber);
-    for sf in [shared_sf, database_sf] {
-        let (s, _) = send(
-            &app,
-            req(
-                "POST",
-                "/customers",
-                Some(sf),
-                Some(customer("secret-value")),
-            ),
-        )
-        .await;
-        assert_eq!(s, StatusCode::CREATED);
-    }
-    drop(guard);
-    let text = String::from_utf8(captured.0.lock().expect("lock").clone()).expect("utf8");
-    let statements: Vec<&str> = text
-        .lines()
-        .filter(|l| l.contains("tenancy.statement"))
-        .collect();
-    assert!(
-        statements
-            .iter()
-            .any(|l| l.contains(&format!("storefront={shared_sf}"))
-                && l.contains("placement=\"shared\"")),
-        "no statement span for the shared storefront:\n{text}"
-    );
-    assert!(
-        statements
-            .iter()
-            .any(|l| l.contains(&format!("storefront={database_sf}"))
-                && l.contains("placement=\"database\"")),
-        "no statement span for the database storefront:\n{text}"
-    );
-    assert!(
-        statements.iter().all(|l| l.contains("tenant.request")),
-        "a statement span outside its request span:\n{text}"
-    );
-    assert!(
-        !text.contains("secret-value"),
-        "a bound value reached the trace:\n{text}"
     );
     teardown(test, state, &storefronts).await;
 }

@@ -10,6 +10,13 @@
 //! row, which waits until every transaction that already wrote to the storefront has
 //! committed or rolled back; every later write sees the fence and is refused. A process
 //! whose directory cache is stale is refused by the database, whatever it runs.
+//!
+//! The same row guards a target's copy until its cutover ([`Guard::Target`]): every write
+//! of the storefront there is refused, whoever sends it, except the mover's own. The mover
+//! writes in transactions that set [`Guard::Mover`] first and put the guard back last, so
+//! its writes pass (unlogged) while every other writer waits for the row and then finds the
+//! guard up again. A stray write on the target therefore cannot slip in before the final
+//! check: the database refuses it.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -19,13 +26,15 @@ use super::{
     cascade,
     side::{Key, KeyKind, Side, TableMeta},
 };
-use crate::{StorefrontId, TenancyError};
+use crate::{
+    backend::{
+        capture::{Capture, Captured},
+        retry_locked,
+    },
+    StorefrontId, TenancyError,
+};
 
-/// The text every fence refusal carries (PostgreSQL, MySQL and SQLite alike).
-pub const FENCED: &str = "tenancy_fenced";
-
-pub(crate) const CHANGELOG: &str = "tenancy_changelog";
-pub(crate) const FENCE: &str = "tenancy_fence";
+pub(crate) use crate::connection::fence::{CHANGELOG, FENCE, FENCED};
 
 /// One changelog entry.
 #[derive(Clone, Debug)]
@@ -45,9 +54,34 @@ fn short_hash(text: &str) -> String {
     format!("{h:08x}")
 }
 
+/// The name of the storefront's trigger for `op` on `table`: the whole storefront id (two
+/// time-ordered ids created in the same millisecond share their first twelve digits), a
+/// hash of the table name; 50 characters, within MySQL's 64.
 fn trigger_name(storefront: StorefrontId, table: &str, op: &str) -> String {
+    format!(
+        "tncap_{}_{}_{op}",
+        storefront.as_uuid().simple(),
+        short_hash(table)
+    )
+}
+
+/// The name an earlier version gave the same trigger (twelve digits of the id), so that
+/// removing a capture it installed finds its triggers.
+fn old_trigger_name(storefront: StorefrontId, table: &str, op: &str) -> String {
     let hex = storefront.as_uuid().simple().to_string();
     format!("tncap_{}_{}_{op}", &hex[..12], short_hash(table))
+}
+
+/// Whether the MySQL trigger `name` is one of the storefront's: named by
+/// [`trigger_name`], or by [`old_trigger_name`] (twelve digits, a hash, an operation).
+fn is_storefronts_trigger(storefront: StorefrontId, name: &str) -> bool {
+    let hex = storefront.as_uuid().simple().to_string();
+    if name.starts_with(&format!("tncap_{hex}_")) {
+        return true;
+    }
+    let parts: Vec<&str> = name.split('_').collect();
+    matches!(parts.as_slice(), ["tncap", h, hash, op]
+        if *h == &hex[..12] && hash.len() == 8 && matches!(*op, "i" | "u" | "d" | "cd" | "cu"))
 }
 
 fn pg_function(storefront: StorefrontId) -> String {
@@ -60,197 +94,346 @@ fn refusal(storefront: StorefrontId) -> String {
     )
 }
 
-/// Runs DDL; a deadlock with application writers (DDL on one table while a writer's
-/// foreign-key check waits on another) is retried.
-async fn run(side: &Side, sql: &str) -> Result<(), TenancyError> {
-    let mut attempt = 0;
-    loop {
-        match side.conn.execute_unprepared(sql).await {
-            Ok(_) => return Ok(()),
-            Err(e) if attempt < 20 && e.to_string().to_lowercase().contains("deadlock") => {
-                attempt += 1;
-                tokio::time::sleep(std::time::Duration::from_millis(20 * attempt)).await;
-            }
-            Err(e) => return Err(e.into()),
+fn guard_refusal(storefront: StorefrontId) -> String {
+    format!(
+        "{FENCED}: this is the copy a move of storefront {storefront} is filling; until its cutover only the mover writes here (retry after refreshing the placement)"
+    )
+}
+
+/// The fence row's `guard`: who may write the storefront's rows on a side, apart from the
+/// fence.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Guard {
+    /// No guard: the fence alone decides.
+    Open,
+    /// A target before its cutover: every write is refused.
+    Target,
+    /// The mover's own transaction writes: its writes pass and are not logged. Only ever
+    /// set inside that transaction.
+    Mover,
+}
+
+impl Guard {
+    fn value(self) -> i32 {
+        match self {
+            Guard::Open => 0,
+            Guard::Target => 1,
+            Guard::Mover => 2,
         }
     }
 }
 
+/// The statement that sets the storefront's guard on `side`.
+pub(crate) fn guard_sql(side: &Side, storefront: StorefrontId, guard: Guard) -> String {
+    format!(
+        "UPDATE {} SET guard = {} WHERE storefront_id = {}",
+        side.table(FENCE),
+        guard.value(),
+        side.storefront_literal(storefront)
+    )
+}
+
+/// The statement that opens a mover's write transaction on `side`: the guard goes to
+/// [`Guard::Mover`] only if it is `expected` (what the mover left it at). Exactly one row
+/// must change; none means another mover has taken the move over (or the side serves
+/// already), and the transaction must write nothing.
+pub(crate) fn enter_sql(side: &Side, storefront: StorefrontId, expected: Guard) -> String {
+    format!(
+        "UPDATE {} SET guard = {} WHERE storefront_id = {} AND guard = {} AND holder = {}",
+        side.table(FENCE),
+        Guard::Mover.value(),
+        side.storefront_literal(storefront),
+        expected.value(),
+        side.holder
+    )
+}
+
+/// Claims the storefront's fence row on `side` for this mover's fencing token
+/// (`side.holder`, the move record's version when the mover took its lease, higher for
+/// every later holder). Every later step on the side is conditional on the claim, so a
+/// mover that lost its lease and wakes finds a newer token there and can act no more. A
+/// side without a fence row yet has nothing to claim (`install` writes the token).
+pub(crate) async fn claim(side: &Side, storefront: StorefrontId) -> Result<(), TenancyError> {
+    let sql = format!(
+        "UPDATE {} SET holder = {h} WHERE storefront_id = {} AND holder <= {h}",
+        side.table(FENCE),
+        side.storefront_literal(storefront),
+        h = side.holder,
+    );
+    match side.conn.execute_unprepared(&sql).await {
+        Ok(r) if r.rows_affected() == 1 => return Ok(()),
+        Ok(_) => {}
+        Err(e) => {
+            return match crate::backend::classify(&e) {
+                // No capture here yet (or one from before tokens, upgraded by `install`).
+                crate::backend::ErrorClass::MissingTable
+                | crate::backend::ErrorClass::MissingColumn => Ok(()),
+                _ => Err(e.into()),
+            };
+        }
+    }
+    match current_guard_row(side, storefront).await? {
+        None => Ok(()),
+        Some(_) => Err(TenancyError::Move {
+            storefront: storefront.to_string(),
+            phase: "lease".into(),
+            reason: format!(
+                "a mover that took this move over later holds its fence row on {}: this one lost its lease and acts no more",
+                side.placement
+            ),
+        }),
+    }
+}
+
+/// Why [`enter_sql`] changed no row.
+pub(crate) fn not_entered(side: &Side, storefront: StorefrontId, expected: Guard) -> String {
+    format!(
+        "the fence row of storefront {storefront} on {} is not as this mover left it (guard {}): \
+         another mover has taken the move over, or the side serves already; nothing was written",
+        side.placement,
+        expected.value()
+    )
+}
+
+/// Guards `side` as a move's target: every write of the storefront there is refused but
+/// the mover's ([`Guard::Mover`] transactions), its fence is down underneath (a leftover
+/// raised fence would refuse writes once the guard lifts) and the changelog entries a
+/// former move left there are gone (they are no changes of this move's target).
+pub(crate) async fn guard_target(
+    side: &Side,
+    storefront: StorefrontId,
+) -> Result<(), TenancyError> {
+    let down = match side.backend {
+        DbBackend::Postgres => "false",
+        _ => "0",
+    };
+    // Only a guarded row: `install` creates the target's guarded, and a guard found lifted
+    // means the side has served (a mover that stalled here while another one cut over to
+    // it must not clear it).
+    let sql = format!(
+        "UPDATE {} SET fenced = {down} WHERE storefront_id = {} AND guard = {} AND holder = {}",
+        side.table(FENCE),
+        side.storefront_literal(storefront),
+        Guard::Target.value(),
+        side.holder,
+    );
+    let changed = side.conn.execute_unprepared(&sql).await?.rows_affected();
+    if changed != 1 {
+        return Err(TenancyError::Move {
+            storefront: storefront.to_string(),
+            phase: "prepare".into(),
+            reason: format!(
+                "the storefront's fence row on {} is missing or its guard was lifted (the side has served): it is not prepared again",
+                side.placement
+            ),
+        });
+    }
+    let sql = format!(
+        "DELETE FROM {} WHERE storefront_id = {}",
+        side.table(CHANGELOG),
+        side.storefront_literal(storefront)
+    );
+    side.conn.execute_unprepared(&sql).await?;
+    Ok(())
+}
+
+/// The storefront's guard on `side` as it stands (`None` without a fence row).
+pub(crate) async fn current_guard(
+    side: &Side,
+    storefront: StorefrontId,
+) -> Result<Option<Guard>, TenancyError> {
+    let value = current_guard_row(side, storefront).await?;
+    Ok(match value {
+        Some(0) => Some(Guard::Open),
+        Some(1) => Some(Guard::Target),
+        _ => None,
+    })
+}
+
+/// The storefront's `guard` value on `side`, if it has a fence row.
+async fn current_guard_row(
+    side: &Side,
+    storefront: StorefrontId,
+) -> Result<Option<i64>, TenancyError> {
+    // Read as a 64-bit integer on every backend (the column is smallint, TINYINT or
+    // INTEGER; MySQL spells the cast SIGNED).
+    let cast = match side.backend {
+        DbBackend::MySql => "SIGNED",
+        DbBackend::Postgres => "BIGINT",
+        _ => "INTEGER",
+    };
+    let sql = format!(
+        "SELECT CAST(guard AS {cast}) FROM {} WHERE storefront_id = {}",
+        side.table(FENCE),
+        side.storefront_literal(storefront)
+    );
+    let row = side
+        .conn
+        .query_one_raw(sea_orm::Statement::from_string(side.backend, sql))
+        .await?;
+    Ok(match row {
+        Some(r) => Some(r.try_get_by_index::<i64>(0)?),
+        None => None,
+    })
+}
+
+/// Lifts the target guard: the side takes the storefront's writes (logged, for a rollback).
+pub(crate) async fn unguard(side: &Side, storefront: StorefrontId) -> Result<(), TenancyError> {
+    let sql = format!(
+        "{} AND holder = {}",
+        guard_sql(side, storefront, Guard::Open),
+        side.holder
+    );
+    let changed = side.conn.execute_unprepared(&sql).await?.rows_affected();
+    if changed != 1 {
+        return Err(TenancyError::Move {
+            storefront: storefront.to_string(),
+            phase: "cutover".into(),
+            reason: format!(
+                "the storefront's fence row on {} is missing or held by a mover that took the move over later",
+                side.placement
+            ),
+        });
+    }
+    Ok(())
+}
+
+fn missing_fence_row(side: &Side, storefront: StorefrontId, phase: &str) -> TenancyError {
+    TenancyError::Move {
+        storefront: storefront.to_string(),
+        phase: phase.into(),
+        reason: format!(
+            "the storefront's fence row is missing from {FENCE} on {}, or a mover that took the move over later holds it: change capture was tampered with or removed (roll the move back and start again), or this mover lost its lease",
+            side.placement
+        ),
+    }
+}
+
+/// Runs DDL; a deadlock with application writers (DDL on one table while a writer's
+/// foreign-key check waits on another) or a lock wait that timed out is retried.
+async fn run(side: &Side, sql: &str) -> Result<(), TenancyError> {
+    retry_locked(|| async move {
+        side.conn.execute_unprepared(sql).await?;
+        Ok(())
+    })
+    .await
+}
+
 /// Creates the changelog and fence tables (if missing), the storefront's fence row (down)
-/// and its triggers on every table. Running it again is harmless.
+/// and its triggers on every table (the statements are `backend::capture`'s). Running it
+/// again is harmless.
+///
+/// A new fence row starts with `guard` (a target's is guarded from its first moment).
 pub(crate) async fn install(
     side: &Side,
     storefront: StorefrontId,
     tables: &[TableMeta],
+    guard: Guard,
 ) -> Result<(), TenancyError> {
-    let cl = side.table(CHANGELOG);
-    let fence = side.table(FENCE);
-    let sf = side.storefront_literal(storefront);
-    let message = refusal(storefront);
-    match side.backend {
-        DbBackend::Postgres => {
-            run(side, &format!(
-                "CREATE TABLE IF NOT EXISTS {cl} (seq bigserial PRIMARY KEY, storefront_id uuid NOT NULL, \
-                 table_name text NOT NULL, pk text NOT NULL, round bigint)"
-            )).await?;
-            run(side, &format!(
-                "CREATE INDEX IF NOT EXISTS tenancy_changelog_pending ON {cl} (storefront_id, round, seq)"
-            )).await?;
-            run(side, &format!(
-                "CREATE TABLE IF NOT EXISTS {fence} (storefront_id uuid PRIMARY KEY, fenced boolean NOT NULL)"
-            )).await?;
-            run(
-                side,
-                &format!("INSERT INTO {fence} VALUES ({sf}, false) ON CONFLICT DO NOTHING"),
-            )
-            .await?;
-            let function = side.table(&pg_function(storefront));
-            run(side, &format!(
-                "CREATE OR REPLACE FUNCTION {function}() RETURNS trigger LANGUAGE plpgsql AS $tenancy$
-DECLARE r record; f boolean;
-BEGIN
-  IF TG_OP = 'DELETE' THEN r := OLD; ELSE r := NEW; END IF;
-  SELECT fenced INTO f FROM {fence} WHERE storefront_id = {sf} FOR SHARE;
-  IF f THEN RAISE EXCEPTION '{message}' USING ERRCODE = '55006'; END IF;
-  INSERT INTO {cl} (storefront_id, table_name, pk) VALUES ({sf}, TG_TABLE_NAME, to_jsonb(r) ->> TG_ARGV[0]);
-  RETURN NULL;
-END $tenancy$"
-            )).await?;
-            let hex = storefront.as_uuid().simple();
-            for t in tables {
-                let table = side.table(&t.name);
-                let tc = side.q(&t.tenant_column);
-                let pk = t.pk.replace('\'', "''");
-                run(
-                    side,
-                    &format!(
-                        "DROP TRIGGER IF EXISTS tncap_{hex}_iu ON {table}; \
-                     CREATE TRIGGER tncap_{hex}_iu AFTER INSERT OR UPDATE ON {table} FOR EACH ROW \
-                     WHEN (NEW.{tc} = {sf}) EXECUTE FUNCTION {function}('{pk}'); \
-                     DROP TRIGGER IF EXISTS tncap_{hex}_d ON {table}; \
-                     CREATE TRIGGER tncap_{hex}_d AFTER DELETE ON {table} FOR EACH ROW \
-                     WHEN (OLD.{tc} = {sf}) EXECUTE FUNCTION {function}('{pk}')"
-                    ),
-                )
-                .await?;
+    let (changelog, fence) = (side.table(CHANGELOG), side.table(FENCE));
+    let (sf, message) = (side.storefront_literal(storefront), refusal(storefront));
+    let guarded = guard_refusal(storefront);
+    let qualifier = side.q(&side.qualifier);
+    let ddl = Capture {
+        dialect: side.dialect(),
+        qualifier: &qualifier,
+        changelog: &changelog,
+        fence: &fence,
+        storefront: &sf,
+        message: &message,
+        guarded: &guarded,
+    };
+    for sql in ddl.tables() {
+        run(side, &sql).await?;
+    }
+    // A fence table from an earlier version gets the columns added since.
+    for (probe, add) in ddl.later_columns() {
+        if let Err(e) = side.conn.execute_unprepared(&probe).await {
+            if crate::backend::classify(&e) != crate::backend::ErrorClass::MissingColumn {
+                return Err(e.into());
+            }
+            if let Err(e) = run(side, &add).await {
+                // Another installer may have added it meanwhile.
+                if side.conn.execute_unprepared(&probe).await.is_err() {
+                    return Err(e);
+                }
             }
         }
-        DbBackend::MySql => {
-            run(
-                side,
-                &format!(
-                    "CREATE TABLE IF NOT EXISTS {cl} (seq BIGINT AUTO_INCREMENT PRIMARY KEY, \
-                 storefront_id BINARY(16) NOT NULL, table_name VARCHAR(64) NOT NULL, \
-                 pk VARBINARY(255) NOT NULL, round BIGINT NULL, \
-                 KEY tenancy_changelog_pending (storefront_id, round, seq)) ENGINE=InnoDB"
-                ),
+    }
+    run(side, &ddl.fence_row(guard.value(), side.holder)).await?;
+    if side.backend == DbBackend::Postgres {
+        let function = side.table(&pg_function(storefront));
+        run(side, &ddl.pg_function(&function)).await?;
+    }
+    for t in tables {
+        let (table, plain) = (side.table(&t.name), side.q(&t.name));
+        let (tenant_column, pk) = (side.q(&t.tenant_column), side.q(&t.pk));
+        let captured = Captured {
+            name: &t.name,
+            table: &table,
+            plain: &plain,
+            tenant_column: &tenant_column,
+            pk: &t.pk,
+        };
+        if side.backend == DbBackend::Postgres {
+            let prefix = format!("tncap_{}", storefront.as_uuid().simple());
+            let function = side.table(&pg_function(storefront));
+            run(side, &ddl.pg_triggers(&captured, &prefix, &function)).await?;
+            continue;
+        }
+        for (op, event, row) in [
+            ("i", "INSERT", "NEW"),
+            ("u", "UPDATE", "NEW"),
+            ("d", "DELETE", "OLD"),
+        ] {
+            let trigger = side.table(&trigger_name(storefront, &t.name, op));
+            if side.backend == DbBackend::MySql {
+                run(side, &format!("DROP TRIGGER IF EXISTS {trigger}")).await?;
+            }
+            run(side, &ddl.row_trigger(&captured, &trigger, event, row, &pk)).await?;
+        }
+    }
+    if side.backend == DbBackend::MySql {
+        // Rows changed by foreign-key actions fire no trigger on MySQL: their parents'
+        // BEFORE triggers log them (see `cascade`).
+        let edges = cascade::edges(side).await?;
+        let parents: Vec<(String, Option<String>)> = tables
+            .iter()
+            .map(|t| (t.name.clone(), Some(t.tenant_column.clone())))
+            .chain(
+                cascade::unscoped_parents(&edges, tables)
+                    .into_iter()
+                    .map(|name| (name, None)),
             )
-            .await?;
-            run(
-                side,
-                &format!(
-                    "CREATE TABLE IF NOT EXISTS {fence} (storefront_id BINARY(16) PRIMARY KEY, \
-                 fenced TINYINT(1) NOT NULL) ENGINE=InnoDB"
-                ),
-            )
-            .await?;
-            run(
-                side,
-                &format!("INSERT IGNORE INTO {fence} VALUES ({sf}, 0)"),
-            )
-            .await?;
-            for t in tables {
-                let table = side.table(&t.name);
-                let tc = side.q(&t.tenant_column);
-                let pk = side.q(&t.pk);
-                let name = t.name.replace('\'', "''");
-                for (op, event, row) in [
-                    ("i", "INSERT", "NEW"),
-                    ("u", "UPDATE", "NEW"),
-                    ("d", "DELETE", "OLD"),
-                ] {
-                    let trigger = side.table(&trigger_name(storefront, &t.name, op));
-                    run(side, &format!("DROP TRIGGER IF EXISTS {trigger}")).await?;
+            .collect();
+        for (name, tenant_column) in &parents {
+            let table = side.table(name);
+            for (op, event, change) in [
+                ("cd", "DELETE", cascade::Change::Delete),
+                ("cu", "UPDATE", cascade::Change::Update),
+            ] {
+                let trigger = side.table(&trigger_name(storefront, name, op));
+                run(side, &format!("DROP TRIGGER IF EXISTS {trigger}")).await?;
+                if let Some(body) = cascade::trigger_body(
+                    side,
+                    storefront,
+                    tables,
+                    &edges,
+                    name,
+                    tenant_column.as_deref(),
+                    change,
+                    &changelog,
+                    &fence,
+                    &message,
+                    &guarded,
+                )? {
                     run(
                         side,
                         &format!(
-                            "CREATE TRIGGER {trigger} AFTER {event} ON {table} FOR EACH ROW BEGIN
-  DECLARE f TINYINT DEFAULT 0;
-  IF {row}.{tc} = {sf} THEN
-    SELECT fenced INTO f FROM {fence} WHERE storefront_id = {sf} LOCK IN SHARE MODE;
-    IF f THEN SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = '{message}'; END IF;
-    INSERT INTO {cl} (storefront_id, table_name, pk) VALUES ({sf}, '{name}', {row}.{pk});
-  END IF;
-END"
+                            "CREATE TRIGGER {trigger} BEFORE {event} ON {table} FOR EACH ROW {body}"
                         ),
                     )
                     .await?;
-                }
-            }
-            // Rows changed by foreign-key actions fire no trigger on MySQL: their parents'
-            // BEFORE triggers log them (see `cascade`).
-            let edges = cascade::edges(side, tables).await?;
-            for t in tables {
-                let table = side.table(&t.name);
-                for (op, event, change) in [
-                    ("cd", "DELETE", cascade::Change::Delete),
-                    ("cu", "UPDATE", cascade::Change::Update),
-                ] {
-                    let trigger = side.table(&trigger_name(storefront, &t.name, op));
-                    run(side, &format!("DROP TRIGGER IF EXISTS {trigger}")).await?;
-                    if let Some(body) =
-                        cascade::trigger_body(side, storefront, tables, &edges, t, change, &cl)?
-                    {
-                        run(
-                            side,
-                            &format!(
-                                "CREATE TRIGGER {trigger} BEFORE {event} ON {table} FOR EACH ROW {body}"
-                            ),
-                        )
-                        .await?;
-                    }
-                }
-            }
-        }
-        _ => {
-            let q = side.q(&side.qualifier);
-            run(
-                side,
-                &format!(
-                "CREATE TABLE IF NOT EXISTS {cl} (seq INTEGER PRIMARY KEY AUTOINCREMENT, \
-                 storefront_id BLOB NOT NULL, table_name TEXT NOT NULL, pk NOT NULL, round INTEGER)"
-            ),
-            )
-            .await?;
-            run(side, &format!(
-                "CREATE INDEX IF NOT EXISTS {q}.tenancy_changelog_pending ON {CHANGELOG} (storefront_id, round, seq)"
-            )).await?;
-            run(side, &format!(
-                "CREATE TABLE IF NOT EXISTS {fence} (storefront_id BLOB PRIMARY KEY, fenced INTEGER NOT NULL)"
-            )).await?;
-            run(
-                side,
-                &format!("INSERT OR IGNORE INTO {fence} VALUES ({sf}, 0)"),
-            )
-            .await?;
-            for t in tables {
-                let tc = side.q(&t.tenant_column);
-                let pk = side.q(&t.pk);
-                let plain = side.q(&t.name);
-                let name = t.name.replace('\'', "''");
-                for (op, event, row) in [
-                    ("i", "INSERT", "NEW"),
-                    ("u", "UPDATE", "NEW"),
-                    ("d", "DELETE", "OLD"),
-                ] {
-                    let trigger = side.table(&trigger_name(storefront, &t.name, op));
-                    run(side, &format!(
-                        "CREATE TRIGGER IF NOT EXISTS {trigger} AFTER {event} ON {plain} FOR EACH ROW \
-                         WHEN {row}.{tc} = {sf} BEGIN \
-                         SELECT RAISE(ABORT, '{message}') WHERE (SELECT fenced FROM {FENCE} WHERE storefront_id = {sf}) = 1; \
-                         INSERT INTO {CHANGELOG} (storefront_id, table_name, pk) VALUES ({sf}, '{name}', {row}.{pk}); \
-                         END"
-                    )).await?;
                 }
             }
         }
@@ -292,11 +475,39 @@ pub(crate) async fn remove(
             )
             .await?;
         }
+        DbBackend::MySql => {
+            // Every trigger of the storefront's, found by name: those on the scoped tables
+            // and those on unscoped parents whose actions reach them. (A prefix compared
+            // with LEFT, not LIKE: under NO_BACKSLASH_ESCAPES a LIKE escape matches nothing.)
+            for name in mysql_triggers(side, storefront).await? {
+                let trigger = side.table(&name);
+                run(side, &format!("DROP TRIGGER IF EXISTS {trigger}")).await?;
+            }
+            let left = mysql_triggers(side, storefront).await?;
+            if !left.is_empty() {
+                // The fence row stays: the triggers that remain refuse writes without it
+                // too, and keep logging with it.
+                return Err(TenancyError::Move {
+                    storefront: storefront.to_string(),
+                    phase: "clean-up".into(),
+                    reason: format!(
+                        "capture triggers remain on {} after removing them: {}",
+                        side.placement,
+                        left.join(", ")
+                    ),
+                });
+            }
+        }
         _ => {
             for t in tables {
-                for op in ["i", "u", "d", "cd", "cu"] {
-                    let trigger = side.table(&trigger_name(storefront, &t.name, op));
-                    run(side, &format!("DROP TRIGGER IF EXISTS {trigger}")).await?;
+                for op in ["i", "u", "d"] {
+                    for name in [
+                        trigger_name(storefront, &t.name, op),
+                        old_trigger_name(storefront, &t.name, op),
+                    ] {
+                        let trigger = side.table(&name);
+                        run(side, &format!("DROP TRIGGER IF EXISTS {trigger}")).await?;
+                    }
                 }
             }
         }
@@ -322,6 +533,37 @@ pub(crate) async fn remove(
 
 pub(crate) use crate::provision::table_missing as missing_table;
 
+/// The storefront's triggers on a MySQL side, by name.
+async fn mysql_triggers(
+    side: &Side,
+    storefront: StorefrontId,
+) -> Result<Vec<String>, TenancyError> {
+    let hex = storefront.as_uuid().simple().to_string();
+    // Twelve digits: the prefix of both this version's names and an earlier one's.
+    let prefix = format!("tncap_{}", &hex[..12]);
+    let sql = "SELECT CAST(trigger_name AS CHAR) FROM information_schema.triggers \
+               WHERE trigger_schema = ? AND LEFT(trigger_name, ?) = ?";
+    let rows = side
+        .conn
+        .query_all_raw(side.stmt(
+            sql,
+            vec![
+                side.qualifier.clone().into(),
+                (prefix.len() as i64).into(),
+                prefix.into(),
+            ],
+        ))
+        .await?;
+    let mut names = Vec::new();
+    for row in rows {
+        let name: String = row.try_get_by_index(0)?;
+        if is_storefronts_trigger(storefront, &name) {
+            names.push(name);
+        }
+    }
+    Ok(names)
+}
+
 /// Raises or lowers the fence. Raising waits for every transaction that has written to the
 /// storefront on this side to finish.
 pub(crate) async fn set_fence(
@@ -334,13 +576,56 @@ pub(crate) async fn set_fence(
         _ => i32::from(fenced).into(),
     };
     let sql = format!(
-        "UPDATE {} SET fenced = {} WHERE storefront_id = {}",
+        "UPDATE {} SET fenced = {} WHERE storefront_id = {} AND holder = {}",
         side.table(FENCE),
         side.p(1),
-        side.p(2)
+        side.p(2),
+        side.holder
+    );
+    let changed = side
+        .conn
+        .execute_raw(side.stmt(sql, vec![value, (*storefront.as_uuid()).into()]))
+        .await?
+        .rows_affected();
+    if changed != 1 {
+        // Lowering a fence that is not there is done; one a later mover holds is not this
+        // mover's to lower.
+        if !fenced && current_guard_row(side, storefront).await?.is_none() {
+            return Ok(());
+        }
+        // The triggers refuse every write while the row is missing; a fence that cannot be
+        // raised on purpose is a broken capture, not one to cut over behind.
+        return Err(missing_fence_row(side, storefront, "cutover"));
+    }
+    Ok(())
+}
+
+/// Appends `key` of `table` to the changelog by hand: a row the copy could not write
+/// (its parent is not on the target yet, or it collides with a row that changed since) is
+/// replayed by the catch-up like any logged change, instead of being left to the
+/// assumption that it changed after capture began (true of a unique collision, not of a
+/// child whose parent was skipped).
+pub(crate) async fn log_key(
+    side: &Side,
+    storefront: StorefrontId,
+    table: &str,
+    key: &Key,
+) -> Result<(), TenancyError> {
+    // The key as the triggers log it: text on PostgreSQL (`to_jsonb(row) ->> pk`), the
+    // column's own value elsewhere.
+    let pk: sea_orm::Value = match side.backend {
+        DbBackend::Postgres => key.to_string().into(),
+        _ => key.value(),
+    };
+    let sql = format!(
+        "INSERT INTO {} (storefront_id, table_name, pk) VALUES ({}, {}, {})",
+        side.table(CHANGELOG),
+        side.p(1),
+        side.p(2),
+        side.p(3)
     );
     side.conn
-        .execute_raw(side.stmt(sql, vec![value, (*storefront.as_uuid()).into()]))
+        .execute_raw(side.stmt(sql, vec![(*storefront.as_uuid()).into(), table.into(), pk]))
         .await?;
     Ok(())
 }
@@ -471,21 +756,4 @@ pub(crate) async fn last_round(side: &Side, storefront: StorefrontId) -> Result<
         Some(r) => r.try_get_by_index::<Option<i64>>(0)?.unwrap_or(0),
         None => 0,
     })
-}
-
-/// Whether `err` is a write refused by a fence.
-pub fn is_fenced(err: &sea_orm::DbErr) -> bool {
-    err.to_string().contains(FENCED)
-}
-
-/// Whether a statement that failed with `err` had no effect because of a move and may run
-/// again: a fence refusal, or MariaDB's spurious "table doesn't exist" for the capture
-/// tables while the capture triggers are being created (MDEV-26048: a statement that began
-/// before `CREATE TRIGGER` cannot open the new trigger's tables). The application never
-/// names those tables itself, so the second case cannot hide one of its own errors.
-pub(crate) fn is_retryable(err: &sea_orm::DbErr) -> bool {
-    let m = err.to_string();
-    m.contains(FENCED)
-        || (m.contains("1146")
-            && (m.contains(&format!(".{FENCE}'")) || m.contains(&format!(".{CHANGELOG}'"))))
 }

@@ -18,7 +18,7 @@ use std::collections::BTreeSet;
 use sea_orm::ConnectionTrait;
 
 use super::side::{Side, TableMeta};
-use crate::{StorefrontId, TenancyError};
+use crate::{connection::fence::CASCADE_ALIAS, StorefrontId, TenancyError};
 
 /// One foreign key between two scoped tables, with the actions that change child rows.
 #[derive(Clone, Debug)]
@@ -43,9 +43,9 @@ pub(crate) enum Change {
     Update,
 }
 
-/// The foreign keys among `tables` on a MySQL side.
-pub(crate) async fn edges(side: &Side, tables: &[TableMeta]) -> Result<Vec<Edge>, TenancyError> {
-    let scoped: BTreeSet<&str> = tables.iter().map(|t| t.name.as_str()).collect();
+/// The foreign keys of a MySQL side's schema: between scoped tables, and from unscoped
+/// tables (a global lookup table whose delete cascades into a storefront's rows).
+pub(crate) async fn edges(side: &Side) -> Result<Vec<Edge>, TenancyError> {
     let sql = "SELECT CAST(k.table_name AS CHAR), CAST(k.referenced_table_name AS CHAR), \
                CAST(k.constraint_name AS CHAR), CAST(k.column_name AS CHAR), \
                CAST(k.referenced_column_name AS CHAR), CAST(r.delete_rule AS CHAR), \
@@ -67,9 +67,6 @@ pub(crate) async fn edges(side: &Side, tables: &[TableMeta]) -> Result<Vec<Edge>
         let name: String = row.try_get_by_index(2)?;
         let column: String = row.try_get_by_index(3)?;
         let referenced: String = row.try_get_by_index(4)?;
-        if !scoped.contains(child.as_str()) || !scoped.contains(parent.as_str()) {
-            continue;
-        }
         match out.last_mut() {
             Some((n, e)) if *n == name && e.child == child => e.pairs.push((column, referenced)),
             _ => out.push((
@@ -85,6 +82,35 @@ pub(crate) async fn edges(side: &Side, tables: &[TableMeta]) -> Result<Vec<Edge>
         }
     }
     Ok(out.into_iter().map(|(_, e)| e).collect())
+}
+
+/// The unscoped tables whose foreign-key actions reach a scoped table's rows (directly or
+/// through other tables): each needs the logging triggers too, or deleting a global row
+/// would change a moving storefront's rows unseen.
+pub(crate) fn unscoped_parents(edges: &[Edge], tables: &[TableMeta]) -> Vec<String> {
+    let scoped: BTreeSet<&str> = tables.iter().map(|t| t.name.as_str()).collect();
+    let acting: Vec<&Edge> = edges
+        .iter()
+        .filter(|e| acts(&e.on_delete) || acts(&e.on_update))
+        .collect();
+    // Tables from which an action reaches a scoped table: grown backwards from those.
+    let mut reaching: BTreeSet<&str> = BTreeSet::new();
+    loop {
+        let before = reaching.len();
+        for e in &acting {
+            if scoped.contains(e.child.as_str()) || reaching.contains(e.child.as_str()) {
+                reaching.insert(e.parent.as_str());
+            }
+        }
+        if reaching.len() == before {
+            break;
+        }
+    }
+    reaching
+        .into_iter()
+        .filter(|t| !scoped.contains(t))
+        .map(str::to_owned)
+        .collect()
 }
 
 /// Every chain of actions a `change` of a `table` row sets off: each path is the edges
@@ -144,47 +170,67 @@ fn log_statement(
     let last = path.last()?;
     let meta = tables.iter().find(|t| t.name == last.child)?;
     let n = path.len();
-    let mut from = format!("{} AS t1", side.table(&path[0].child));
+    // Aliases carry the capture prefix: MariaDB may report one as a missing table to a
+    // statement that raced the trigger's creation (MDEV-26048), and the connection
+    // retries exactly those (`connection::fence::is_retryable`).
+    let t = |i: usize| format!("{CASCADE_ALIAS}{i}");
+    let mut from = format!("{} AS {}", side.table(&path[0].child), t(1));
     for (i, e) in path.iter().enumerate().skip(1) {
         let on: Vec<String> = e
             .pairs
             .iter()
-            .map(|(c, p)| format!("t{}.{} = t{i}.{}", i + 1, side.q(c), side.q(p)))
+            .map(|(c, p)| format!("{}.{} = {}.{}", t(i + 1), side.q(c), t(i), side.q(p)))
             .collect();
         from.push_str(&format!(
-            " JOIN {} AS t{} ON {}",
+            " JOIN {} AS {} ON {}",
             side.table(&e.child),
-            i + 1,
+            t(i + 1),
             on.join(" AND ")
         ));
     }
     let mut filter: Vec<String> = path[0]
         .pairs
         .iter()
-        .map(|(c, p)| format!("t1.{} = OLD.{}", side.q(c), side.q(p)))
+        .map(|(c, p)| format!("{}.{} = OLD.{}", t(1), side.q(c), side.q(p)))
         .collect();
     let sf = side.storefront_literal(storefront);
-    filter.push(format!("t{n}.{} = {sf}", side.q(&meta.tenant_column)));
+    filter.push(format!("{}.{} = {sf}", t(n), side.q(&meta.tenant_column)));
     Some(format!(
-        "INSERT INTO {changelog} (storefront_id, table_name, pk) SELECT {sf}, '{}', t{n}.{} FROM {from} WHERE {}",
+        "INSERT INTO {changelog} (storefront_id, table_name, pk) SELECT {sf}, '{}', {}.{} FROM {from} WHERE {}",
         meta.name.replace('\'', "''"),
+        t(n),
         side.q(&meta.pk),
         filter.join(" AND ")
     ))
 }
 
 /// The body of the `BEFORE DELETE` or `BEFORE UPDATE` trigger on `table` that logs the rows
-/// its foreign-key actions change, or `None` when no action reaches a scoped row.
+/// its foreign-key actions change, or `None` when no action reaches a scoped row. On a
+/// scoped table (`tenant_column` given) only the storefront's rows set it off; on an
+/// unscoped parent every row does, and the storefront's rows at the end of each chain are
+/// logged. The mover's own writes (guard 2 on the fence row, seen only by its transaction)
+/// log nothing.
+///
+/// On an unscoped parent the trigger is also the fence: once its actions reached the
+/// storefront's rows it takes the fence row's shared lock (so raising the fence waits for
+/// the statement, as for a scoped table's own writes) and refuses the statement with
+/// `refusal` when the fence is up, or `guarded` when the side is a guarded target. (A
+/// scoped parent's own row trigger does both already.)
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn trigger_body(
     side: &Side,
     storefront: StorefrontId,
     tables: &[TableMeta],
     edges: &[Edge],
-    table: &TableMeta,
+    table: &str,
+    tenant_column: Option<&str>,
     change: Change,
     changelog: &str,
+    fence: &str,
+    refusal: &str,
+    guarded: &str,
 ) -> Result<Option<String>, TenancyError> {
-    let paths = paths(edges, &table.name, change)?;
+    let paths = paths(edges, table, change)?;
     if paths.is_empty() {
         return Ok(None);
     }
@@ -192,6 +238,12 @@ pub(crate) fn trigger_body(
     for (path, _) in &paths {
         let Some(insert) = log_statement(side, storefront, tables, path, changelog) else {
             continue;
+        };
+        // On an unscoped parent, count what reached the storefront.
+        let insert = if tenant_column.is_none() {
+            format!("{insert}; SET n = n + ROW_COUNT()")
+        } else {
+            insert
         };
         body.push(match change {
             Change::Delete => format!("    {insert};"),
@@ -206,10 +258,27 @@ pub(crate) fn trigger_body(
             }
         });
     }
+    if body.is_empty() {
+        return Ok(None);
+    }
+    let sf = side.storefront_literal(storefront);
+    let not_mover = format!("NOT ((SELECT guard FROM {fence} WHERE storefront_id = {sf}) <=> 2)");
+    let Some(tc) = tenant_column else {
+        let (refusal, guarded) = (refusal.replace('\'', "''"), guarded.replace('\'', "''"));
+        // `f` stays 1 when the fence row is missing (no row: no assignment).
+        return Ok(Some(format!(
+            "BEGIN\n  DECLARE n BIGINT DEFAULT 0;\n  DECLARE f TINYINT DEFAULT 1;\n  DECLARE g TINYINT DEFAULT 0;\n  \
+             IF {not_mover} THEN\n{}\n    IF n > 0 THEN\n      \
+             SELECT fenced, guard INTO f, g FROM {fence} WHERE storefront_id = {sf} LOCK IN SHARE MODE;\n      \
+             IF g = 1 THEN SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = '{guarded}'; END IF;\n      \
+             IF f IS NULL OR f <> 0 THEN SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = '{refusal}'; END IF;\n    \
+             END IF;\n  END IF;\nEND",
+            body.join("\n")
+        )));
+    };
     Ok(Some(format!(
-        "BEGIN\n  IF OLD.{} = {} THEN\n{}\n  END IF;\nEND",
-        side.q(&table.tenant_column),
-        side.storefront_literal(storefront),
+        "BEGIN\n  IF OLD.{} = {sf} AND {not_mover} THEN\n{}\n  END IF;\nEND",
+        side.q(tc),
         body.join("\n")
     )))
 }

@@ -3,14 +3,12 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use sea_orm::{
-    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, QueryResult,
-    Statement, Value,
-};
+use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, QueryResult, Statement, Value};
 use uuid::Uuid;
 
 use crate::{
-    tenant::{database_of, redact_url, validate_identifier},
+    backend::{self, redact, DatabaseUrl, Dialect, Keyset, PoolSpec},
+    tenant::validate_identifier,
     Placement, StorefrontId, Tenancy, TenancyError,
 };
 
@@ -138,27 +136,24 @@ pub(crate) struct Side {
     pub qualifier: String,
     /// The connection was opened by the mover (closed when the move step ends).
     pub owned: bool,
-}
-
-pub(crate) fn quote(backend: DbBackend, ident: &str) -> String {
-    match backend {
-        DbBackend::MySql => format!("`{ident}`"),
-        _ => format!("\"{ident}\""),
-    }
+    /// The fencing token this mover holds the side's fence row with (see
+    /// `capture::claim`); 0 until claimed.
+    pub holder: i64,
 }
 
 impl Side {
+    /// The SQL spelling of this side's backend.
+    pub(crate) fn dialect(&self) -> Dialect {
+        Dialect(self.backend)
+    }
+
     /// `qualifier.name`, quoted.
     pub(crate) fn table(&self, name: &str) -> String {
-        format!(
-            "{}.{}",
-            quote(self.backend, &self.qualifier),
-            quote(self.backend, name)
-        )
+        self.dialect().table(&self.qualifier, name)
     }
 
     pub(crate) fn q(&self, ident: &str) -> String {
-        quote(self.backend, ident)
+        self.dialect().quote(ident)
     }
 
     pub(crate) fn stmt(&self, sql: impl Into<String>, values: Vec<Value>) -> Statement {
@@ -167,18 +162,25 @@ impl Side {
 
     /// The placeholder for parameter `n` (1-based).
     pub(crate) fn p(&self, n: usize) -> String {
-        match self.backend {
-            DbBackend::Postgres => format!("${n}"),
-            _ => "?".into(),
-        }
+        self.dialect().placeholder(n)
     }
 
     /// The literal of the storefront id as the tenant column stores it (for trigger bodies).
     pub(crate) fn storefront_literal(&self, storefront: StorefrontId) -> String {
-        match self.backend {
-            DbBackend::Postgres => format!("'{storefront}'::uuid"),
-            _ => format!("X'{}'", storefront.as_uuid().simple()),
-        }
+        self.dialect().storefront_literal(storefront)
+    }
+
+    /// The keyset filter of `meta`'s rows of `storefront` in `range` (see
+    /// [`Dialect::keyset`]), columns qualified by `alias`.
+    pub(crate) fn keyset(
+        &self,
+        meta: &TableMeta,
+        alias: Option<&str>,
+        storefront: StorefrontId,
+        range: Keyset,
+    ) -> (String, Vec<Value>) {
+        self.dialect()
+            .keyset(alias, &meta.tenant_column, &meta.pk, storefront, range)
     }
 
     /// Closes the connection if the mover opened it. Bounded: closing a pool waits for
@@ -406,21 +408,21 @@ pub(crate) async fn tables(
     Ok(order)
 }
 
+/// The mover's own pools: bounded waits, recycled connections (a move may run for days).
 async fn connect(url: &str, max: u32) -> Result<DatabaseConnection, TenancyError> {
-    let mut opts = ConnectOptions::new(url.to_owned());
-    opts.max_connections(max)
-        .min_connections(0)
-        .connect_timeout(std::time::Duration::from_secs(5))
-        .acquire_timeout(std::time::Duration::from_secs(10))
-        .idle_timeout(std::time::Duration::from_secs(3600))
-        .max_lifetime(std::time::Duration::from_secs(24 * 3600))
-        .sqlx_logging(false);
-    Database::connect(opts)
+    let spec = PoolSpec {
+        connect_timeout: Some(std::time::Duration::from_secs(5)),
+        acquire_timeout: Some(std::time::Duration::from_secs(10)),
+        idle_timeout: Some(std::time::Duration::from_secs(3600)),
+        max_lifetime: Some(std::time::Duration::from_secs(24 * 3600)),
+        ..PoolSpec::of(max)
+    };
+    backend::connect(url, spec)
         .await
         .map_err(|e| TenancyError::Move {
             storefront: String::new(),
             phase: "connect".into(),
-            reason: format!("cannot connect to {}: {e}", redact_url(url)),
+            reason: format!("cannot connect to {}: {e}", redact(url)),
         })
 }
 
@@ -437,13 +439,13 @@ async fn scalar(conn: &DatabaseConnection, sql: &str) -> Result<String, TenancyE
     Ok(row.try_get_by_index(0)?)
 }
 
-fn host_of(url: &str) -> Option<&str> {
-    let rest = url.split_once("://")?.1;
-    let rest = rest.rsplit_once('@').map_or(rest, |(_, h)| h);
-    Some(rest.split(['/', '?']).next().unwrap_or(rest))
+/// The file of a SQLite placement URL.
+pub(crate) fn sqlite_file(url: &str) -> Option<String> {
+    DatabaseUrl::parse(url)
+        .ok()?
+        .sqlite_file()
+        .map(str::to_owned)
 }
-
-pub(crate) use crate::provision::sqlite_path as sqlite_file;
 
 /// Opens both sides of a move from `from` to `to`.
 pub(crate) async fn open(
@@ -464,6 +466,7 @@ pub(crate) async fn open(
                         qualifier: scalar(&shared, "SELECT current_schema()::text").await?,
                         conn: shared.clone(),
                         owned: false,
+                        holder: 0,
                     },
                     Placement::Schema { schema } => {
                         validate_identifier(schema)?;
@@ -473,6 +476,7 @@ pub(crate) async fn open(
                             qualifier: schema.clone(),
                             conn: shared.clone(),
                             owned: false,
+                            holder: 0,
                         }
                     }
                     Placement::Database { url } => {
@@ -483,6 +487,7 @@ pub(crate) async fn open(
                             qualifier: scalar(&conn, "SELECT current_schema()::text").await?,
                             conn,
                             owned: true,
+                            holder: 0,
                         }
                     }
                 };
@@ -494,31 +499,29 @@ pub(crate) async fn open(
         }
         DbBackend::MySql => {
             let shared_db = scalar(&shared, "SELECT CAST(DATABASE() AS CHAR)").await?;
-            let shared_host = tenancy.shared_url().and_then(host_of).map(str::to_owned);
+            let server = |url: &str| DatabaseUrl::parse(url).ok().and_then(|u| u.server());
+            let shared_host = tenancy.shared_url().and_then(server);
             let mut sides = Vec::new();
             for placement in [from, to] {
                 let qualifier = match placement {
                     Placement::Shared => shared_db.clone(),
                     Placement::Schema { schema } => schema.clone(),
                     Placement::Database { url } => {
-                        let same_server =
-                            shared_host.is_some() && host_of(url) == shared_host.as_deref();
+                        let url = DatabaseUrl::parse(url)?;
+                        let same_server = shared_host.is_some() && url.server() == shared_host;
                         if !same_server {
                             return Err(TenancyError::Unsupported {
                                 placement: "database".into(),
                                 backend: "MySQL".into(),
                                 reason: format!(
-                                    "the mover copies between MySQL databases of the shared server only, and {} is not on it (or the Tenancy has no shared URL)",
-                                    redact_url(url)
+                                    "the mover copies between MySQL databases of the shared server only, and {url} is not on it (or the Tenancy has no shared URL)"
                                 ),
                             });
                         }
-                        database_of(url)
-                            .ok_or_else(|| TenancyError::InvalidName {
-                                name: redact_url(url),
-                                reason: "the URL names no database".into(),
-                            })?
-                            .to_owned()
+                        url.database().ok_or_else(|| TenancyError::InvalidName {
+                            name: url.to_string(),
+                            reason: "the URL names no database".into(),
+                        })?
                     }
                 };
                 validate_identifier(&qualifier)?;
@@ -528,6 +531,7 @@ pub(crate) async fn open(
                     conn: shared.clone(),
                     qualifier,
                     owned: false,
+                    holder: 0,
                 });
             }
             let to = sides.pop();
@@ -540,7 +544,7 @@ pub(crate) async fn open(
                     Placement::Shared => tenancy.shared_url().ok_or_else(|| TenancyError::Unsupported {
                         placement: "move".into(),
                         backend: "SQLite".into(),
-                        reason: "moving to or from the shared SQLite file needs its URL (TenancyBuilder::shared_url)".into(),
+                        reason: "moving to or from the shared SQLite file needs its URL (TenancyOptions::shared_url)".into(),
                     })?,
                     Placement::Database { url } => url.as_str(),
                     Placement::Schema { .. } => {
@@ -551,12 +555,10 @@ pub(crate) async fn open(
                         })
                     }
                 };
-                sqlite_file(url)
-                    .map(str::to_owned)
-                    .ok_or_else(|| TenancyError::InvalidName {
-                        name: url.to_owned(),
-                        reason: "a SQLite placement needs a file URL".into(),
-                    })
+                sqlite_file(url).ok_or_else(|| TenancyError::InvalidName {
+                    name: url.to_owned(),
+                    reason: "a SQLite placement needs a file URL".into(),
+                })
             };
             let from_file = file_of(from)?;
             let to_file = file_of(to)?;
@@ -574,6 +576,7 @@ pub(crate) async fn open(
                     conn: conn.clone(),
                     qualifier: "main".into(),
                     owned: true,
+                    holder: 0,
                 },
                 Side {
                     placement: to.clone(),
@@ -581,6 +584,7 @@ pub(crate) async fn open(
                     conn,
                     qualifier: SQLITE_ATTACHED.into(),
                     owned: false,
+                    holder: 0,
                 },
             ))
         }

@@ -1,5 +1,13 @@
-//! The `tenancy_moves` table: one row per move, in the shared database.
+//! The `tenancy_moves` table: one row per move, in the shared database, with the lease of
+//! the mover acting on it (`owner`, `lease_until`) and a `version` every write bumps.
+//!
+//! Every write of a record is conditional on the writer holding the lease, so a mover
+//! whose lease expired (it stalled, another mover took over) cannot change the record, nor
+//! flip the directory (the flip is written in the same transaction).
 
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
 use sea_orm::{
     sea_query::{Alias, ColumnDef, Expr, ExprTrait, Index, Query, Table},
     ConnectionTrait, DatabaseConnection, QueryResult,
@@ -7,10 +15,13 @@ use sea_orm::{
 use uuid::Uuid;
 
 use super::{MoveProgress, MoveRecord, Phase};
-use crate::{Placement, StorefrontId, TenancyError};
+use crate::{
+    backend::{classify, ErrorClass},
+    Placement, StorefrontId, TenancyError,
+};
 
 /// The moves table's name.
-pub const MOVES_TABLE: &str = "tenancy_moves";
+pub(crate) const MOVES_TABLE: &str = "tenancy_moves";
 
 fn col(name: &str) -> Alias {
     Alias::new(name)
@@ -55,8 +66,36 @@ pub(crate) async fn install(db: &DatabaseConnection) -> Result<(), TenancyError>
                 .timestamp_with_time_zone()
                 .null(),
         )
+        .col(lease_columns()[0].clone())
+        .col(lease_columns()[1].clone())
+        .col(lease_columns()[2].clone())
         .to_owned();
     db.execute(&table).await?;
+    // A table created before leases existed gets their columns, each one probed on its
+    // own (an upgrade that stopped halfway, or ran in two processes at once, goes on).
+    for (name, column) in ["owner", "lease_until", "version"]
+        .into_iter()
+        .zip(lease_columns())
+    {
+        let probe = Query::select()
+            .column(col(name))
+            .from(col(MOVES_TABLE))
+            .limit(0)
+            .to_owned();
+        if db.query_all(&probe).await.is_ok() {
+            continue;
+        }
+        let alter = Table::alter()
+            .table(col(MOVES_TABLE))
+            .add_column(column)
+            .to_owned();
+        if let Err(e) = db.execute(&alter).await {
+            // Added meanwhile by another process: fine; anything else is an error.
+            if db.query_all(&probe).await.is_err() {
+                return Err(e.into());
+            }
+        }
+    }
     let index = Index::create()
         .if_not_exists()
         .name("tenancy_moves_storefront")
@@ -67,9 +106,27 @@ pub(crate) async fn install(db: &DatabaseConnection) -> Result<(), TenancyError>
     match db.execute(&index).await {
         Ok(_) => Ok(()),
         // MySQL has no CREATE INDEX IF NOT EXISTS.
-        Err(e) if e.to_string().contains("Duplicate key name") => Ok(()),
+        Err(e) if classify(&e) == ErrorClass::DuplicateIndex => Ok(()),
         Err(e) => Err(e.into()),
     }
+}
+
+fn lease_columns() -> [ColumnDef; 3] {
+    [
+        ColumnDef::new(col("owner"))
+            .string_len(36)
+            .null()
+            .to_owned(),
+        ColumnDef::new(col("lease_until"))
+            .timestamp_with_time_zone()
+            .null()
+            .to_owned(),
+        ColumnDef::new(col("version"))
+            .big_integer()
+            .not_null()
+            .default(0)
+            .to_owned(),
+    ]
 }
 
 fn json<T: serde::Serialize>(value: &T) -> Result<String, TenancyError> {
@@ -80,10 +137,15 @@ fn json<T: serde::Serialize>(value: &T) -> Result<String, TenancyError> {
     })
 }
 
-pub(crate) async fn insert(db: &DatabaseConnection, r: &MoveRecord) -> Result<(), TenancyError> {
+/// Inserts a new move, leased to `r.lease` for `ttl`.
+pub(crate) async fn insert<C: ConnectionTrait>(
+    db: &C,
+    r: &MoveRecord,
+    ttl: Duration,
+) -> Result<(), TenancyError> {
     let insert = Query::insert()
         .into_table(col(MOVES_TABLE))
-        .columns(COLUMNS.map(col))
+        .columns(COLUMNS.into_iter().chain(["owner", "lease_until"]).map(col))
         .values_panic([
             r.id.into(),
             (*r.storefront.as_uuid()).into(),
@@ -95,13 +157,132 @@ pub(crate) async fn insert(db: &DatabaseConnection, r: &MoveRecord) -> Result<()
             r.created_at.into(),
             r.updated_at.into(),
             r.cutover_at.into(),
+            r.lease.map(|l| l.to_string()).into(),
+            until(ttl).into(),
         ])
         .to_owned();
     db.execute(&insert).await?;
     Ok(())
 }
 
-pub(crate) async fn save(db: &DatabaseConnection, r: &MoveRecord) -> Result<(), TenancyError> {
+/// The move's version now (read right after taking its lease: the holder's epoch).
+pub(crate) async fn version(db: &DatabaseConnection, id: Uuid) -> Result<i64, TenancyError> {
+    let select = Query::select()
+        .column(col("version"))
+        .from(col(MOVES_TABLE))
+        .and_where(Expr::col(col("id")).eq(id))
+        .to_owned();
+    match db.query_one(&select).await? {
+        Some(row) => Ok(row.try_get("", "version")?),
+        None => Ok(0),
+    }
+}
+
+fn until(ttl: Duration) -> DateTime<Utc> {
+    chrono::Duration::from_std(ttl)
+        .ok()
+        .and_then(|ttl| Utc::now().checked_add_signed(ttl))
+        .unwrap_or(DateTime::<Utc>::MAX_UTC)
+}
+
+fn lost_lease(r: &MoveRecord) -> TenancyError {
+    TenancyError::Move {
+        storefront: r.storefront.to_string(),
+        phase: r.phase.to_string(),
+        reason: "this mover lost its lease on the move (it stalled past the lease and another mover took over): it stops; see `move status`".into(),
+    }
+}
+
+/// Renews the lease `r.lease` holds, writing nothing else: `Err` when it no longer holds
+/// it.
+pub(crate) async fn renew(
+    db: &DatabaseConnection,
+    r: &MoveRecord,
+    ttl: Duration,
+) -> Result<(), TenancyError> {
+    let update = Query::update()
+        .table(col(MOVES_TABLE))
+        .value(col("lease_until"), until(ttl))
+        .value(col("version"), Expr::col(col("version")).add(1))
+        .and_where(Expr::col(col("id")).eq(r.id))
+        .and_where(Expr::col(col("owner")).eq(r.lease.map(|l| l.to_string())))
+        .to_owned();
+    if db.execute(&update).await?.rows_affected() != 1 {
+        return Err(lost_lease(r));
+    }
+    Ok(())
+}
+
+/// Takes the lease of move `id` for `token` if nobody holds it or it has expired; else
+/// the error says until when it is held.
+pub(crate) async fn acquire(
+    db: &DatabaseConnection,
+    r: &MoveRecord,
+    token: Uuid,
+    ttl: Duration,
+) -> Result<(), TenancyError> {
+    let now = Utc::now();
+    let update = Query::update()
+        .table(col(MOVES_TABLE))
+        .value(col("owner"), token.to_string())
+        .value(col("lease_until"), until(ttl))
+        .value(col("version"), Expr::col(col("version")).add(1))
+        .and_where(Expr::col(col("id")).eq(r.id))
+        .and_where(
+            Expr::col(col("owner"))
+                .is_null()
+                .or(Expr::col(col("lease_until")).is_null())
+                .or(Expr::col(col("lease_until")).lt(now)),
+        )
+        .to_owned();
+    if db.execute(&update).await?.rows_affected() == 1 {
+        return Ok(());
+    }
+    let held = Query::select()
+        .column(col("lease_until"))
+        .from(col(MOVES_TABLE))
+        .and_where(Expr::col(col("id")).eq(r.id))
+        .to_owned();
+    let until: Option<DateTime<Utc>> = match db.query_one(&held).await? {
+        Some(row) => row.try_get("", "lease_until")?,
+        None => None,
+    };
+    Err(TenancyError::Move {
+        storefront: r.storefront.to_string(),
+        phase: r.phase.to_string(),
+        reason: format!(
+            "another mover holds this move's lease until {} (a process, the dashboard or the CLI acting on it); a mover that died is replaced once its lease expires",
+            until.map_or_else(|| "-".into(), |t| t.to_rfc3339())
+        ),
+    })
+}
+
+/// Gives the lease back (nothing when `token` no longer holds it).
+pub(crate) async fn release(
+    db: &DatabaseConnection,
+    id: Uuid,
+    token: Uuid,
+) -> Result<(), TenancyError> {
+    let update = Query::update()
+        .table(col(MOVES_TABLE))
+        .value(col("owner"), Option::<String>::None)
+        .value(col("lease_until"), Option::<DateTime<Utc>>::None)
+        .value(col("version"), Expr::col(col("version")).add(1))
+        .and_where(Expr::col(col("id")).eq(id))
+        .and_where(Expr::col(col("owner")).eq(token.to_string()))
+        .to_owned();
+    db.execute(&update).await?;
+    Ok(())
+}
+
+/// Writes the record and renews its lease for `ttl`, if `r.lease` still holds it; a mover
+/// that lost its lease gets an error and writes nothing.
+pub(crate) async fn save<C: ConnectionTrait>(
+    db: &C,
+    r: &MoveRecord,
+    ttl: Duration,
+) -> Result<(), TenancyError> {
+    let token = r.lease.map(|l| l.to_string());
     let update = Query::update()
         .table(col(MOVES_TABLE))
         .value(col("phase"), r.phase.as_str())
@@ -109,9 +290,14 @@ pub(crate) async fn save(db: &DatabaseConnection, r: &MoveRecord) -> Result<(), 
         .value(col("progress"), json(&r.progress)?)
         .value(col("updated_at"), r.updated_at)
         .value(col("cutover_at"), r.cutover_at)
+        .value(col("lease_until"), until(ttl))
+        .value(col("version"), Expr::col(col("version")).add(1))
         .and_where(Expr::col(col("id")).eq(r.id))
+        .and_where(Expr::col(col("owner")).eq(token))
         .to_owned();
-    db.execute(&update).await?;
+    if db.execute(&update).await?.rows_affected() != 1 {
+        return Err(lost_lease(r));
+    }
     Ok(())
 }
 
@@ -139,9 +325,14 @@ fn parse(row: &QueryResult) -> Result<MoveRecord, TenancyError> {
         created_at: row.try_get("", "created_at")?,
         updated_at: row.try_get("", "updated_at")?,
         cutover_at: row.try_get("", "cutover_at")?,
+        lease: None,
+        epoch: 0,
     })
 }
 
+/// The storefront's move in progress if it has one (there is at most one: starting one
+/// claims the storefront), else its newest. Not by time alone: MySQL's `TIMESTAMP` keeps
+/// whole seconds, so a move started in the second another ended would tie with it.
 pub(crate) async fn latest(
     db: &DatabaseConnection,
     storefront: StorefrontId,
@@ -151,9 +342,15 @@ pub(crate) async fn latest(
         .from(col(MOVES_TABLE))
         .and_where(Expr::col(col("storefront_id")).eq(*storefront.as_uuid()))
         .order_by(col("created_at"), sea_orm::Order::Desc)
-        .limit(1)
         .to_owned();
-    db.query_one(&select).await?.as_ref().map(parse).transpose()
+    let moves = db
+        .query_all(&select)
+        .await?
+        .iter()
+        .map(parse)
+        .collect::<Result<Vec<_>, _>>()?;
+    let unfinished = moves.iter().position(|m| !m.phase.is_finished());
+    Ok(moves.into_iter().nth(unfinished.unwrap_or(0)))
 }
 
 pub(crate) async fn all(db: &DatabaseConnection) -> Result<Vec<MoveRecord>, TenancyError> {

@@ -8,36 +8,44 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use futures_util::TryStreamExt;
-use sea_orm::{
-    sqlx::{self, postgres::PgPoolCopyExt},
-    ConnectionTrait, DbBackend, TransactionTrait, Value,
-};
+use sea_orm::{ConnectionTrait, DbBackend, TransactionTrait};
 
+#[cfg(feature = "postgres")]
+use super::pg_copy;
 use super::{
-    capture::{self, FENCE},
-    side::{same_connection, Key, Side, TableMeta},
+    capture::{self, enter_sql, guard_sql, not_entered, Guard},
+    side::{same_connection, Key, KeyKind, Side, TableMeta},
 };
-use crate::{StorefrontId, TenancyError};
+use crate::{
+    backend::{classify, ErrorClass, Keyset},
+    StorefrontId, TenancyError,
+};
 
-fn sqlx_err(what: &str, e: sqlx::Error) -> TenancyError {
-    TenancyError::Db(sea_orm::DbErr::Custom(format!("{what}: {e}")))
-}
-
-fn sqlx_code(e: &sqlx::Error) -> Option<String> {
-    match e {
-        sqlx::Error::Database(d) => d.code().map(|c| c.into_owned()),
-        _ => None,
+/// Rows between two databases travel by PostgreSQL's COPY: without the `postgres`
+/// feature no such move can have been planned (no PostgreSQL side can be connected).
+#[cfg(not(feature = "postgres"))]
+fn pg_copy_unavailable() -> TenancyError {
+    TenancyError::Move {
+        storefront: "-".into(),
+        phase: "copy".into(),
+        reason: "copying between two databases needs PostgreSQL's COPY: build with the `postgres` feature".into(),
     }
 }
 
 /// A write the copy may skip: the row is in the changelog (see `write_page`).
 fn skippable(e: &sea_orm::DbErr) -> bool {
-    let m = e.to_string().to_lowercase();
-    m.contains("foreign key") || m.contains("23503") || m.contains("23505") || m.contains("unique")
+    matches!(
+        classify(e),
+        ErrorClass::UniqueViolation | ErrorClass::ForeignKeyViolation
+    )
 }
 
-fn columns(side: &Side, meta: &TableMeta, alias: Option<&str>) -> String {
+/// `key IN (...)`.
+fn key_list(chunk: &[&Key]) -> Keyset {
+    Keyset::Keys(chunk.iter().map(|k| k.value()).collect())
+}
+
+pub(super) fn columns(side: &Side, meta: &TableMeta, alias: Option<&str>) -> String {
     meta.columns
         .iter()
         .map(|c| match alias {
@@ -48,21 +56,22 @@ fn columns(side: &Side, meta: &TableMeta, alias: Option<&str>) -> String {
         .join(", ")
 }
 
-/// The last key of the next page of at most `limit` keys after `after` on `side`.
+/// The last key of the next page of at most `limit` keys after `after` (and at most
+/// `bound`) on `side`.
 pub(crate) async fn page_end(
     side: &Side,
     meta: &TableMeta,
     storefront: StorefrontId,
     after: Option<&Key>,
+    bound: Option<&Key>,
     limit: u64,
 ) -> Result<Option<Key>, TenancyError> {
     let pk = side.q(&meta.pk);
-    let mut values: Vec<Value> = vec![(*storefront.as_uuid()).into()];
-    let mut filter = format!("{} = {}", side.q(&meta.tenant_column), side.p(1));
-    if let Some(k) = after {
-        values.push(k.value());
-        filter.push_str(&format!(" AND {pk} > {}", side.p(2)));
-    }
+    let range = Keyset::Page {
+        after: after.map(Key::value),
+        upto: bound.map(Key::value),
+    };
+    let (filter, values) = side.keyset(meta, None, storefront, range);
     let sql = format!(
         "SELECT {pk} FROM (SELECT {pk} FROM {} WHERE {filter} ORDER BY {pk} LIMIT {limit}) AS page \
          ORDER BY {pk} DESC LIMIT 1",
@@ -79,31 +88,55 @@ pub(crate) async fn max_key(
     storefront: StorefrontId,
 ) -> Result<Option<Key>, TenancyError> {
     let pk = side.q(&meta.pk);
+    let (filter, values) = side.keyset(meta, None, storefront, Keyset::All);
     let sql = format!(
-        "SELECT {pk} FROM {} WHERE {} = {} ORDER BY {pk} DESC LIMIT 1",
+        "SELECT {pk} FROM {} WHERE {filter} ORDER BY {pk} DESC LIMIT 1",
         side.table(&meta.name),
-        side.q(&meta.tenant_column),
-        side.p(1)
     );
-    let row = side
-        .conn
-        .query_one_raw(side.stmt(sql, vec![(*storefront.as_uuid()).into()]))
-        .await?;
+    let row = side.conn.query_one_raw(side.stmt(sql, values)).await?;
     row.map(|r| Key::read(&r, 0, meta.kind)).transpose()
 }
 
-fn insert_prefix(backend: DbBackend) -> &'static str {
-    match backend {
-        DbBackend::Postgres => "INSERT INTO",
-        DbBackend::MySql => "INSERT IGNORE INTO",
-        _ => "INSERT OR IGNORE INTO",
+/// The keys `(after, upto]`: one page of the copy.
+fn page(after: Option<&Key>, upto: &Key) -> Keyset {
+    Keyset::Page {
+        after: after.map(Key::value),
+        upto: Some(upto.value()),
     }
 }
 
-fn insert_suffix(backend: DbBackend) -> &'static str {
-    match backend {
-        DbBackend::Postgres => " ON CONFLICT DO NOTHING",
-        _ => "",
+/// Runs one statement (built for `conn_side`'s connection, which also reaches `dst`) as the
+/// mover's own write on `dst`: in a transaction that sets [`Guard::Mover`] first and leaves
+/// the guard at `leave`, so the target guard and the fence let it through and no one else.
+async fn as_mover(
+    dst: &Side,
+    storefront: StorefrontId,
+    leave: Guard,
+    stmt: sea_orm::Statement,
+) -> Result<sea_orm::ExecResult, sea_orm::DbErr> {
+    let txn = dst.conn.begin().await?;
+    let result = async {
+        let entered = txn
+            .execute_unprepared(&enter_sql(dst, storefront, leave))
+            .await?;
+        if entered.rows_affected() != 1 {
+            return Err(sea_orm::DbErr::Custom(not_entered(dst, storefront, leave)));
+        }
+        let r = txn.execute_raw(stmt).await?;
+        txn.execute_unprepared(&guard_sql(dst, storefront, leave))
+            .await?;
+        Ok(r)
+    }
+    .await;
+    match result {
+        Ok(r) => {
+            txn.commit().await?;
+            Ok(r)
+        }
+        Err(e) => {
+            let _ = txn.rollback().await;
+            Err(e)
+        }
     }
 }
 
@@ -115,48 +148,60 @@ async fn copy_range_sql(
     after: Option<&Key>,
     upto: &Key,
 ) -> Result<u64, TenancyError> {
-    let pk = src.q(&meta.pk);
     let cols = columns(src, meta, None);
-    let mut values: Vec<Value> = vec![(*storefront.as_uuid()).into(), upto.value()];
-    let mut filter = format!(
-        "{} = {} AND {pk} <= {}",
-        src.q(&meta.tenant_column),
-        src.p(1),
-        src.p(2)
-    );
-    if let Some(k) = after {
-        values.push(k.value());
-        filter.push_str(&format!(" AND {pk} > {}", src.p(3)));
+    let (insert, ignore) = src.dialect().insert_ignore();
+    let copy = |filter: &str| {
+        format!(
+            "{insert} {} ({cols}) SELECT {cols} FROM {} WHERE {filter}{ignore}",
+            dst.table(&meta.name),
+            src.table(&meta.name),
+        )
+    };
+    let (filter, values) = src.keyset(meta, None, storefront, page(after, upto));
+    let sql = copy(&filter);
+    let copied = as_mover(dst, storefront, Guard::Target, src.stmt(sql, values)).await;
+    if copied.is_ok() && matches!(dst.placement, crate::Placement::Shared) {
+        // Into shared tables a key of the page may be another storefront's row there
+        // (integer keys from two sequences): the insert skipped it, and no catch-up can
+        // write it. Stop, naming one.
+        let (filter, values) = src.keyset(meta, Some("s"), storefront, page(after, upto));
+        let (pk, tc) = (src.q(&meta.pk), src.q(&meta.tenant_column));
+        let sql = format!(
+            "SELECT d.{pk} FROM {} d WHERE d.{tc} <> {} AND d.{pk} IN (SELECT s.{pk} FROM {} s WHERE {filter})",
+            dst.table(&meta.name),
+            dst.storefront_literal(storefront),
+            src.table(&meta.name),
+        );
+        let held = src.conn.query_all_raw(src.stmt(sql, values)).await?;
+        if let Some(row) = held.first() {
+            let first = Key::read(row, 0, meta.kind)?.to_string();
+            return Err(foreign_keys(dst, meta, storefront, held.len(), &first));
+        }
     }
-    let sql = format!(
-        "{} {} ({cols}) SELECT {cols} FROM {} WHERE {filter}{}",
-        insert_prefix(src.backend),
-        dst.table(&meta.name),
-        src.table(&meta.name),
-        insert_suffix(src.backend)
-    );
-    match src.conn.execute_raw(src.stmt(sql, values)).await {
+    match copied {
+        Ok(r) if src.backend == DbBackend::MySql => {
+            // MySQL's INSERT IGNORE also turns a foreign-key refusal into a warning: the
+            // rows of the page that are not on the target now are looked up and logged.
+            for key in keys_in(src, meta, storefront, after, upto, Some(dst)).await? {
+                tracing::debug!(table = %meta.name, key = %key, "copy deferred to catch-up");
+                capture::log_key(src, storefront, &meta.name, &key).await?;
+            }
+            Ok(r.rows_affected())
+        }
         Ok(r) => Ok(r.rows_affected()),
         Err(e) if skippable(&e) => {
             // One row at a time, skipping the rows the target refuses.
-            let keys = keys_in(src, meta, storefront, after, upto).await?;
+            let keys = keys_in(src, meta, storefront, after, upto, None).await?;
             let mut written = 0;
             for key in keys {
-                let sql = format!(
-                    "{} {} ({cols}) SELECT {cols} FROM {} WHERE {} = {} AND {pk} = {}{}",
-                    insert_prefix(src.backend),
-                    dst.table(&meta.name),
-                    src.table(&meta.name),
-                    src.q(&meta.tenant_column),
-                    src.p(1),
-                    src.p(2),
-                    insert_suffix(src.backend)
-                );
-                let values = vec![(*storefront.as_uuid()).into(), key.value()];
-                match src.conn.execute_raw(src.stmt(sql, values)).await {
+                let (filter, values) =
+                    src.keyset(meta, None, storefront, Keyset::Keys(vec![key.value()]));
+                let stmt = src.stmt(copy(&filter), values);
+                match as_mover(dst, storefront, Guard::Target, stmt).await {
                     Ok(r) => written += r.rows_affected(),
                     Err(e) if skippable(&e) => {
                         tracing::debug!(table = %meta.name, key = %key, "copy deferred to catch-up: {e}");
+                        capture::log_key(src, storefront, &meta.name, &key).await?;
                     }
                     Err(e) => return Err(e.into()),
                 }
@@ -167,131 +212,43 @@ async fn copy_range_sql(
     }
 }
 
+/// The keys of `side`'s page `(after, upto]`, in order; with `absent_from`, only those
+/// with no row there (a side on the same server).
 async fn keys_in(
     side: &Side,
     meta: &TableMeta,
     storefront: StorefrontId,
     after: Option<&Key>,
     upto: &Key,
+    absent_from: Option<&Side>,
 ) -> Result<Vec<Key>, TenancyError> {
     let pk = side.q(&meta.pk);
-    let mut values: Vec<Value> = vec![(*storefront.as_uuid()).into(), upto.value()];
-    let mut filter = format!(
-        "{} = {} AND {pk} <= {}",
-        side.q(&meta.tenant_column),
-        side.p(1),
-        side.p(2)
-    );
-    if let Some(k) = after {
-        values.push(k.value());
-        filter.push_str(&format!(" AND {pk} > {}", side.p(3)));
-    }
+    let (filter, values) = side.keyset(meta, Some("s"), storefront, page(after, upto));
+    let absent = absent_from.map_or_else(String::new, |other| {
+        format!(
+            " AND NOT EXISTS (SELECT 1 FROM {} d WHERE d.{pk} = s.{pk})",
+            other.table(&meta.name)
+        )
+    });
     let sql = format!(
-        "SELECT {pk} FROM {} WHERE {filter} ORDER BY {pk}",
+        "SELECT s.{pk} FROM {} s WHERE {filter}{absent} ORDER BY s.{pk}",
         side.table(&meta.name)
     );
     side.conn
         .query_all_raw(side.stmt(sql, values))
         .await?
         .iter()
-        .map(|r| Key::read(r, 0, meta.kind))
+        .map(|row| Key::read(row, 0, meta.kind))
         .collect()
-}
-
-/// How rows travel between two PostgreSQL databases.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Format {
-    /// PostgreSQL's binary COPY format: no text conversion of uuids and timestamps on
-    /// either side (COPY IN about 12% and COPY OUT about 40% faster than text, measured
-    /// with psql on this project's bench rows). Needs the same column types on both sides,
-    /// which `side::tables` checks before a move starts.
-    Binary,
-    /// The text format: its rows are lines, so a page the target refuses in part can be
-    /// written row by row.
-    Text,
-}
-
-fn copy_options(format: Format) -> &'static str {
-    match format {
-        Format::Binary => " (FORMAT binary)",
-        Format::Text => "",
-    }
-}
-
-/// `COPY (SELECT ...) TO STDOUT` on the source.
-async fn copy_out(
-    src: &Side,
-    meta: &TableMeta,
-    filter: &str,
-    format: Format,
-) -> Result<Vec<u8>, TenancyError> {
-    let sql = format!(
-        "COPY (SELECT {} FROM {} WHERE {filter} ORDER BY {}) TO STDOUT{}",
-        columns(src, meta, None),
-        src.table(&meta.name),
-        src.q(&meta.pk),
-        copy_options(format)
-    );
-    let pool = src.conn.get_postgres_connection_pool();
-    let mut stream = pool
-        .copy_out_raw(&sql)
-        .await
-        .map_err(|e| sqlx_err(&format!("reading `{}` from the source", meta.name), e))?;
-    let mut data = Vec::new();
-    while let Some(chunk) = stream
-        .try_next()
-        .await
-        .map_err(|e| sqlx_err(&format!("reading `{}` from the source", meta.name), e))?
-    {
-        data.extend_from_slice(&chunk);
-    }
-    Ok(data)
-}
-
-fn copy_in_sql(dst: &Side, meta: &TableMeta, format: Format) -> String {
-    format!(
-        "COPY {} ({}) FROM STDIN{}",
-        dst.table(&meta.name),
-        columns(dst, meta, None),
-        copy_options(format)
-    )
-}
-
-async fn copy_in(
-    dst: &Side,
-    meta: &TableMeta,
-    data: &[u8],
-    format: Format,
-) -> Result<u64, sqlx::Error> {
-    let pool = dst.conn.get_postgres_connection_pool();
-    let mut copy = pool.copy_in_raw(&copy_in_sql(dst, meta, format)).await?;
-    if let Err(e) = copy.send(data).await {
-        let _ = copy.abort("send failed").await;
-        return Err(e);
-    }
-    copy.finish().await
-}
-
-fn pg_filter(meta: &TableMeta, side: &Side, storefront: StorefrontId) -> String {
-    format!(
-        "{} = {}",
-        side.q(&meta.tenant_column),
-        side.storefront_literal(storefront)
-    )
-}
-
-/// A refusal of rows the copy may skip (see `write_page`).
-fn refused(e: &sqlx::Error) -> bool {
-    matches!(sqlx_code(e).as_deref(), Some("23505" | "23503"))
 }
 
 /// One page of the copy, read from the source and not yet written. Between PostgreSQL
 /// databases the rows are in `data`; on one connection they never leave the server.
 pub(crate) struct Page {
-    after: Option<Key>,
+    pub(super) after: Option<Key>,
     /// The page's last key: where the copy goes on once the page is written.
     pub upto: Key,
-    data: Vec<u8>,
+    pub(super) data: Vec<u8>,
 }
 
 /// Whether reading the next page while writing this one pays: the sides are different
@@ -301,28 +258,28 @@ pub(crate) fn pipelined(src: &Side, dst: &Side) -> bool {
     !same_connection(src, dst)
 }
 
-/// Reads the page after `after` (at most `limit` rows) from the source.
+/// Reads the page after `after` (at most `limit` rows, none above `bound`) from the source.
 pub(crate) async fn read_page(
     src: &Side,
     dst: &Side,
     meta: &TableMeta,
     storefront: StorefrontId,
     after: Option<&Key>,
+    bound: Option<&Key>,
     limit: u64,
 ) -> Result<Option<Page>, TenancyError> {
-    let Some(upto) = page_end(src, meta, storefront, after, limit).await? else {
+    let Some(upto) = page_end(src, meta, storefront, after, bound, limit).await? else {
         return Ok(None);
     };
     let data = if same_connection(src, dst) {
         Vec::new()
     } else {
-        copy_out(
-            src,
-            meta,
-            &page_filter(src, meta, storefront, after, &upto),
-            Format::Binary,
-        )
-        .await?
+        #[cfg(feature = "postgres")]
+        {
+            Box::pin(pg_copy::read_page(src, meta, storefront, after, &upto)).await?
+        }
+        #[cfg(not(feature = "postgres"))]
+        return Err(pg_copy_unavailable());
     };
     Ok(Some(Page {
         after: after.cloned(),
@@ -334,10 +291,9 @@ pub(crate) async fn read_page(
 /// Writes a page read by `read_page` to the target. Returns the rows written.
 ///
 /// Rows already on the target are left alone, and a row the target refuses for a foreign
-/// key or a unique key is skipped: capture was installed before the copy began, so any
-/// such row changed after that moment (its parent was inserted later, or the row it
-/// collides with was changed later), its key is in the changelog, and catch-up writes its
-/// current state.
+/// key or a unique key is skipped and its key logged (`capture::log_key`): the catch-up
+/// writes its current state once what it depends on is there. (Logging it is needed: a
+/// child refused because its parent was skipped has not changed, so no trigger logged it.)
 pub(crate) async fn write_page(
     src: &Side,
     dst: &Side,
@@ -351,47 +307,10 @@ pub(crate) async fn write_page(
     if page.data.is_empty() {
         return Ok(0);
     }
-    let target_err = |e| sqlx_err(&format!("writing `{}` to the target", meta.name), e);
-    match copy_in(dst, meta, &page.data, Format::Binary).await {
-        Ok(n) => Ok(n),
-        Err(e) if refused(&e) => {
-            // Row by row, skipping the rows the target refuses: read again in text, whose
-            // rows are lines.
-            let filter = page_filter(src, meta, storefront, page.after.as_ref(), &page.upto);
-            let data = copy_out(src, meta, &filter, Format::Text).await?;
-            let mut written = 0;
-            for line in data.split_inclusive(|b| *b == b'\n') {
-                match copy_in(dst, meta, line, Format::Text).await {
-                    Ok(n) => written += n,
-                    Err(e) if refused(&e) => {
-                        tracing::debug!(table = %meta.name, "copy deferred to catch-up: {e}");
-                    }
-                    Err(e) => return Err(target_err(e)),
-                }
-            }
-            Ok(written)
-        }
-        Err(e) => Err(target_err(e)),
-    }
-}
-
-fn page_filter(
-    src: &Side,
-    meta: &TableMeta,
-    storefront: StorefrontId,
-    after: Option<&Key>,
-    upto: &Key,
-) -> String {
-    let pk = src.q(&meta.pk);
-    let mut filter = format!(
-        "{} AND {pk} <= {}",
-        pg_filter(meta, src, storefront),
-        upto.pg_literal()
-    );
-    if let Some(k) = after {
-        filter.push_str(&format!(" AND {pk} > {}", k.pg_literal()));
-    }
-    filter
+    #[cfg(feature = "postgres")]
+    return Box::pin(pg_copy::write_page(src, dst, meta, storefront, page)).await;
+    #[cfg(not(feature = "postgres"))]
+    Err(pg_copy_unavailable())
 }
 
 /// Writes the current source state of `keys` (per table) to `dst`, in one target
@@ -399,15 +318,16 @@ fn page_filter(
 /// before parents), every other key is upserted (parents before children). An upsert, not
 /// delete-then-insert: deleting a parent on the target would cascade to, or be refused by,
 /// its children there.
-/// When `dst` is fenced (replaying onto the old side after a cutover), the fence is lowered
-/// inside that transaction only: other writers still wait for it and then see it raised.
+/// The transaction writes as the mover ([`Guard::Mover`]), through the target guard or the
+/// fence of the old side after a cutover, and leaves the guard at `leave`: other writers
+/// wait for the fence row and then find it as it was.
 pub(crate) async fn apply(
     src: &Side,
     dst: &Side,
     tables: &[TableMeta],
     storefront: StorefrontId,
     keys: &BTreeMap<String, BTreeSet<Key>>,
-    dst_fenced: bool,
+    leave: Guard,
 ) -> Result<(), TenancyError> {
     if keys.values().all(BTreeSet::is_empty) {
         return Ok(());
@@ -420,13 +340,11 @@ pub(crate) async fn apply(
         };
         let mut found = BTreeSet::new();
         for chunk in set.iter().collect::<Vec<_>>().chunks(500) {
-            let (list, values) = bind_list(src, storefront, chunk);
+            let (filter, values) = src.keyset(meta, None, storefront, key_list(chunk));
             let sql = format!(
-                "SELECT {pk} FROM {} WHERE {} = {} AND {pk} IN ({list})",
+                "SELECT {} FROM {} WHERE {filter}",
+                src.q(&meta.pk),
                 src.table(&meta.name),
-                src.q(&meta.tenant_column),
-                src.p(1),
-                pk = src.q(&meta.pk)
             );
             for row in src.conn.query_all_raw(src.stmt(sql, values)).await? {
                 found.insert(Key::read(&row, 0, meta.kind)?);
@@ -435,29 +353,28 @@ pub(crate) async fn apply(
         present.insert(meta.name.clone(), found);
     }
     if same_connection(src, dst) {
-        apply_sql(src, dst, tables, storefront, keys, &present, dst_fenced).await
+        apply_sql(src, dst, tables, storefront, keys, &present, leave).await
     } else {
-        apply_pg(src, dst, tables, storefront, keys, &present, dst_fenced).await
+        #[cfg(feature = "postgres")]
+        return Box::pin(pg_copy::apply(
+            src, dst, tables, storefront, keys, &present, leave,
+        ))
+        .await;
+        #[cfg(not(feature = "postgres"))]
+        Err(pg_copy_unavailable())
     }
 }
 
-fn fence_sql(dst: &Side, storefront: StorefrontId, fenced: bool) -> String {
-    let value = match (dst.backend, fenced) {
-        (DbBackend::Postgres, true) => "true",
-        (DbBackend::Postgres, false) => "false",
-        (_, true) => "1",
-        (_, false) => "0",
-    };
-    format!(
-        "UPDATE {} SET fenced = {value} WHERE storefront_id = {}",
-        dst.table(FENCE),
-        dst.storefront_literal(storefront)
-    )
-}
-
-/// `ON CONFLICT` / `ON DUPLICATE KEY` clause updating every non-key column.
-fn upsert_clause(side: &Side, meta: &TableMeta) -> String {
-    let others: Vec<&String> = meta.columns.iter().filter(|c| **c != meta.pk).collect();
+/// `ON CONFLICT` / `ON DUPLICATE KEY` clause updating every column but the key and the
+/// tenant column, and only a row of the same storefront: a key that another storefront's
+/// row holds on this side (integer keys from two sequences can meet) is left alone, never
+/// taken over, and [`check_not_foreign`] reports it.
+pub(super) fn upsert_clause(side: &Side, meta: &TableMeta) -> String {
+    let others: Vec<&String> = meta
+        .columns
+        .iter()
+        .filter(|c| **c != meta.pk && **c != meta.tenant_column)
+        .collect();
     let set = |f: &dyn Fn(&str) -> String| -> String {
         others
             .iter()
@@ -465,25 +382,145 @@ fn upsert_clause(side: &Side, meta: &TableMeta) -> String {
             .collect::<Vec<_>>()
             .join(", ")
     };
+    let tc = side.q(&meta.tenant_column);
+    // MySQL: the row already there, by its qualified name (an `INSERT ... SELECT` from a
+    // table of the same name makes a bare column ambiguous).
+    let here = side.table(&meta.name);
+    if others.is_empty() {
+        // Nothing to update: a row already there stays as it is.
+        return match side.backend {
+            DbBackend::MySql => format!(" ON DUPLICATE KEY UPDATE {here}.{tc} = {here}.{tc}"),
+            _ => format!(" ON CONFLICT ({}) DO NOTHING", side.q(&meta.pk)),
+        };
+    }
     match side.backend {
         DbBackend::MySql => format!(
             " ON DUPLICATE KEY UPDATE {}",
-            set(&|c| format!("VALUES({c})"))
+            others
+                .iter()
+                .map(|c| {
+                    let c = side.q(c);
+                    format!("{here}.{c} = IF({here}.{tc} = VALUES({tc}), VALUES({c}), {here}.{c})")
+                })
+                .collect::<Vec<_>>()
+                .join(", ")
         ),
-        DbBackend::Postgres => format!(
-            " ON CONFLICT ({}) DO UPDATE SET {}",
-            side.q(&meta.pk),
-            set(&|c| format!("EXCLUDED.{c}"))
-        ),
-        _ => format!(
-            " ON CONFLICT ({}) DO UPDATE SET {}",
-            side.q(&meta.pk),
-            set(&|c| format!("excluded.{c}"))
+        _ => {
+            let excluded = if side.backend == DbBackend::Postgres {
+                "EXCLUDED"
+            } else {
+                "excluded"
+            };
+            format!(
+                " ON CONFLICT ({}) DO UPDATE SET {} WHERE {}.{tc} = {excluded}.{tc}",
+                side.q(&meta.pk),
+                set(&|c| format!("{excluded}.{c}")),
+                side.q(&meta.name),
+            )
+        }
+    }
+}
+
+/// Checks, inside the transaction that wrote them, that no key of `chunk` is held by
+/// another storefront's row on `dst`: the upsert left such a row alone (it never takes one
+/// over), so the storefront's row was not written, and the move stops naming the key
+/// rather than lose the write.
+pub(super) async fn check_not_foreign(
+    txn: &impl ConnectionTrait,
+    dst: &Side,
+    meta: &TableMeta,
+    storefront: StorefrontId,
+    chunk: &[&Key],
+) -> Result<(), TenancyError> {
+    if chunk.is_empty() {
+        return Ok(());
+    }
+    let mut values: Vec<sea_orm::Value> = chunk.iter().map(|k| k.value()).collect();
+    let list: Vec<String> = (1..=chunk.len()).map(|i| dst.p(i)).collect();
+    values.push((*storefront.as_uuid()).into());
+    // A locking read: the newest rows, not the snapshot of the transaction's first read
+    // (MySQL's repeatable read), as the upsert saw them.
+    let lock = match dst.backend {
+        DbBackend::Postgres => " FOR SHARE",
+        DbBackend::MySql => " LOCK IN SHARE MODE",
+        _ => "",
+    };
+    let sql = format!(
+        "SELECT {pk} FROM {} WHERE {pk} IN ({}) AND {} <> {}{lock}",
+        dst.table(&meta.name),
+        list.join(", "),
+        dst.q(&meta.tenant_column),
+        dst.p(chunk.len() + 1),
+        pk = dst.q(&meta.pk),
+    );
+    let held = txn.query_all_raw(dst.stmt(sql, values)).await?;
+    match held.first() {
+        None => Ok(()),
+        Some(row) => Err(foreign_keys(
+            dst,
+            meta,
+            storefront,
+            held.len(),
+            &Key::read(row, 0, meta.kind)?.to_string(),
+        )),
+    }
+}
+
+/// MySQL: the keys of `chunk` that have a row of the storefront on `src` (read now) but
+/// none on `dst` after the upsert: written nowhere, so the move stops, naming one.
+async fn check_all_written(
+    txn: &impl ConnectionTrait,
+    src: &Side,
+    dst: &Side,
+    meta: &TableMeta,
+    storefront: StorefrontId,
+    chunk: &[&Key],
+) -> Result<(), TenancyError> {
+    let (filter, values) = src.keyset(meta, Some("s"), storefront, key_list(chunk));
+    let (pk, tc) = (src.q(&meta.pk), src.q(&meta.tenant_column));
+    let sql = format!(
+        "SELECT s.{pk} FROM {} s WHERE {filter} AND NOT EXISTS \
+         (SELECT 1 FROM {} d WHERE d.{pk} = s.{pk} AND d.{tc} = s.{tc}) LOCK IN SHARE MODE",
+        src.table(&meta.name),
+        dst.table(&meta.name),
+    );
+    let missing = txn.query_all_raw(src.stmt(sql, values)).await?;
+    match missing.first() {
+        None => Ok(()),
+        Some(row) => Err(TenancyError::Move {
+            storefront: storefront.to_string(),
+            phase: "catch-up".into(),
+            reason: format!(
+                "{} row(s) of `{}` could not be written to {}: another storefront's row holds one of their unique values there (one key: {})",
+                missing.len(),
+                meta.name,
+                dst.placement,
+                Key::read(row, 0, meta.kind)?
+            ),
+        }),
+    }
+}
+
+/// The error of [`check_not_foreign`].
+pub(super) fn foreign_keys(
+    dst: &Side,
+    meta: &TableMeta,
+    storefront: StorefrontId,
+    n: usize,
+    first: &str,
+) -> TenancyError {
+    TenancyError::Move {
+        storefront: storefront.to_string(),
+        phase: "catch-up".into(),
+        reason: format!(
+            "{n} key(s) of `{}` could not be written to {}: another storefront's rows hold them there \
+             (keys handed out by two sequences met; one of them: {first})",
+            meta.name, dst.placement,
         ),
     }
 }
 
-fn gone<'a>(
+pub(super) fn gone<'a>(
     keys: &'a BTreeMap<String, BTreeSet<Key>>,
     present: &'a BTreeMap<String, BTreeSet<Key>>,
     table: &str,
@@ -502,23 +539,19 @@ async fn apply_sql(
     storefront: StorefrontId,
     keys: &BTreeMap<String, BTreeSet<Key>>,
     present: &BTreeMap<String, BTreeSet<Key>>,
-    dst_fenced: bool,
+    leave: Guard,
 ) -> Result<(), TenancyError> {
     let txn = dst.conn.begin().await?;
-    if dst_fenced {
-        txn.execute_unprepared(&fence_sql(dst, storefront, false))
-            .await?;
+    let entered = txn
+        .execute_unprepared(&enter_sql(dst, storefront, leave))
+        .await?;
+    if entered.rows_affected() != 1 {
+        return Err(sea_orm::DbErr::Custom(not_entered(dst, storefront, leave)).into());
     }
     for meta in tables.iter().rev() {
         for chunk in gone(keys, present, &meta.name).chunks(500) {
-            let (list, values) = bind_list(dst, storefront, chunk);
-            let sql = format!(
-                "DELETE FROM {} WHERE {} = {} AND {} IN ({list})",
-                dst.table(&meta.name),
-                dst.q(&meta.tenant_column),
-                dst.p(1),
-                dst.q(&meta.pk)
-            );
+            let (filter, values) = dst.keyset(meta, None, storefront, key_list(chunk));
+            let sql = format!("DELETE FROM {} WHERE {filter}", dst.table(&meta.name));
             txn.execute_raw(dst.stmt(sql, values)).await?;
         }
     }
@@ -528,142 +561,36 @@ async fn apply_sql(
         };
         let cols = columns(src, meta, None);
         for chunk in set.iter().collect::<Vec<_>>().chunks(500) {
-            let (list, values) = bind_list(src, storefront, chunk);
+            let (filter, values) = src.keyset(meta, None, storefront, key_list(chunk));
             let sql = format!(
-                "INSERT INTO {} ({cols}) SELECT {cols} FROM {} WHERE {} = {} AND {} IN ({list}){}",
+                "INSERT INTO {} ({cols}) SELECT {cols} FROM {} WHERE {filter}{}",
                 dst.table(&meta.name),
                 src.table(&meta.name),
-                src.q(&meta.tenant_column),
-                src.p(1),
-                src.q(&meta.pk),
                 upsert_clause(dst, meta)
             );
             txn.execute_raw(src.stmt(sql, values)).await?;
+            check_not_foreign(&txn, dst, meta, storefront, chunk).await?;
+            if dst.backend == DbBackend::MySql {
+                // MySQL's upsert also meets another storefront's row on a unique key that
+                // is not the primary key, and keeps it (the `IF`): the row the source has
+                // was then not written. PostgreSQL and SQLite refuse such a row instead.
+                check_all_written(&txn, src, dst, meta, storefront, chunk).await?;
+            }
         }
     }
-    if dst_fenced {
-        txn.execute_unprepared(&fence_sql(dst, storefront, true))
-            .await?;
-    }
+    txn.execute_unprepared(&guard_sql(dst, storefront, leave))
+        .await?;
     txn.commit().await?;
     Ok(())
 }
 
-/// Placeholders 2.. for `keys` (placeholder 1 is the storefront).
-fn bind_list(side: &Side, storefront: StorefrontId, keys: &[&Key]) -> (String, Vec<Value>) {
-    let mut values: Vec<Value> = vec![(*storefront.as_uuid()).into()];
-    let list: Vec<String> = keys
-        .iter()
-        .enumerate()
-        .map(|(i, k)| {
-            values.push(k.value());
-            side.p(i + 2)
-        })
-        .collect();
-    (list.join(", "), values)
-}
-
-async fn apply_pg(
-    src: &Side,
-    dst: &Side,
-    tables: &[TableMeta],
-    storefront: StorefrontId,
-    keys: &BTreeMap<String, BTreeSet<Key>>,
-    present: &BTreeMap<String, BTreeSet<Key>>,
-    dst_fenced: bool,
-) -> Result<(), TenancyError> {
-    let what = "replaying changes onto the target";
-    // Read the source rows first: the target transaction stays short.
-    let mut rows = Vec::new();
-    for meta in tables {
-        let Some(set) = present.get(&meta.name) else {
-            continue;
-        };
-        for chunk in set.iter().collect::<Vec<_>>().chunks(1000) {
-            let list: Vec<String> = chunk.iter().map(|k| k.pg_literal()).collect();
-            let filter = format!(
-                "{} AND {} IN ({})",
-                pg_filter(meta, src, storefront),
-                src.q(&meta.pk),
-                list.join(", ")
-            );
-            rows.push((meta, copy_out(src, meta, &filter, Format::Text).await?));
-        }
-    }
-    let pool = dst.conn.get_postgres_connection_pool();
-    let mut tx = pool.begin().await.map_err(|e| sqlx_err(what, e))?;
-    let exec = |sql: String| sqlx::raw_sql(sqlx::AssertSqlSafe(sql));
-    if dst_fenced {
-        exec(fence_sql(dst, storefront, false))
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| sqlx_err(what, e))?;
-    }
-    for meta in tables.iter().rev() {
-        for chunk in gone(keys, present, &meta.name).chunks(1000) {
-            let list: Vec<String> = chunk.iter().map(|k| k.pg_literal()).collect();
-            let sql = format!(
-                "DELETE FROM {} WHERE {} AND {} IN ({})",
-                dst.table(&meta.name),
-                pg_filter(meta, dst, storefront),
-                dst.q(&meta.pk),
-                list.join(", ")
-            );
-            exec(sql)
-                .execute(&mut *tx)
-                .await
-                .map_err(|e| sqlx_err(what, e))?;
-        }
-    }
-    for (i, (meta, data)) in rows.iter().enumerate() {
-        if data.is_empty() {
-            continue;
-        }
-        let stage = format!("tenancy_stage_{i}");
-        exec(format!(
-            "CREATE TEMP TABLE {stage} (LIKE {} INCLUDING DEFAULTS) ON COMMIT DROP",
-            dst.table(&meta.name)
-        ))
-        .execute(&mut *tx)
-        .await
-        .map_err(|e| sqlx_err(what, e))?;
-        let mut copy = tx
-            .copy_in_raw(&format!(
-                "COPY {stage} ({}) FROM STDIN",
-                columns(dst, meta, None)
-            ))
-            .await
-            .map_err(|e| sqlx_err(what, e))?;
-        if let Err(e) = copy.send(data.as_slice()).await {
-            let _ = copy.abort("send failed").await;
-            return Err(sqlx_err(what, e));
-        }
-        copy.finish().await.map_err(|e| sqlx_err(what, e))?;
-        let cols = columns(dst, meta, None);
-        exec(format!(
-            "INSERT INTO {} ({cols}) SELECT {cols} FROM {stage}{}",
-            dst.table(&meta.name),
-            upsert_clause(dst, meta)
-        ))
-        .execute(&mut *tx)
-        .await
-        .map_err(|e| sqlx_err(what, e))?;
-    }
-    if dst_fenced {
-        exec(fence_sql(dst, storefront, true))
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| sqlx_err(what, e))?;
-    }
-    tx.commit().await.map_err(|e| sqlx_err(what, e))?;
-    Ok(())
-}
-
-/// Deletes every row of the storefront from `side`'s scoped tables, children first.
+/// Deletes every row of the storefront from `side`'s scoped tables, children first; as the
+/// mover (leaving the guard at `leave`) where `side` is guarded.
 pub(crate) async fn clear(
     side: &Side,
     tables: &[TableMeta],
     storefront: StorefrontId,
+    as_mover_leaving: Option<Guard>,
 ) -> Result<(), TenancyError> {
     for meta in tables.iter().rev() {
         let sql = format!(
@@ -672,15 +599,44 @@ pub(crate) async fn clear(
             side.q(&meta.tenant_column),
             side.p(1)
         );
-        match side
-            .conn
-            .execute_raw(side.stmt(sql, vec![(*storefront.as_uuid()).into()]))
-            .await
-        {
+        let stmt = side.stmt(sql, vec![(*storefront.as_uuid()).into()]);
+        let done = match as_mover_leaving {
+            Some(leave) => as_mover(side, storefront, leave, stmt).await,
+            None => side.conn.execute_raw(stmt).await,
+        };
+        match done {
             Ok(_) => {}
             Err(e) if capture::missing_table(&e) => {}
             Err(e) => return Err(e.into()),
         }
+    }
+    Ok(())
+}
+
+/// Moves each integer key's sequence on `side` past the highest key there (PostgreSQL's
+/// `serial` and identity columns): the copy and the replay write keys explicitly, which
+/// leaves the side's sequence where it was, so the first insert once the side serves would
+/// take a key already used. MySQL's `AUTO_INCREMENT` and SQLite's rowid follow explicit
+/// keys by themselves. A sequence already past the highest key is left alone.
+pub(crate) async fn advance_sequences(
+    side: &Side,
+    tables: &[TableMeta],
+) -> Result<(), TenancyError> {
+    if side.backend != DbBackend::Postgres {
+        return Ok(());
+    }
+    for meta in tables.iter().filter(|t| t.kind == KeyKind::Int) {
+        let table = side.table(&meta.name);
+        let sql = format!(
+            "SELECT setval(seq::regclass, top) FROM \
+             (SELECT pg_get_serial_sequence($1, $2) AS seq, (SELECT MAX({pk}) FROM {table}) AS top) s \
+             WHERE seq IS NOT NULL AND top IS NOT NULL \
+               AND top > COALESCE(pg_sequence_last_value(seq::regclass), 0)",
+            pk = side.q(&meta.pk),
+        );
+        side.conn
+            .query_all_raw(side.stmt(sql, vec![table.clone().into(), meta.pk.clone().into()]))
+            .await?;
     }
     Ok(())
 }

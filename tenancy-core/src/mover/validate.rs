@@ -9,13 +9,13 @@ use std::{
     hash::{Hash, Hasher},
 };
 
-use sea_orm::{ConnectionTrait, DbBackend, Value};
+use sea_orm::{ConnectionTrait, DbBackend};
 
 use super::{
     side::{both, Key, Side, TableMeta},
     transfer::page_end,
 };
-use crate::{StorefrontId, TenancyError};
+use crate::{backend::Keyset, StorefrontId, TenancyError};
 
 /// What validation found in one table.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -23,6 +23,18 @@ pub(crate) struct Difference {
     pub table: String,
     pub keys: Vec<Key>,
     pub detail: String,
+}
+
+impl Difference {
+    /// The error that blocks the cutover, naming the table and the first differing keys.
+    pub(crate) fn into_error(self, storefront: StorefrontId) -> TenancyError {
+        TenancyError::Validation {
+            storefront: storefront.to_string(),
+            table: self.table,
+            keys: self.keys.iter().map(ToString::to_string).collect(),
+            detail: self.detail,
+        }
+    }
 }
 
 /// A row's digest expression (PostgreSQL and MySQL), or its text (SQLite, hashed here).
@@ -46,50 +58,6 @@ fn row_expr(side: &Side, meta: &TableMeta) -> String {
     }
 }
 
-enum Range<'a> {
-    /// `lo < key <= hi` (a keyset page).
-    Between(Option<&'a Key>, Option<&'a Key>),
-    /// `lo <= key < hi` (a `width_bucket` bucket).
-    Bucket(Option<&'a Key>, Option<&'a Key>),
-    Keys(&'a [&'a Key]),
-}
-
-fn filter(
-    side: &Side,
-    meta: &TableMeta,
-    storefront: StorefrontId,
-    range: &Range<'_>,
-) -> (String, Vec<Value>) {
-    let pk = format!("x.{}", side.q(&meta.pk));
-    let mut values: Vec<Value> = vec![(*storefront.as_uuid()).into()];
-    let mut sql = format!("x.{} = {}", side.q(&meta.tenant_column), side.p(1));
-    match range {
-        Range::Between(lo, hi) | Range::Bucket(lo, hi) => {
-            let (above, below) = match range {
-                Range::Between(..) => (">", "<="),
-                _ => (">=", "<"),
-            };
-            for (key, op) in [(lo, above), (hi, below)] {
-                if let Some(k) = key {
-                    values.push(k.value());
-                    sql.push_str(&format!(" AND {pk} {op} {}", side.p(values.len())));
-                }
-            }
-        }
-        Range::Keys(keys) => {
-            let list: Vec<String> = keys
-                .iter()
-                .map(|k| {
-                    values.push(k.value());
-                    side.p(values.len())
-                })
-                .collect();
-            sql.push_str(&format!(" AND {pk} IN ({})", list.join(", ")));
-        }
-    }
-    (sql, values)
-}
-
 fn hash_hex(text: &str) -> String {
     let mut h = std::collections::hash_map::DefaultHasher::new();
     text.hash(&mut h);
@@ -101,9 +69,9 @@ async fn rows(
     side: &Side,
     meta: &TableMeta,
     storefront: StorefrontId,
-    range: &Range<'_>,
+    range: &Keyset,
 ) -> Result<BTreeMap<Key, String>, TenancyError> {
-    let (f, values) = filter(side, meta, storefront, range);
+    let (f, values) = side.keyset(meta, Some("x"), storefront, range.clone());
     let sql = format!(
         "SELECT x.{}, {} FROM {} AS x WHERE {f}",
         side.q(&meta.pk),
@@ -133,7 +101,10 @@ async fn chunk(
     lo: Option<&Key>,
     hi: Option<&Key>,
 ) -> Result<(i64, String), TenancyError> {
-    let range = Range::Between(lo, hi);
+    let range = Keyset::Page {
+        after: lo.map(Key::value),
+        upto: hi.map(Key::value),
+    };
     let aggregate = match side.backend {
         DbBackend::MySql => {
             let h = row_expr(side, meta);
@@ -155,7 +126,7 @@ async fn chunk(
             ));
         }
     };
-    let (f, values) = filter(side, meta, storefront, &range);
+    let (f, values) = side.keyset(meta, Some("x"), storefront, range);
     let sql = format!(
         "SELECT {aggregate} FROM {} AS x WHERE {f}",
         side.table(&meta.name)
@@ -216,7 +187,7 @@ async fn unexplained(
     dst: &Side,
     meta: &TableMeta,
     storefront: StorefrontId,
-    range: &Range<'_>,
+    range: &Keyset,
     kinds: &BTreeMap<String, super::side::KeyKind>,
     since: i64,
     in_flight: &mut BTreeSet<Key>,
@@ -375,7 +346,10 @@ async fn table_pg(
         .collect();
     for i in differ {
         let at = |j: i32| usize::try_from(j).ok().and_then(|j| bounds.get(j));
-        let range = Range::Bucket(at(i - 1), at(i));
+        let range = Keyset::Bucket {
+            from: at(i - 1).map(Key::value),
+            below: at(i).map(Key::value),
+        };
         let keys = unexplained(
             src,
             dst,
@@ -409,14 +383,17 @@ async fn table_paged(
     let mut compared = 0u64;
     let mut in_flight = BTreeSet::new();
     loop {
-        let hi = page_end(src, meta, storefront, lo.as_ref(), chunk_size).await?;
+        let hi = page_end(src, meta, storefront, lo.as_ref(), None, chunk_size).await?;
         let (a, b) = both(
             chunk(src, meta, storefront, lo.as_ref(), hi.as_ref()),
             chunk(dst, meta, storefront, lo.as_ref(), hi.as_ref()),
         )
         .await?;
         if a != b {
-            let range = Range::Between(lo.as_ref(), hi.as_ref());
+            let range = Keyset::Page {
+                after: lo.as_ref().map(Key::value),
+                upto: hi.as_ref().map(Key::value),
+            };
             let keys = unexplained(
                 src,
                 dst,
@@ -440,27 +417,34 @@ async fn table_paged(
     }
 }
 
-/// Compares the rows of `keys` on both sides (the cutover's final check).
-pub(crate) async fn keys(
+/// Compares the rows of the `changed` keys of every table on both sides (the cutover's
+/// and the rollback's final check); the first table with a difference is the error.
+pub(crate) async fn changed_rows(
     src: &Side,
     dst: &Side,
-    meta: &TableMeta,
+    tables: &[TableMeta],
     storefront: StorefrontId,
-    keys: &BTreeSet<Key>,
-) -> Result<Option<Difference>, TenancyError> {
-    let diff = differing_keys(src, dst, meta, storefront, keys).await?;
-    if diff.is_empty() {
-        return Ok(None);
+    changed: &BTreeMap<String, BTreeSet<Key>>,
+) -> Result<(), TenancyError> {
+    for meta in tables {
+        let Some(keys) = changed.get(&meta.name) else {
+            continue;
+        };
+        let diff = differing_keys(src, dst, meta, storefront, keys).await?;
+        if !diff.is_empty() {
+            return Err(Difference {
+                table: meta.name.clone(),
+                detail: format!(
+                    "{} of {} changed rows differ after the final catch-up",
+                    diff.len(),
+                    keys.len()
+                ),
+                keys: diff.into_iter().take(5).collect(),
+            }
+            .into_error(storefront));
+        }
     }
-    Ok(Some(Difference {
-        table: meta.name.clone(),
-        detail: format!(
-            "{} of {} changed rows differ after the final catch-up",
-            diff.len(),
-            keys.len()
-        ),
-        keys: diff.into_iter().take(5).collect(),
-    }))
+    Ok(())
 }
 
 /// Every key of `keys` whose row differs between the two sides (or is on one side only).
@@ -474,7 +458,7 @@ pub(crate) async fn differing_keys(
     let all: Vec<&Key> = keys.iter().collect();
     let mut out = BTreeSet::new();
     for batch in all.chunks(500) {
-        let range = Range::Keys(batch);
+        let range = Keyset::Keys(batch.iter().map(|k| k.value()).collect());
         let (ra, rb) = both(
             rows(src, meta, storefront, &range),
             rows(dst, meta, storefront, &range),

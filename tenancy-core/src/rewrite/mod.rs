@@ -31,7 +31,7 @@
 //!
 //! ```
 //! use sea_orm::{DbBackend, Statement};
-//! use tenancy_core::{Registry, Rewriter, StorefrontId};
+//! use tenancy_core::{rewrite::Rewriter, Registry, StorefrontId};
 //!
 //! let rewriter = Rewriter::new(Registry::empty().with_table("customers", "storefront_id"));
 //! let shop = StorefrontId::new_random();
@@ -150,11 +150,8 @@ fn cache_slot(backend: DbBackend, qualified: bool) -> usize {
 }
 
 /// The identifier quote of a backend: a backtick on MySQL, `"` elsewhere.
-pub(crate) fn identifier_quote(backend: DbBackend) -> char {
-    match backend {
-        DbBackend::MySql => '`',
-        _ => '"',
-    }
+fn identifier_quote(backend: DbBackend) -> char {
+    crate::backend::Dialect(backend).quote_char()
 }
 
 impl Rewriter {

@@ -209,10 +209,16 @@ fn median(mut v: Vec<f64>) -> f64 {
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = Args::parse();
     let admin = Database::connect(&args.postgres_url).await?;
-    let tenancy_url =
-        tenancy_core::tenant::url_with_database(&args.postgres_url, "smartseller_load");
-    let plain_url =
-        tenancy_core::tenant::url_with_database(&args.postgres_url, "smartseller_load_plain");
+    let tenancy_url = tenancy_core::DatabaseUrl::parse(&args.postgres_url)
+        .expect("a database URL")
+        .with_database("smartseller_load")
+        .as_str()
+        .to_owned();
+    let plain_url = tenancy_core::DatabaseUrl::parse(&args.postgres_url)
+        .expect("a database URL")
+        .with_database("smartseller_load_plain")
+        .as_str()
+        .to_owned();
     recreate(&admin, "smartseller_load").await?;
     recreate(&admin, "smartseller_load_plain").await?;
 

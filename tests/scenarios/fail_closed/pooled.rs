@@ -8,6 +8,7 @@ use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectOptions, ConnectionTrait, Database,
     EntityTrait, QueryFilter, Statement,
 };
+use tenancy_tests::on_every_backend;
 use tenancy_tests::{
     arena::{Arena, Outcome},
     Backend, TestDb,
@@ -102,17 +103,9 @@ async fn bounded(backend: Backend) {
         });
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn pool_of_one_sqlite() {
-    bounded(Backend::Sqlite).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn pool_of_one_postgres() {
-    bounded(Backend::Postgres).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn pool_of_one_mysql() {
-    bounded(Backend::MySql).await;
-}
+on_every_backend!(
+    pool_of_one,
+    bounded,
+    flavor = "multi_thread",
+    worker_threads = 2
+);

@@ -15,11 +15,12 @@ use migration::Migrator;
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
 use tenancy_core::{
     mover::{is_fenced, HaltAt, MoveOptions, Mover, Phase},
-    Placement, StorefrontId, Tenancy, TenancyError,
+    Placement, StorefrontId, Tenancy, TenancyError, TenancyOptions,
 };
+use tenancy_tests::on_every_backend;
 use tenancy_tests::{
     matrix::{seed, snapshot},
-    movekit::{count_rows, env, second_process, state, Writers},
+    movekit::{count_rows, env, second_process, state, RawTarget, Writers},
     Backend, TestDb,
 };
 use tokio::net::{TcpListener, TcpStream};
@@ -177,20 +178,12 @@ async fn crashes(backend: Backend) {
     test.teardown().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn postgres_crash_at_every_phase() {
-    crashes(Backend::Postgres).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn mysql_crash_at_every_phase() {
-    crashes(Backend::MySql).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn sqlite_crash_at_every_phase() {
-    crashes(Backend::Sqlite).await;
-}
+on_every_backend!(
+    crash_at_every_phase,
+    |backend| tenancy_tests::movekit::bounded(module_path!(), crashes(backend)),
+    flavor = "multi_thread",
+    worker_threads = 4
+);
 
 /// After the cutover the target serves and takes writes; rollback replays them onto the
 /// source and flips back.
@@ -231,20 +224,12 @@ async fn rollback_after_cutover(backend: Backend) {
     test.teardown().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn postgres_rollback_after_cutover() {
-    rollback_after_cutover(Backend::Postgres).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn mysql_rollback_after_cutover() {
-    rollback_after_cutover(Backend::MySql).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn sqlite_rollback_after_cutover() {
-    rollback_after_cutover(Backend::Sqlite).await;
-}
+on_every_backend!(
+    rollback_after_cutover,
+    |backend| tenancy_tests::movekit::bounded(module_path!(), rollback_after_cutover(backend)),
+    flavor = "multi_thread",
+    worker_threads = 4
+);
 
 /// Rows removed by a foreign key's `ON DELETE CASCADE` are changes like any other. MySQL
 /// fires no trigger for them, so after the catch-up an order deleted with its items (and a
@@ -340,20 +325,12 @@ async fn capture_triggers(db: &sea_orm::DatabaseConnection) -> i64 {
         .expect("a count")
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn postgres_cascaded_deletes_reach_the_target() {
-    cascaded_deletes(Backend::Postgres).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn mysql_cascaded_deletes_reach_the_target() {
-    cascaded_deletes(Backend::MySql).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn sqlite_cascaded_deletes_reach_the_target() {
-    cascaded_deletes(Backend::Sqlite).await;
-}
+on_every_backend!(
+    cascaded_deletes_reach_the_target,
+    cascaded_deletes,
+    flavor = "multi_thread",
+    worker_threads = 4
+);
 
 /// A target whose table shape drifted from the source's (a column of another type) is
 /// refused before any row moves, with the column named, and the move rolls back.
@@ -433,14 +410,13 @@ async fn postgres_json_column_is_validated() {
     let halting = Mover::new(&tenancy, options(Some(HaltAt::After(Phase::CatchUp))));
     assert!(halting.resume::<Migrator>(sf).await.is_err());
     // A json value that differs is caught ...
+    // (Past the target guard, as someone who knows the protocol would.)
+    let raw = RawTarget::open(&test, &target).await;
     let tamper = |value: &'static str| {
-        let conn = conn.clone();
+        let raw = &raw;
         async move {
-            conn.execute_unprepared(&format!(
-                "UPDATE customers SET prefs = '{value}' WHERE first_name = 'b'"
-            ))
-            .await
-            .expect("tamper");
+            let sql = format!("UPDATE customers SET prefs = '{value}' WHERE first_name = 'b'");
+            assert_eq!(raw.write_behind_the_guard(&sql, sf, []).await, 1, "tamper");
         }
     };
     tamper(r#"{"lang": "xx"}"#).await;
@@ -455,6 +431,7 @@ async fn postgres_json_column_is_validated() {
     );
     // ... and with the value put back, validation passes (the column is hashed as text).
     tamper(r#"{"lang" : "b"}"#).await;
+    raw.close().await;
     let _ = conn.close().await;
     mover
         .cutover::<Migrator>(sf)
@@ -478,13 +455,13 @@ async fn stale_cache(backend: Backend) {
         let db = sea_orm::Database::connect(&test.url)
             .await
             .expect("connect");
-        Tenancy::builder(db)
+        TenancyOptions::new()
             .registry(entities::registry())
             .shared_url(test.url.clone())
             .directory(Duration::from_secs(3600), None)
             .pools(tenancy_core::PoolOptions::default())
             .fence_wait(Duration::ZERO)
-            .build()
+            .connect_with(db)
             .await
             .expect("tenancy")
     };
@@ -553,20 +530,12 @@ async fn stale_cache(backend: Backend) {
     test.teardown().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn postgres_stale_cache_is_fenced_then_refreshed() {
-    stale_cache(Backend::Postgres).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn mysql_stale_cache_is_fenced_then_refreshed() {
-    stale_cache(Backend::MySql).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn sqlite_stale_cache_is_fenced_then_refreshed() {
-    stale_cache(Backend::Sqlite).await;
-}
+on_every_backend!(
+    stale_cache_is_fenced_then_refreshed,
+    stale_cache,
+    flavor = "multi_thread",
+    worker_threads = 4
+);
 
 /// A row changed on the target behind the mover's back is caught by validation, which
 /// names the table and the key, and the cutover does not happen.
@@ -600,27 +569,23 @@ async fn corruption(backend: Backend) {
         .nth(222)
         .copied()
         .expect("a customer");
-    // Tamper with the target copy directly.
-    let (conn, table) = match &target {
-        Placement::Schema { schema } => (test.db.clone(), format!("{schema}.customers")),
-        Placement::Database { url } => (
-            sea_orm::Database::connect(url.as_str())
-                .await
-                .expect("target"),
-            "customers".into(),
-        ),
-        Placement::Shared => unreachable!(),
-    };
-    let tampered = conn
-        .execute_raw(tenancy_tests::stmt(
-            conn.get_database_backend(),
-            &format!("UPDATE {table} SET last_name = 'tampered' WHERE id = ?"),
-            [victim.into()],
-        ))
-        .await
-        .expect("tamper");
-    assert_eq!(tampered.rows_affected(), 1);
-    let _ = conn.close().await;
+    // A stray write on the target copy is refused by its guard, with an error that says
+    // why; tampering past the guard (knowing the protocol) is caught by validation.
+    let raw = RawTarget::open(&test, &target).await;
+    let update =
+        "UPDATE {t}customers SET last_name = 'tampered' WHERE storefront_id = ? AND id = ?";
+    let values = || -> [sea_orm::Value; 2] { [(*sf.as_uuid()).into(), victim.into()] };
+    let stray = raw.write(update, values()).await;
+    assert!(
+        stray
+            .as_ref()
+            .is_err_and(|e| tenancy_core::mover::is_fenced(e)
+                && e.to_string().contains("only the mover writes here")),
+        "{backend}: a stray write on the target must be refused by its guard, got {stray:?}"
+    );
+    let tampered = raw.write_behind_the_guard(update, sf, values()).await;
+    assert_eq!(tampered, 1);
+    raw.close().await;
 
     let mover = Mover::new(&tenancy, options(None));
     let err = mover
@@ -667,20 +632,12 @@ async fn corruption(backend: Backend) {
     test.teardown().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn postgres_corruption_is_caught() {
-    corruption(Backend::Postgres).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn mysql_corruption_is_caught() {
-    corruption(Backend::MySql).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn sqlite_corruption_is_caught() {
-    corruption(Backend::Sqlite).await;
-}
+on_every_backend!(
+    corruption_is_caught,
+    corruption,
+    flavor = "multi_thread",
+    worker_threads = 4
+);
 
 /// A TCP proxy to the local PostgreSQL: "another server" with its own address, which the
 /// test can take down.
@@ -841,7 +798,7 @@ async fn postgres_target_server_down_mid_move() {
         &target,
         sea_orm::Database::connect("postgres://postgres@127.0.0.1:5432/postgres").await,
     ) {
-        if let Some(name) = tenancy_core::tenant::database_of(url) {
+        if let Some(name) = tenancy_tests::database_of(url) {
             let _ = admin
                 .execute_unprepared(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
                 .await;

@@ -3,7 +3,8 @@
 
 use entities::prelude::*;
 use sea_orm::{ConnectionTrait, EntityTrait, PaginatorTrait};
-use tenancy_core::{StorefrontId, Tenancy, TenancyError};
+use tenancy_core::{StorefrontId, TenancyError, TenancyOptions};
+use tenancy_tests::on_every_backend;
 use tenancy_tests::{
     matrix::{check_reads, check_writes, seed, Seeded},
     stmt, Backend, TestDb,
@@ -13,7 +14,11 @@ async fn matrix(backend: Backend) {
     let Some(test) = TestDb::migrated(backend).await else {
         return;
     };
-    let tenancy = Tenancy::with_registry(test.db.clone(), entities::registry());
+    let tenancy = TenancyOptions::new()
+        .registry(entities::registry())
+        .connect_with(test.db.clone())
+        .await
+        .expect("tenancy");
     tenancy
         .verify_registry()
         .await
@@ -62,17 +67,4 @@ async fn matrix(backend: Backend) {
     test.teardown().await;
 }
 
-#[tokio::test]
-async fn isolation_matrix_sqlite() {
-    matrix(Backend::Sqlite).await;
-}
-
-#[tokio::test]
-async fn isolation_matrix_postgres() {
-    matrix(Backend::Postgres).await;
-}
-
-#[tokio::test]
-async fn isolation_matrix_mysql() {
-    matrix(Backend::MySql).await;
-}
+on_every_backend!(isolation_matrix, matrix);

@@ -215,9 +215,7 @@ async fn check_source_gone(
             {
                 assert!(!std::path::Path::new(path).exists(), "{path} still exists");
             } else {
-                let name = tenancy_core::tenant::database_of(url)
-                    .expect("db name")
-                    .to_owned();
+                let name = tenancy_tests::database_of(url).expect("db name").to_owned();
                 let sql = if test.backend == Backend::Postgres {
                     "SELECT COUNT(*) FROM pg_database WHERE datname = ?"
                 } else {
@@ -243,25 +241,45 @@ async fn check_source_gone(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn postgres_shared_schema_database_shared() {
-    chain(Backend::Postgres, &[To::Schema, To::Database, To::Shared]).await;
+    tenancy_tests::movekit::bounded(
+        module_path!(),
+        chain(Backend::Postgres, &[To::Schema, To::Database, To::Shared]),
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn postgres_shared_database_schema_shared() {
-    chain(Backend::Postgres, &[To::Database, To::Schema, To::Shared]).await;
+    tenancy_tests::movekit::bounded(
+        module_path!(),
+        chain(Backend::Postgres, &[To::Database, To::Schema, To::Shared]),
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn mysql_shared_schema_database_shared() {
-    chain(Backend::MySql, &[To::Schema, To::Database, To::Shared]).await;
+    tenancy_tests::movekit::bounded(
+        module_path!(),
+        chain(Backend::MySql, &[To::Schema, To::Database, To::Shared]),
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn mysql_shared_database_schema_shared() {
-    chain(Backend::MySql, &[To::Database, To::Schema, To::Shared]).await;
+    tenancy_tests::movekit::bounded(
+        module_path!(),
+        chain(Backend::MySql, &[To::Database, To::Schema, To::Shared]),
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sqlite_shared_database_shared() {
-    chain(Backend::Sqlite, &[To::Database, To::Shared]).await;
+    tenancy_tests::movekit::bounded(
+        module_path!(),
+        chain(Backend::Sqlite, &[To::Database, To::Shared]),
+    )
+    .await;
 }

@@ -19,7 +19,7 @@ use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ConnectOptions, ConnectionTrait, Database, DbBackend,
     EntityTrait, PaginatorTrait, Statement, TransactionTrait,
 };
-use tenancy_core::{Placement, PoolOptions, StorefrontId, Tenancy, TenancyError};
+use tenancy_core::{Placement, PoolOptions, StorefrontId, TenancyError, TenancyOptions};
 use tenancy_tests::{Backend, TestDb};
 use uuid::Uuid;
 
@@ -38,7 +38,7 @@ async fn two_hundred_databases_within_twenty_connections() {
     // From here on the process's only connections to these databases are the shared pool
     // and the tenant pools.
     test.db.close_by_ref().await.unwrap();
-    let tenancy = Tenancy::builder(shared)
+    let tenancy = TenancyOptions::new()
         .registry(entities::registry())
         .directory(Duration::from_secs(60), None)
         .pools(PoolOptions {
@@ -47,7 +47,7 @@ async fn two_hundred_databases_within_twenty_connections() {
             idle_timeout: Duration::from_secs(30),
             acquire_timeout: Duration::from_secs(30),
         })
-        .build()
+        .connect_with(shared)
         .await
         .unwrap();
 
@@ -90,9 +90,7 @@ async fn two_hundred_databases_within_twenty_connections() {
     let watcher = {
         let (watching, peak) = (Arc::clone(&watching), Arc::clone(&peak));
         let like = format!("{prefix}%");
-        let shared_db = tenancy_core::tenant::database_of(&test.url)
-            .unwrap()
-            .to_owned();
+        let shared_db = tenancy_tests::database_of(&test.url).unwrap().to_owned();
         tokio::spawn(async move {
             while watching.load(Ordering::Relaxed) {
                 let row = admin
@@ -175,7 +173,7 @@ async fn two_hundred_databases_within_twenty_connections() {
     );
 
     // A budget that stays exhausted gives a clear error naming the storefront.
-    let tight = Tenancy::builder(tenancy.shared().clone())
+    let tight = TenancyOptions::new()
         .registry(entities::registry())
         .directory(Duration::from_secs(60), None)
         .pools(PoolOptions {
@@ -184,7 +182,7 @@ async fn two_hundred_databases_within_twenty_connections() {
             idle_timeout: Duration::from_secs(30),
             acquire_timeout: Duration::from_millis(300),
         })
-        .build()
+        .connect_with(tenancy.shared().clone())
         .await
         .unwrap();
     let held = tight.connection(shops[1].0).begin().await.unwrap();

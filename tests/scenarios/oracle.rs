@@ -9,6 +9,7 @@
 use std::time::Duration;
 
 use tenancy_core::Placement;
+use tenancy_tests::on_every_backend;
 use tenancy_tests::{arena::Arena, oracle, Backend};
 
 const CORPUS: &str = include_str!("../../fuzz/corpus_src/identity_mapped.sql");
@@ -93,17 +94,9 @@ async fn bounded(backend: Backend) {
         .unwrap_or_else(|_| panic!("{backend}: the oracle did not finish within {limit:?}"));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn oracle_sqlite() {
-    bounded(Backend::Sqlite).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn oracle_postgres() {
-    bounded(Backend::Postgres).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn oracle_mysql() {
-    bounded(Backend::MySql).await;
-}
+on_every_backend!(
+    differential,
+    bounded,
+    flavor = "multi_thread",
+    worker_threads = 2
+);

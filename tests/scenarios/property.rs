@@ -13,7 +13,7 @@ use sea_orm::{
     ColumnTrait, Condition, DatabaseConnection, EntityTrait, JoinType, Order as SortOrder,
     QueryFilter, QueryOrder, QuerySelect, RelationTrait, Select,
 };
-use tenancy_core::{StorefrontId, Tenancy, TenantConnection};
+use tenancy_core::{StorefrontId, TenancyOptions, TenantConnection};
 use tenancy_tests::{Backend, TestDb};
 use uuid::Uuid;
 
@@ -220,7 +220,13 @@ fn property(backend: Backend, cases: u32) {
     };
     let shops: Vec<StorefrontId> = (0..3).map(|_| StorefrontId::new_random()).collect();
     rt.block_on(seed(&test.db, &shops));
-    let tenancy = Tenancy::with_registry(test.db.clone(), entities::registry());
+    let tenancy = rt
+        .block_on(
+            TenancyOptions::new()
+                .registry(entities::registry())
+                .connect_with(test.db.clone()),
+        )
+        .expect("tenancy");
     let conns: Vec<TenantConnection> = shops.iter().map(|s| tenancy.connection(*s)).collect();
     // A fourth storefront with no rows at all.
     let empty = tenancy.connection(StorefrontId::new_random());

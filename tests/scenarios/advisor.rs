@@ -6,7 +6,7 @@ use std::time::Duration;
 use entities::prelude::*;
 use migration::Migrator;
 use sea_orm::{EntityTrait, PaginatorTrait};
-use tenancy_core::{config::TenancyConfig, Placement, StorefrontId, Tenancy, TenantType};
+use tenancy_core::{config::TenancyConfig, Placement, StorefrontId, TenancyOptions, TenantType};
 use tenancy_tests::{matrix::seed, Backend, TestDb};
 
 async fn advisor(backend: Backend) {
@@ -22,10 +22,10 @@ tenant_strategy:
         test.url
     ))
     .unwrap();
-    let tenancy = Tenancy::builder(test.db.clone())
+    let tenancy = TenancyOptions::new()
         .registry(entities::registry())
         .directory(Duration::from_secs(30), None)
-        .build()
+        .connect_with(test.db.clone())
         .await
         .unwrap();
     let big = StorefrontId::new_random();

@@ -9,7 +9,8 @@ use migration::Migrator;
 use sea_orm::{
     ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait, PaginatorTrait, Statement,
 };
-use tenancy_core::{Placement, PoolOptions, StorefrontId, Tenancy, TenancyError};
+use tenancy_core::{Placement, PoolOptions, StorefrontId, TenancyError, TenancyOptions};
+use tenancy_tests::on_every_backend;
 use tenancy_tests::{matrix::seed, migrators::BrokenMigrator, Backend, TestDb};
 
 async fn schema_exists(db: &DatabaseConnection, schema: &str) -> bool {
@@ -29,19 +30,19 @@ async fn schema_exists(db: &DatabaseConnection, schema: &str) -> bool {
 }
 
 fn database_name(url: &str) -> String {
-    tenancy_core::tenant::database_of(url).unwrap().to_owned()
+    tenancy_tests::database_of(url).unwrap().to_owned()
 }
 
 async fn provisioning(backend: Backend) {
     let Some(test) = TestDb::migrated(backend).await else {
         return;
     };
-    let tenancy = Tenancy::builder(test.db.clone())
+    let tenancy = TenancyOptions::new()
         .registry(entities::registry())
         .shared_url(test.url.clone())
         .directory(Duration::from_secs(30), None)
         .pools(PoolOptions::default())
-        .build()
+        .connect_with(test.db.clone())
         .await
         .unwrap();
     let directory = tenancy.directory().unwrap().clone();
@@ -186,17 +187,4 @@ async fn provisioning(backend: Backend) {
     test.teardown().await;
 }
 
-#[tokio::test]
-async fn provisioning_postgres() {
-    provisioning(Backend::Postgres).await;
-}
-
-#[tokio::test]
-async fn provisioning_mysql() {
-    provisioning(Backend::MySql).await;
-}
-
-#[tokio::test]
-async fn provisioning_sqlite() {
-    provisioning(Backend::Sqlite).await;
-}
+on_every_backend!(provisioning, provisioning);

@@ -31,6 +31,7 @@ mod unparsed;
 
 use std::time::Duration;
 
+use tenancy_tests::on_every_backend;
 use tenancy_tests::{arena::Arena, Backend};
 
 /// The whole run of one backend fails instead of hanging past this.
@@ -81,17 +82,9 @@ async fn bounded(backend: Backend) {
         .unwrap_or_else(|_| panic!("{backend}: the attacks did not finish within {LIMIT:?}"));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn fail_closed_sqlite() {
-    bounded(Backend::Sqlite).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn fail_closed_postgres() {
-    bounded(Backend::Postgres).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn fail_closed_mysql() {
-    bounded(Backend::MySql).await;
-}
+on_every_backend!(
+    fail_closed,
+    bounded,
+    flavor = "multi_thread",
+    worker_threads = 2
+);

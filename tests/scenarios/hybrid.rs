@@ -5,7 +5,8 @@
 use std::time::Duration;
 
 use migration::Migrator;
-use tenancy_core::{Placement, PoolOptions, StorefrontId, Tenancy, TenancyError};
+use tenancy_core::{Placement, PoolOptions, StorefrontId, TenancyError, TenancyOptions};
+use tenancy_tests::on_every_backend;
 use tenancy_tests::{
     matrix::{check_reads, check_writes, seed, Seeded},
     Backend, TestDb,
@@ -37,7 +38,7 @@ async fn hybrid(backend: Backend) {
     let Some(test) = TestDb::migrated(backend).await else {
         return;
     };
-    let tenancy = Tenancy::builder(test.db.clone())
+    let tenancy = TenancyOptions::new()
         .registry(entities::registry())
         .shared_url(test.url.clone())
         .directory(Duration::from_secs(30), None)
@@ -46,7 +47,7 @@ async fn hybrid(backend: Backend) {
             per_tenant: 2,
             ..PoolOptions::default()
         })
-        .build()
+        .connect_with(test.db.clone())
         .await
         .expect("tenancy");
 
@@ -191,17 +192,4 @@ async fn hybrid(backend: Backend) {
     test.teardown().await;
 }
 
-#[tokio::test]
-async fn hybrid_postgres() {
-    hybrid(Backend::Postgres).await;
-}
-
-#[tokio::test]
-async fn hybrid_mysql() {
-    hybrid(Backend::MySql).await;
-}
-
-#[tokio::test]
-async fn hybrid_sqlite() {
-    hybrid(Backend::Sqlite).await;
-}
+on_every_backend!(hybrid, hybrid);

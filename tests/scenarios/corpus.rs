@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use sea_orm::{DbBackend, Statement, Value};
 use sqlparser::dialect::{Dialect, MySqlDialect, PostgreSqlDialect, SQLiteDialect};
-use tenancy_core::{Rewriter, StorefrontId, TenancyError};
+use tenancy_core::{rewrite::Rewriter, StorefrontId, TenancyError};
 use tenancy_tests::confinement;
 
 const CORPUS: &str = include_str!("../../fuzz/corpus_src/identity_mapped.sql");

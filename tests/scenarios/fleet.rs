@@ -10,8 +10,9 @@ use migration::Migrator;
 use sea_orm::ConnectionTrait;
 use tenancy_core::{
     fleet::{FleetOptions, Outcome},
-    Placement, PoolOptions, StorefrontId, Tenancy,
+    Placement, PoolOptions, StorefrontId, TenancyOptions,
 };
+use tenancy_tests::on_every_backend;
 use tenancy_tests::{migrators::MigratorV2, Backend, TestDb};
 
 const PROBE: &str = "m20990101_000001_fleet_probe";
@@ -20,12 +21,12 @@ async fn fleet(backend: Backend) {
     let Some(test) = TestDb::migrated(backend).await else {
         return;
     };
-    let tenancy = Tenancy::builder(test.db.clone())
+    let tenancy = TenancyOptions::new()
         .registry(entities::registry())
         .shared_url(test.url.clone())
         .directory(Duration::from_secs(30), None)
         .pools(PoolOptions::default())
-        .build()
+        .connect_with(test.db.clone())
         .await
         .unwrap();
     let q = if backend == Backend::MySql { '`' } else { '"' };
@@ -185,17 +186,4 @@ async fn fleet(backend: Backend) {
     test.teardown().await;
 }
 
-#[tokio::test]
-async fn fleet_postgres() {
-    fleet(Backend::Postgres).await;
-}
-
-#[tokio::test]
-async fn fleet_mysql() {
-    fleet(Backend::MySql).await;
-}
-
-#[tokio::test]
-async fn fleet_sqlite() {
-    fleet(Backend::Sqlite).await;
-}
+on_every_backend!(fleet, fleet);

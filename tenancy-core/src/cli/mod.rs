@@ -1,0 +1,144 @@
+//! The operator CLI, as a library entry point the application's migration crate calls
+//! (the way sea-orm-migration's `cli::run_cli` works), so `cargo run -p migration -- <command>`
+//! is the operator tool:
+//!
+//! ```no_run
+//! // migration/src/main.rs
+//! #[tokio::main]
+//! async fn main() -> std::process::ExitCode {
+//! #   struct Migrator;
+//! #   #[async_trait::async_trait]
+//! #   impl sea_orm_migration::MigratorTrait for Migrator {
+//! #       fn migrations() -> Vec<Box<dyn sea_orm_migration::MigrationTrait>> { vec![] }
+//! #   }
+//!     tenancy_core::cli::run_cli::<Migrator>().await
+//! }
+//! ```
+//!
+//! Commands: `storefront list|create|show|drop`, `migrate up|down|status`,
+//! `move start|status|resume|cutover|rollback|complete`, `plan`, `config check`.
+//! Human-readable tables by default, `--json` for scripts. Exit codes: 0 success, 1 the
+//! operation failed (for a fleet: at least one storefront failed), 2 bad usage or
+//! configuration.
+//!
+//! Inside: `args` is what clap parses; one function per subcommand in `storefront`,
+//! `migrate`, `moves` and `plan`, each returning a report that `render` prints as text or
+//! JSON.
+
+mod args;
+mod migrate;
+mod moves;
+mod plan;
+mod render;
+mod storefront;
+
+use std::{ffi::OsString, process::ExitCode};
+
+use clap::Parser;
+use sea_orm_migration::MigratorTrait;
+
+use self::{
+    args::{Cli, Command, ConfigCommand, MigrateCommand, StorefrontCommand},
+    render::Report,
+};
+use crate::{config::TenancyConfig, Registry, StorefrontId, Tenancy, TenancyError};
+
+/// Parses the process arguments, runs the command, prints, and returns the exit code.
+/// The scoped tables are those registered by `#[tenant_scoped]` entities linked into the
+/// binary; pass them explicitly with [`run_cli_with`] when the entities live in a crate the
+/// binary does not otherwise use.
+pub async fn run_cli<M: MigratorTrait>() -> ExitCode {
+    run_cli_from::<M>(std::env::args_os(), Registry::from_entities()).await
+}
+
+/// [`run_cli`] with an explicit registry of scoped tables (e.g. `entities::registry()`).
+pub async fn run_cli_with<M: MigratorTrait>(registry: Registry) -> ExitCode {
+    run_cli_from::<M>(std::env::args_os(), registry).await
+}
+
+/// [`run_cli`] with explicit arguments (the first is the program name).
+pub async fn run_cli_from<M: MigratorTrait>(
+    args: impl IntoIterator<Item = OsString>,
+    registry: Registry,
+) -> ExitCode {
+    let cli = match Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        Err(e) => {
+            let code = if e.use_stderr() { 2 } else { 0 };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    let json = cli.json;
+    match run::<M>(cli, registry).await {
+        Ok(report) => {
+            report.print(json);
+            if report.is_ok() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            }
+        }
+        Err(e) => {
+            render::print_error(&e, json);
+            let usage = matches!(
+                e,
+                TenancyError::Config { .. }
+                    | TenancyError::InvalidStorefrontId { .. }
+                    | TenancyError::InvalidName { .. }
+                    | TenancyError::NotConfirmed { .. }
+            );
+            ExitCode::from(if usage { 2 } else { 1 })
+        }
+    }
+}
+
+/// What every subcommand that touches the fleet gets.
+struct Context {
+    tenancy: Tenancy,
+    config: TenancyConfig,
+    json: bool,
+}
+
+async fn run<M: MigratorTrait>(cli: Cli, registry: Registry) -> Result<Report, TenancyError> {
+    let config = TenancyConfig::from_file(&cli.config)?;
+    if let Command::Config(ConfigCommand::Check) = &cli.command {
+        return Ok(plan::config_check(&cli.config, &config));
+    }
+    let tenancy = Tenancy::connect_with(&config, registry).await?;
+    tenancy.require_directory()?;
+    let cx = Context {
+        tenancy,
+        config,
+        json: cli.json,
+    };
+    match cli.command {
+        Command::Config(ConfigCommand::Check) => Ok(plan::config_check(&cli.config, &cx.config)),
+        Command::Storefront(StorefrontCommand::List) => storefront::list(&cx).await,
+        Command::Storefront(StorefrontCommand::Create(args)) => {
+            storefront::create::<M>(&cx, args).await
+        }
+        Command::Storefront(StorefrontCommand::Show { id }) => storefront::show(&cx, &id).await,
+        Command::Storefront(StorefrontCommand::Drop { id, confirm }) => {
+            storefront::drop(&cx, &id, &confirm).await
+        }
+        Command::Migrate(MigrateCommand::Up(args)) => migrate::up::<M>(&cx, args).await,
+        Command::Migrate(MigrateCommand::Down { fleet, steps }) => {
+            migrate::down::<M>(&cx, fleet, steps).await
+        }
+        Command::Migrate(MigrateCommand::Status(args)) => migrate::status::<M>(&cx, args).await,
+        Command::Move(command) => moves::run::<M>(&cx, command).await,
+        Command::Plan => plan::plan(&cx).await,
+    }
+}
+
+/// The storefronts named by repeated `--storefront` flags (`None`: all of them).
+fn storefronts(ids: &[String]) -> Result<Option<Vec<StorefrontId>>, TenancyError> {
+    if ids.is_empty() {
+        return Ok(None);
+    }
+    ids.iter()
+        .map(|s| s.parse())
+        .collect::<Result<Vec<_>, _>>()
+        .map(Some)
+}

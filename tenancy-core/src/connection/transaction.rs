@@ -1,0 +1,216 @@
+//! [`TenantTransaction`]: a transaction confined to one storefront.
+
+use std::{
+    future::Future,
+    pin::Pin,
+    sync::{atomic::AtomicBool, Arc},
+};
+
+use sea_orm::{
+    ConnectionTrait, DatabaseTransaction, DbBackend, DbErr, Statement, StreamTrait,
+    TransactionError, TransactionSession, TransactionStream,
+};
+
+use super::{
+    fence, forget, refuse_global_join,
+    traits::{connection_traits, Answer, Begin, Call},
+    PlacementCache,
+};
+use crate::{pool::Lease, stats::QueryStats, tenancy::Inner, StorefrontId};
+
+/// A transaction confined to one storefront; nested `begin` opens a savepoint.
+pub struct TenantTransaction {
+    stats: Arc<QueryStats>,
+    inner: Arc<Inner>,
+    storefront: StorefrontId,
+    /// The connection's placement cache, forgotten if a fence refuses a statement here.
+    placement: PlacementCache,
+    schema: Option<String>,
+    /// Runs in the storefront's own database.
+    own_database: bool,
+    txn: DatabaseTransaction,
+    /// Keeps the tenant pool open while the transaction lives.
+    _lease: Option<Arc<Lease>>,
+    /// Set when a move's fence refused one of its statements (shared with nested ones).
+    fenced: Arc<AtomicBool>,
+}
+
+impl std::fmt::Debug for TenantTransaction {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TenantTransaction")
+            .field("storefront", &self.storefront)
+            .finish()
+    }
+}
+
+impl TenantTransaction {
+    /// The storefront this transaction is confined to.
+    pub fn storefront(&self) -> StorefrontId {
+        self.storefront
+    }
+
+    /// A transaction cannot be replayed, so a fenced statement fails it; the connection's
+    /// placement is forgotten so that the caller's retry starts on the new placement. A
+    /// serialization failure or a deadlock is marked the same way: a repeatable-read
+    /// transaction whose snapshot predates a move's fence meets the fence as 40001, not as
+    /// the fence's error, and any such transaction may run again whole.
+    fn fenced<T>(&self, result: Result<T, DbErr>) -> Result<T, DbErr> {
+        if let Err(e) = &result {
+            use crate::backend::{classify, ErrorClass};
+            if fence::is_retryable(e)
+                || matches!(
+                    classify(e),
+                    ErrorClass::SerializationFailure | ErrorClass::Deadlock
+                )
+            {
+                forget(&self.inner, self.storefront, &self.placement);
+                self.fenced
+                    .store(true, std::sync::atomic::Ordering::Relaxed);
+            }
+        }
+        result
+    }
+
+    fn confine(&self, stmt: Statement) -> Result<Statement, DbErr> {
+        let confined =
+            self.inner
+                .rewriter
+                .confine(stmt, &self.storefront, self.schema.as_deref())?;
+        if self.own_database && confined.scoped {
+            refuse_global_join(&confined)?;
+        }
+        Ok(confined.statement)
+    }
+
+    /// A transaction of `inner`'s tenancy, begun by a [`TenantConnection`](super::TenantConnection).
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "one call site: TenantConnection::open"
+    )]
+    pub(crate) fn new(
+        inner: Arc<Inner>,
+        storefront: StorefrontId,
+        stats: Arc<QueryStats>,
+        placement: PlacementCache,
+        schema: Option<String>,
+        own_database: bool,
+        txn: DatabaseTransaction,
+        lease: Option<Arc<Lease>>,
+    ) -> Self {
+        Self {
+            stats,
+            inner,
+            storefront,
+            placement,
+            schema,
+            own_database,
+            txn,
+            _lease: lease,
+            fenced: Arc::default(),
+        }
+    }
+
+    /// Set once a fence refused one of its statements (shared with nested transactions).
+    pub(crate) fn fenced_flag(&self) -> Arc<AtomicBool> {
+        Arc::clone(&self.fenced)
+    }
+
+    fn backend(&self) -> DbBackend {
+        ConnectionTrait::get_database_backend(&self.txn)
+    }
+
+    fn returning(&self) -> bool {
+        self.txn.support_returning()
+    }
+
+    /// What `timed` records for this transaction.
+    fn observed(&self) -> (&QueryStats, StorefrontId, &PlacementCache) {
+        (&self.stats, self.storefront, &self.placement)
+    }
+
+    /// Confines a statement and runs it in this transaction.
+    async fn call(&self, call: Call) -> Result<Answer, DbErr> {
+        let stmt = self.confine(call.statement().clone())?;
+        self.fenced(call.with(stmt).run(&self.txn).await)
+    }
+
+    /// Begins a nested transaction (a savepoint).
+    async fn open(&self, begin: Begin) -> Result<TenantTransaction, DbErr> {
+        Ok(self.wrap(begin.on(&self.txn).await?))
+    }
+
+    fn wrap(&self, txn: DatabaseTransaction) -> TenantTransaction {
+        TenantTransaction {
+            stats: Arc::clone(&self.stats),
+            inner: Arc::clone(&self.inner),
+            storefront: self.storefront,
+            placement: Arc::clone(&self.placement),
+            schema: self.schema.clone(),
+            own_database: self.own_database,
+            txn,
+            _lease: self._lease.clone(),
+            fenced: Arc::clone(&self.fenced),
+        }
+    }
+
+    /// Commits the transaction (or releases the savepoint).
+    pub async fn commit(self) -> Result<(), DbErr> {
+        self.txn.commit().await
+    }
+
+    /// Rolls the transaction back (or to the savepoint).
+    pub async fn rollback(self) -> Result<(), DbErr> {
+        self.txn.rollback().await
+    }
+
+    pub(crate) async fn run<F, T, E>(self, callback: F) -> Result<T, TransactionError<E>>
+    where
+        F: for<'c> FnOnce(
+                &'c TenantTransaction,
+            ) -> Pin<Box<dyn Future<Output = Result<T, E>> + Send + 'c>>
+            + Send,
+        T: Send,
+        E: std::fmt::Display + std::fmt::Debug + Send,
+    {
+        let result = callback(&self).await.map_err(TransactionError::Transaction);
+        if result.is_ok() {
+            self.commit().await.map_err(TransactionError::Connection)?;
+        } else {
+            self.rollback()
+                .await
+                .map_err(TransactionError::Connection)?;
+        }
+        result
+    }
+}
+
+connection_traits!(TenantTransaction);
+
+#[async_trait::async_trait]
+impl TransactionSession for TenantTransaction {
+    async fn commit(self) -> Result<(), DbErr> {
+        TenantTransaction::commit(self).await
+    }
+
+    async fn rollback(self) -> Result<(), DbErr> {
+        TenantTransaction::rollback(self).await
+    }
+}
+
+impl StreamTrait for TenantTransaction {
+    type Stream<'a> = TransactionStream<'a>;
+
+    fn get_database_backend(&self) -> DbBackend {
+        StreamTrait::get_database_backend(&self.txn)
+    }
+
+    fn stream_raw<'a>(
+        &'a self,
+        stmt: Statement,
+    ) -> Pin<Box<dyn Future<Output = Result<TransactionStream<'a>, DbErr>> + 'a + Send>> {
+        Box::pin(async move {
+            let stmt = self.confine(stmt)?;
+            self.txn.stream_raw(stmt).await
+        })
+    }
+}

@@ -1,0 +1,122 @@
+//! Completion: once the retention window has passed, the old side's copy is deleted.
+
+use std::time::Duration;
+
+use chrono::Utc;
+
+use super::{
+    capture, move_err,
+    side::{self, Side, TableMeta},
+    transfer, HaltAt, MoveRecord, Mover, Phase,
+};
+use crate::{Placement, StorefrontId, TenancyError};
+
+impl Mover {
+    /// Deletes the storefront's copy on a side that no longer serves it.
+    pub(super) async fn abandon(
+        &self,
+        side: &Side,
+        tables: &[TableMeta],
+        sf: StorefrontId,
+    ) -> Result<(), TenancyError> {
+        let delete_rows = matches!(side.placement, Placement::Shared)
+            || side.backend == sea_orm::DbBackend::Sqlite;
+        if !delete_rows {
+            // The schema or database is dropped whole (its triggers with it).
+            return self.tenancy.drop_container(sf, &side.placement).await;
+        }
+        // The rows go behind the fence, deleted as the mover: a process that still writes
+        // there is refused (and retries on the side that serves) instead of having its
+        // write acknowledged and then deleted. The capture goes last. (A SQLite file is
+        // attached to the mover's connection; it is unlinked once closed.)
+        // The mover enters from the guard the side has: none on an old source, the target
+        // guard on a target abandoned before its cutover.
+        let guard = match capture::set_fence(side, sf, true).await {
+            Ok(()) => capture::current_guard(side, sf).await?,
+            Err(_) => None,
+        };
+        transfer::clear(side, tables, sf, guard).await?;
+        capture::remove(side, sf, tables).await
+    }
+
+    /// Finishes a switched move: deletes the source copy and the target's capture. Refused
+    /// before the retention window has passed, unless `force`. Once begun, the move can no
+    /// longer be rolled back; a `complete` that stopped halfway is finished by calling it
+    /// (or `resume`) again.
+    pub async fn complete(
+        &self,
+        storefront: StorefrontId,
+        force: bool,
+    ) -> Result<MoveRecord, TenancyError> {
+        let record = self.take(storefront).await?;
+        let (id, token) = (record.id, record.lease);
+        let result = self.complete_held(record, force).await;
+        self.give_back(id, token, result).await
+    }
+
+    /// [`Self::complete`] of a move whose lease this mover holds.
+    pub(super) async fn complete_held(
+        &self,
+        mut record: MoveRecord,
+        force: bool,
+    ) -> Result<MoveRecord, TenancyError> {
+        let storefront = record.storefront;
+        if !matches!(record.phase, Phase::Switched | Phase::Completing) {
+            return Err(move_err(
+                &record,
+                "only a move that has cut over can be completed",
+            ));
+        }
+        if let (Phase::Switched, Some(at)) = (record.phase, record.cutover_at) {
+            let elapsed = (Utc::now() - at).to_std().unwrap_or_default();
+            if !force && elapsed < self.opts.retention {
+                return Err(move_err(
+                    &record,
+                    format!(
+                        "the retention window ({}) has not passed: {} left (use force to complete now)",
+                        humantime::format_duration(self.opts.retention),
+                        humantime::format_duration(Duration::from_secs((self.opts.retention - elapsed).as_secs()))
+                    ),
+                ));
+            }
+        }
+        // No process may still write to the source when its copy goes: a directory cache
+        // entry lives one TTL and a connection's placement one more (`TenantConnection`
+        // resolves again after that), so by the cutover plus twice the TTL every process has
+        // let go of the source. (All processes share the configured `directory_cache`.)
+        if let Some(at) = record.cutover_at {
+            let settle = self.tenancy.directory_ttl() * 2 + Duration::from_millis(100);
+            let since = (Utc::now() - at).to_std().unwrap_or_default();
+            if since < settle {
+                self.wait_holding(&record, settle - since).await?;
+            }
+        }
+        // Recorded before anything is deleted: from here a rollback is refused.
+        if record.phase == Phase::Switched {
+            record.phase = Phase::Completing;
+            record.error = None;
+            self.save(&mut record).await?;
+        }
+        let run = self.open(record.clone()).await?;
+        let sf = storefront;
+        let result = async {
+            capture::remove(&run.target, sf, &run.tables).await?;
+            self.halt(&record, HaltAt::MidComplete)?;
+            self.abandon(&run.source, &run.tables, sf).await
+        }
+        .await;
+        let sqlite_file = match (&run.source.placement, run.source.backend) {
+            (Placement::Database { url }, sea_orm::DbBackend::Sqlite) => side::sqlite_file(url),
+            _ => None,
+        };
+        run.close().await;
+        result?;
+        if let Some(file) = sqlite_file {
+            crate::backend::database::remove_sqlite_file(&file);
+        }
+        record.phase = Phase::Completed;
+        record.error = None;
+        self.save(&mut record).await?;
+        Ok(record)
+    }
+}

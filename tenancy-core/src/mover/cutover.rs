@@ -1,0 +1,225 @@
+//! The cutover: fence the source, drain the last changes behind the fence, check them,
+//! flip the directory.
+
+use std::{collections::BTreeMap, time::Instant};
+
+use chrono::Utc;
+use sea_orm_migration::MigratorTrait;
+
+use super::{
+    capture, move_err,
+    side::{Side, TableMeta},
+    transfer, validate, HaltAt, MoveRecord, Mover, Phase, Run,
+};
+use crate::{Placement, StorefrontId, TenancyError, TenantState};
+
+impl Mover {
+    /// Runs the move through the cutover (first catching up and validating if needed).
+    pub async fn cutover<M: MigratorTrait>(
+        &self,
+        storefront: StorefrontId,
+    ) -> Result<MoveRecord, TenancyError> {
+        let mut record = self.take(storefront).await?;
+        let (id, token) = (record.id, record.lease);
+        let result = self.drive::<M>(&mut record, true).await;
+        self.give_back(id, token, result).await
+    }
+
+    /// Flips the directory to the target and records the move as switched, in one
+    /// transaction of the shared database (both tables live there): no crash or lost
+    /// reply can leave the directory pointing at the target while the move still says
+    /// `cutover`, and a mover that lost its lease flips nothing.
+    async fn switch(&self, record: &mut MoveRecord) -> Result<(), TenancyError> {
+        use sea_orm::TransactionTrait;
+        let directory = self.tenancy.require_directory()?;
+        record.updated_at = Utc::now();
+        let txn = self.tenancy.shared().begin().await?;
+        directory
+            .put_on(&txn, record.storefront, &record.target, TenantState::Active)
+            .await?;
+        super::store::save(&txn, record, self.opts.lease).await?;
+        txn.commit().await?;
+        let _ = directory.get(record.storefront).await;
+        self.observed(record);
+        Ok(())
+    }
+
+    /// Lets the target take the storefront's writes once the directory names it: with
+    /// rollback enabled its guard is lifted (the triggers log every change, for a
+    /// rollback); without, its capture is removed. Until then a process that already reads
+    /// the new placement is refused with the fence error and retries, as on the source.
+    ///
+    /// Tried again (for up to the tenancy's fence wait) when it fails: until it succeeds
+    /// no side takes the storefront's writes.
+    pub(super) async fn open_target(
+        &self,
+        record: &MoveRecord,
+        target: &Side,
+        tables: &[TableMeta],
+    ) -> Result<(), TenancyError> {
+        let sf = record.storefront;
+        let logging = record
+            .progress
+            .rollback_enabled
+            .unwrap_or(self.opts.rollback_enabled);
+        let mut backoff = crate::connection::fence::Backoff::new(self.tenancy.fence_wait());
+        loop {
+            let attempt = if logging {
+                capture::unguard(target, sf).await
+            } else {
+                capture::remove(target, sf, tables).await
+            };
+            match attempt {
+                Ok(()) => return Ok(()),
+                Err(e) if backoff.may_retry() => {
+                    tracing::warn!(storefront = %sf, "lifting the target guard failed, trying again: {e}");
+                    backoff.pause().await;
+                }
+                Err(e) => {
+                    return Err(move_err(
+                        record,
+                        format!("the directory names the target, but its guard could not be lifted (no side takes the storefront's writes until `resume` lifts it): {e}"),
+                    ))
+                }
+            }
+        }
+    }
+
+    /// Fences the source, drains and checks the last changes, flips the directory.
+    pub(super) async fn fence_and_switch(&self, run: &mut Run) -> Result<(), TenancyError> {
+        let sf = run.record.storefront;
+        let directory = self.tenancy.require_directory()?;
+        if directory
+            .get(sf)
+            .await?
+            .is_some_and(|r| r.placement == run.record.target)
+        {
+            // The flip happened (a record from before flips were transactional): the move
+            // is switched; running the cutover again would replay the fenced source over
+            // the target's newer writes.
+            run.record.cutover_at.get_or_insert_with(Utc::now);
+            self.advance(&mut run.record, Phase::Switched).await?;
+            return self
+                .open_target(&run.record, &run.target, &run.tables)
+                .await;
+        }
+        // Capture on the target is there since `prepare` (it carries the target guard), so
+        // once the target serves every change there is logged. It is not installed again
+        // here: on MySQL that drops and creates each trigger, a moment with none.
+        // Open this process's pool for the target before the pause, so the first statement
+        // after the flip does not wait for a new connection.
+        if let (Placement::Database { url }, Some(pools)) =
+            (&run.record.target, self.tenancy.pools())
+        {
+            let _ = pools.lease(url, sf).await;
+        }
+        // Bring the lag down before fencing, so the pause is short.
+        self.catch_up(run, false).await?;
+        // Check the rows changed since the full validation now, while writes flow, so that
+        // behind the fence only rows changed after the last catch-up round need checking.
+        // A row may differ here only because it changed again after that round: then it has
+        // a changelog entry newer than the round (read after the comparison, so it is seen),
+        // and the fenced check covers it. Any other difference leaves the fenced check to
+        // cover everything since the full validation (and fail).
+        if self.opts.validation_enabled {
+            let round = run.record.progress.round;
+            let since = run.record.progress.validated_round.unwrap_or(0);
+            let changed = capture::keys_since(&run.source, sf, &run.kinds, since).await?;
+            let mut differing = BTreeMap::new();
+            for meta in &run.tables {
+                if let Some(keys) = changed.get(&meta.name) {
+                    let diff =
+                        validate::differing_keys(&run.source, &run.target, meta, sf, keys).await?;
+                    if !diff.is_empty() {
+                        differing.insert(meta.name.clone(), diff);
+                    }
+                }
+            }
+            let moving = if differing.is_empty() {
+                BTreeMap::new()
+            } else {
+                capture::keys_since(&run.source, sf, &run.kinds, round).await?
+            };
+            let clean = differing.iter().all(|(table, keys)| {
+                moving
+                    .get(table)
+                    .is_some_and(|still| keys.iter().all(|k| still.contains(k)))
+            });
+            if clean {
+                run.record.progress.validated_round = Some(round);
+            }
+        }
+        // A full lease for the fenced part: behind the fence nothing is saved.
+        self.renew(&run.record).await?;
+        let fenced_at = Instant::now();
+        capture::set_fence(&run.source, sf, true).await?;
+        let result = async {
+            self.catch_up(run, true).await?;
+            if self.opts.validation_enabled {
+                let since = run.record.progress.validated_round.unwrap_or(0);
+                let changed = capture::keys_since(&run.source, sf, &run.kinds, since).await?;
+                validate::changed_rows(&run.source, &run.target, &run.tables, sf, &changed).await?;
+            }
+            // Inserts on the target will draw keys from its own sequences.
+            transfer::advance_sequences(&run.target, &run.tables).await?;
+            self.halt(&run.record, HaltAt::MidCutover)?;
+            // The source stays fenced from here on: a process with a stale directory cache
+            // is refused there, refreshes, and finds the target.
+            run.record.phase = Phase::Switched;
+            run.record.error = None;
+            run.record.cutover_at = Some(Utc::now());
+            run.record.progress.pause_ms =
+                Some(u64::try_from(fenced_at.elapsed().as_millis()).unwrap_or(u64::MAX));
+            run.record.progress.rollback_enabled = Some(self.opts.rollback_enabled);
+            self.switch(&mut run.record).await?;
+            self.halt(&run.record, HaltAt::BeforeUnguard)?;
+            self.open_target(&run.record, &run.target, &run.tables)
+                .await?;
+            self.halt(&run.record, HaltAt::AfterFlip)?;
+            self.halt(&run.record, HaltAt::After(Phase::Cutover))
+        }
+        .await;
+        match result {
+            Ok(()) => Ok(()),
+            Err(e @ TenancyError::Halted { .. }) if run.record.phase == Phase::Cutover => Err(e),
+            Err(e) => {
+                // Which side serves is what the directory says, read back now: the source
+                // may serve again only if the flip did not happen.
+                let flipped = directory
+                    .get(sf)
+                    .await
+                    .map(|r| r.is_some_and(|r| r.placement == run.record.target));
+                match flipped {
+                    // Switched (the record says so too: same transaction); the source stays
+                    // fenced.
+                    Ok(true) => run.record.phase = Phase::Switched,
+                    Ok(false) if self.renew(&run.record).await.is_err() => {
+                        // Another mover holds the move now (it may be cutting over): the
+                        // fence is its to lower.
+                        run.record.phase = Phase::Cutover;
+                        run.record.cutover_at = None;
+                    }
+                    Ok(false) => {
+                        // Serve from the source again while the operator looks at the problem.
+                        run.record.phase = if matches!(e, TenancyError::Validation { .. }) {
+                            Phase::CatchUp
+                        } else {
+                            Phase::Cutover
+                        };
+                        run.record.cutover_at = None;
+                        run.record.progress.pause_ms = None;
+                        run.record.progress.rollback_enabled = None;
+                        let _ = capture::set_fence(&run.source, sf, false).await;
+                    }
+                    // Unknown: the fence stays up (no side takes writes rather than two);
+                    // `resume` reads the directory again and finishes either way.
+                    Err(_) => {
+                        run.record.phase = Phase::Cutover;
+                        run.record.cutover_at = None;
+                    }
+                }
+                Err(e)
+            }
+        }
+    }
+}

@@ -1,0 +1,161 @@
+//! Rollback: before the cutover the target is dropped; after it, the target's changes are
+//! replayed onto the source and the directory flips back.
+
+use std::time::Duration;
+
+use super::{capture, move_err, side, transfer, validate, MoveRecord, Mover, Phase, Run};
+use crate::{Placement, StorefrontId, TenancyError, TenantState};
+
+impl Mover {
+    /// Rolls the move back. Before the cutover the target is dropped; after it, the changes
+    /// made on the target since the cutover are replayed onto the source, the directory
+    /// flips back and then the target is dropped.
+    pub async fn rollback(&self, storefront: StorefrontId) -> Result<MoveRecord, TenancyError> {
+        let record = self.take(storefront).await?;
+        let (id, token) = (record.id, record.lease);
+        let result = self.rollback_held(record).await;
+        self.give_back(id, token, result).await
+    }
+
+    /// [`Self::rollback`] of a move whose lease this mover holds.
+    pub(super) async fn rollback_held(
+        &self,
+        mut record: MoveRecord,
+    ) -> Result<MoveRecord, TenancyError> {
+        let storefront = record.storefront;
+        if record.phase == Phase::Completing {
+            return Err(move_err(
+                &record,
+                "completing the move has begun (the target's change capture may be gone, so its writes could not be replayed onto the source): finish it with `complete`, then move the storefront back if needed",
+            ));
+        }
+        let directory = self.tenancy.require_directory()?;
+        let serving = directory.get(storefront).await?.map(|r| r.placement);
+        let after_cutover =
+            record.phase == Phase::Switched || serving.as_ref() == Some(&record.target);
+        // Whether the target logged its changes was decided by the cutover and recorded.
+        let enabled = record
+            .progress
+            .rollback_enabled
+            .unwrap_or(self.opts.rollback_enabled);
+        if after_cutover && !enabled {
+            return Err(move_err(
+                &record,
+                "the move was cut over with rollback disabled (the target logged no changes to replay); move the storefront back instead",
+            ));
+        }
+        record.phase = Phase::RollingBack;
+        record.error = None;
+        self.save(&mut record).await?;
+        let mut warnings = Vec::new();
+        let opened = self.open(record.clone()).await;
+        match opened {
+            Ok(mut run) => {
+                let result = self.reverse(&mut run, after_cutover, &mut warnings).await;
+                run.record.error = None;
+                record = run.record.clone();
+                let target_file = match (&run.target.placement, run.target.backend) {
+                    (Placement::Database { url }, sea_orm::DbBackend::Sqlite) => {
+                        side::sqlite_file(url)
+                    }
+                    _ => None,
+                };
+                run.close().await;
+                if let (Ok(()), Some(file)) = (&result, target_file) {
+                    crate::backend::database::remove_sqlite_file(&file);
+                }
+                if let Err(e) = result {
+                    record.error = Some(e.to_string());
+                    self.save(&mut record).await?;
+                    return Err(e);
+                }
+            }
+            Err(e) if !after_cutover => {
+                // The target is unreachable: restore the source alone; the target's leftovers
+                // are reported for the operator.
+                warnings.push(format!(
+                    "target not reachable, its storage was left behind: {e}"
+                ));
+                let source = side::open_source(&self.tenancy, &record.source).await?;
+                let tables = side::tables(&self.tenancy, &source, &source).await?;
+                let _ = capture::set_fence(&source, storefront, false).await;
+                capture::remove(&source, storefront, &tables).await?;
+                source.close().await;
+                directory
+                    .put(storefront, &record.source, TenantState::Active)
+                    .await?;
+            }
+            Err(e) => {
+                record.error = Some(e.to_string());
+                self.save(&mut record).await?;
+                return Err(e);
+            }
+        }
+        record.phase = Phase::RolledBack;
+        record.error = (!warnings.is_empty()).then(|| warnings.join("; "));
+        self.save(&mut record).await?;
+        Ok(record)
+    }
+
+    /// Undoes the move on opened sides: after the cutover the target's changes go back
+    /// to the source first.
+    async fn reverse(
+        &self,
+        run: &mut Run,
+        after_cutover: bool,
+        warnings: &mut Vec<String>,
+    ) -> Result<(), TenancyError> {
+        let sf = run.record.storefront;
+        let directory = self.tenancy.require_directory()?;
+        if after_cutover {
+            // The target serves: fence it, replay its changes onto the (fenced) source, check
+            // them, and flip back. A full lease for the fenced part first.
+            self.renew(&run.record).await?;
+            capture::set_fence(&run.target, sf, true).await?;
+            let Run {
+                record,
+                source,
+                target,
+                tables,
+                kinds,
+            } = run;
+            self.replay(record, target, source, tables, kinds, true, true)
+                .await?;
+            // The source takes inserts again: past the keys the target handed out.
+            transfer::advance_sequences(source, tables).await?;
+            if self.opts.validation_enabled {
+                let changed = capture::keys_since(target, sf, kinds, 0).await?;
+                if let Err(e) = validate::changed_rows(target, source, tables, sf, &changed).await {
+                    if matches!(e, TenancyError::Validation { .. })
+                        && self.renew(record).await.is_ok()
+                    {
+                        // The target serves again while the operator looks at the
+                        // difference; any other error (or a lost lease: another mover acts
+                        // now) leaves it fenced.
+                        let _ = capture::set_fence(target, sf, false).await;
+                    }
+                    return Err(e);
+                }
+            }
+        }
+        directory
+            .put(sf, &run.record.source, TenantState::Active)
+            .await?;
+        if run.record.cutover_at.is_some() {
+            // The target served: stale caches may still point at it (the directory's for
+            // one TTL, a connection's for one more). Its fence stays up until they let go,
+            // also when a rollback that had flipped back is resumed.
+            self.wait_holding(
+                &run.record,
+                self.tenancy.directory_ttl() * 2 + Duration::from_millis(100),
+            )
+            .await?;
+        }
+        capture::set_fence(&run.source, sf, false).await?;
+        capture::remove(&run.source, sf, &run.tables).await?;
+        if let Err(e) = self.abandon(&run.target, &run.tables, sf).await {
+            warnings.push(format!("the target's storage was left behind: {e}"));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,392 @@
+//! [`Tenancy`], the framework's one handle: the shared database, the rewriter, the
+//! directory of placements and the tenant pools. Built by [`TenancyOptions`] (sqlx-style
+//! options, then `connect(url)`), by [`Tenancy::connect`] from a [`TenancyConfig`] (which
+//! fills the same options), or by [`Tenancy::new`] over an open connection when every
+//! storefront is shared; it hands out [`TenantConnection`]s.
+//!
+//! Provisioning ([`crate::provision`]), fleet migrations ([`crate::fleet`]) and the
+//! placement advisor ([`crate::advisor`]) add their methods to `Tenancy` in their own
+//! modules.
+
+use std::{sync::Arc, time::Duration};
+
+use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement};
+
+use crate::{
+    config::TenancyConfig, connection::TenantConnection, directory::AllShared, rewrite::Rewriter,
+    stats::Stats, DatabaseManager, Directory, Placement, PoolOptions, Registry, StorefrontId,
+    TenancyError, TenantResolver,
+};
+
+/// What every connection of one [`Tenancy`] shares.
+pub(crate) struct Inner {
+    pub(crate) shared: DatabaseConnection,
+    pub(crate) shared_url: Option<String>,
+    pub(crate) rewriter: Rewriter,
+    pub(crate) resolver: Arc<dyn TenantResolver>,
+    pub(crate) directory: Option<Arc<Directory>>,
+    pub(crate) pools: Option<DatabaseManager>,
+    pub(crate) stats: Stats,
+    pub(crate) fence_wait: Duration,
+}
+
+/// How long a statement refused by a move's fence is retried by default.
+const FENCE_WAIT: Duration = Duration::from_secs(30);
+
+/// How a [`Tenancy`] is built, named like sqlx's pool options: set what differs from the
+/// defaults, then [`connect`](Self::connect) to a URL or
+/// [`connect_with`](Self::connect_with) an open SeaORM connection.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), tenancy_core::TenancyError> {
+/// use std::time::Duration;
+/// use tenancy_core::{Placement, TenancyOptions};
+///
+/// let tenancy = TenancyOptions::new()
+///     .max_connections(1) // the shared pool: one connection, as SQLite in memory needs
+///     .directory(Duration::from_secs(30), Some(Placement::Shared)) // unknown: shared
+///     .connection_budget(50) // all storefront databases' pools together
+///     .max_connections_per_tenant(2)
+///     .acquire_timeout(Duration::from_secs(5))
+///     .connect("sqlite::memory:")
+///     .await?;
+/// assert!(tenancy.directory().is_some());
+/// # Ok(()) }
+/// ```
+///
+/// Without [`directory`](Self::directory) every storefront is in the shared placement
+/// (as with [`Tenancy::new`]); with it, each storefront is wherever the directory table
+/// says, created if missing.
+#[derive(Clone, Debug)]
+pub struct TenancyOptions {
+    shared_url: Option<String>,
+    max_connections: u32,
+    registry: Option<Registry>,
+    directory: Option<(Duration, Option<Placement>)>,
+    pools: PoolOptions,
+    fence_wait: Duration,
+}
+
+impl Default for TenancyOptions {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl TenancyOptions {
+    /// The defaults: every `#[tenant_scoped]` entity, no directory, a shared pool of 10,
+    /// [`PoolOptions::default`] for storefront databases, a 30 s fence wait.
+    pub fn new() -> Self {
+        Self {
+            shared_url: None,
+            max_connections: 10,
+            registry: None,
+            directory: None,
+            pools: PoolOptions::default(),
+            fence_wait: FENCE_WAIT,
+        }
+    }
+
+    /// The scoped and global tables (default: every `#[tenant_scoped]` and
+    /// `#[global_table]` entity linked into the binary).
+    pub fn registry(mut self, registry: Registry) -> Self {
+        self.registry = Some(registry);
+        self
+    }
+
+    /// Resolve placements through the directory table (created if missing), caching each
+    /// answer for `cache_ttl`. Unknown storefronts get `default` if given, else an error.
+    pub fn directory(mut self, cache_ttl: Duration, default: Option<Placement>) -> Self {
+        self.directory = Some((cache_ttl, default));
+        self
+    }
+
+    /// Connections of the shared database's pool, when [`connect`](Self::connect) opens
+    /// it (default 10).
+    pub fn max_connections(mut self, max: u32) -> Self {
+        self.max_connections = max;
+        self
+    }
+
+    /// Connections of each storefront database's pool (default 2).
+    pub fn max_connections_per_tenant(mut self, max: u32) -> Self {
+        self.pools.per_tenant = max;
+        self
+    }
+
+    /// Server connections all storefront databases' pools may hold together (default
+    /// 100); the least recently used idle pool is closed to make room.
+    pub fn connection_budget(mut self, budget: u32) -> Self {
+        self.pools.budget = budget;
+        self
+    }
+
+    /// How long a statement waits for a storefront database's pool before failing with
+    /// [`TenancyError::BudgetExhausted`] (default 10 s).
+    pub fn acquire_timeout(mut self, timeout: Duration) -> Self {
+        self.pools.acquire_timeout = timeout;
+        self
+    }
+
+    /// A storefront database's pool unused this long is closed (default 5 min).
+    pub fn idle_timeout(mut self, timeout: Duration) -> Self {
+        self.pools.idle_timeout = timeout;
+        self
+    }
+
+    /// All four storefront-pool settings at once.
+    pub fn pools(mut self, opts: PoolOptions) -> Self {
+        self.pools = opts;
+        self
+    }
+
+    /// The shared database's URL, when [`connect_with`](Self::connect_with) is given a
+    /// connection: moves to and from a SQLite file and schemas on MySQL (a schema is a
+    /// database reached by its own URL) need it. [`connect`](Self::connect) sets it.
+    pub fn shared_url(mut self, url: impl Into<String>) -> Self {
+        self.shared_url = Some(url.into());
+        self
+    }
+
+    /// How long a statement refused by a moving storefront's fence is retried (after
+    /// refreshing the storefront's placement) before the error reaches the caller. Default
+    /// 30 s; the cutover itself fences writes for milliseconds.
+    pub fn fence_wait(mut self, wait: Duration) -> Self {
+        self.fence_wait = wait;
+        self
+    }
+
+    /// Opens the shared database at `url` and builds the handle.
+    pub async fn connect(mut self, url: &str) -> Result<Tenancy, TenancyError> {
+        let spec = crate::backend::PoolSpec::of(self.max_connections);
+        let shared = crate::backend::connect(url, spec)
+            .await
+            .map_err(|e| TenancyError::Step {
+                storefront: "-".into(),
+                step: format!("connecting to {}", crate::backend::redact(url)),
+                source: Box::new(TenancyError::Db(e)),
+            })?;
+        self.shared_url = Some(url.to_owned());
+        self.connect_with(shared).await
+    }
+
+    /// Builds the handle over an open connection to the shared database (installs the
+    /// directory table when a directory is used).
+    pub async fn connect_with(self, shared: DatabaseConnection) -> Result<Tenancy, TenancyError> {
+        let directory = match self.directory {
+            Some((ttl, default)) => {
+                let d = Arc::new(Directory::new(shared.clone(), ttl, default));
+                d.install().await?;
+                Some(d)
+            }
+            None => None,
+        };
+        let resolver: Arc<dyn TenantResolver> = match &directory {
+            Some(d) => Arc::clone(d) as Arc<dyn TenantResolver>,
+            None => Arc::new(AllShared),
+        };
+        let pools = DatabaseManager::new(self.pools)?;
+        Ok(Tenancy {
+            inner: Arc::new(Inner {
+                shared,
+                shared_url: self.shared_url,
+                rewriter: Rewriter::new(self.registry.unwrap_or_else(Registry::from_entities)),
+                resolver,
+                directory,
+                pools: Some(pools),
+                stats: Stats::default(),
+                fence_wait: self.fence_wait,
+            }),
+        })
+    }
+}
+
+/// The framework handle: the shared database and the rewriter. Cheap to clone.
+#[derive(Clone)]
+pub struct Tenancy {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Tenancy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tenancy")
+            .field("backend", &self.inner.shared.get_database_backend())
+            .field("scoped_tables", &self.inner.rewriter.registry().tables())
+            .finish()
+    }
+}
+
+impl Tenancy {
+    /// A handle over an open connection to the shared database, knowing every table
+    /// marked `#[tenant_scoped]`; every storefront is in the shared placement. Anything
+    /// else (a directory, storefront databases, an explicit registry) is
+    /// [`TenancyOptions`]'.
+    pub fn new(shared: DatabaseConnection) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                shared,
+                shared_url: None,
+                rewriter: Rewriter::new(Registry::from_entities()),
+                resolver: Arc::new(AllShared),
+                directory: None,
+                pools: None,
+                stats: Stats::default(),
+                fence_wait: FENCE_WAIT,
+            }),
+        }
+    }
+
+    /// A connection confined to `storefront`. Its placement is resolved on first use.
+    pub fn connection(&self, storefront: StorefrontId) -> TenantConnection {
+        TenantConnection::new(Arc::clone(&self.inner), storefront)
+    }
+
+    /// How long a statement refused by a move's fence is retried on the new placement.
+    pub(crate) fn fence_wait(&self) -> Duration {
+        self.inner.fence_wait
+    }
+
+    /// How long cached directory entries are trusted (zero without a directory).
+    pub fn directory_ttl(&self) -> Duration {
+        self.directory().map_or(Duration::ZERO, |d| d.ttl())
+    }
+
+    /// The shared database's URL, when given to the builder.
+    pub fn shared_url(&self) -> Option<&str> {
+        self.inner.shared_url.as_deref()
+    }
+
+    /// The directory, when this handle uses one.
+    pub fn directory(&self) -> Option<&Arc<Directory>> {
+        self.inner.directory.as_ref()
+    }
+
+    /// The tenant pool manager, when this handle has one.
+    pub fn pools(&self) -> Option<&DatabaseManager> {
+        self.inner.pools.as_ref()
+    }
+
+    /// Where `storefront` lives, as the resolver says now.
+    pub async fn placement(&self, storefront: StorefrontId) -> Result<Placement, TenancyError> {
+        self.inner.resolver.placement(storefront).await
+    }
+
+    /// Query statistics of every storefront served by this process.
+    pub fn stats(&self) -> &Stats {
+        &self.inner.stats
+    }
+
+    /// The rewriter (shared by every connection of this handle).
+    pub fn rewriter(&self) -> &Rewriter {
+        &self.inner.rewriter
+    }
+
+    /// The unconfined shared connection, for migrations and administration. Business code
+    /// should never need it.
+    pub fn shared(&self) -> &DatabaseConnection {
+        &self.inner.shared
+    }
+
+    /// The registry of scoped tables.
+    pub fn registry(&self) -> &Registry {
+        self.inner.rewriter.registry()
+    }
+
+    /// Checks the shared database for tables that have a tenant column but are not
+    /// registered as tenant-scoped (an entity missing `#[tenant_scoped]`, or one the linker
+    /// dropped). Statements on such a table would not be confined, so call this at start-up.
+    pub async fn verify_registry(&self) -> Result<(), TenancyError> {
+        let db = &self.inner.shared;
+        let columns: Vec<String> = {
+            let mut c: Vec<String> = self
+                .registry()
+                .tables()
+                .iter()
+                .map(|(_, c)| c.to_string())
+                .collect();
+            if c.is_empty() {
+                c.push("storefront_id".into());
+            }
+            c.sort();
+            c.dedup();
+            c
+        };
+        let mut unregistered = Vec::new();
+        for column in columns {
+            let stmt = match db.get_database_backend() {
+                DbBackend::Postgres => Statement::from_sql_and_values(
+                    DbBackend::Postgres,
+                    "SELECT table_name::text FROM information_schema.columns \
+                     WHERE table_schema = current_schema() AND column_name = $1",
+                    [column.clone().into()],
+                ),
+                DbBackend::MySql => Statement::from_sql_and_values(
+                    DbBackend::MySql,
+                    "SELECT CAST(table_name AS CHAR) FROM information_schema.columns \
+                     WHERE table_schema = DATABASE() AND column_name = ?",
+                    [column.clone().into()],
+                ),
+                backend => Statement::from_sql_and_values(
+                    backend,
+                    "SELECT m.name FROM sqlite_master m, pragma_table_info(m.name) p \
+                     WHERE m.type = 'table' AND p.name = ?",
+                    [column.clone().into()],
+                ),
+            };
+            for row in db.query_all_raw(stmt).await? {
+                let table: String = row.try_get_by_index(0)?;
+                // The framework's own tables (the directory has a storefront_id column) are
+                // never named through a tenant connection, so they need no registration.
+                if self.registry().tenant_column(&table).is_none()
+                    && !crate::registry::is_reserved(&table)
+                {
+                    unregistered.push(table);
+                }
+            }
+        }
+        match unregistered.first() {
+            None => Ok(()),
+            Some(table) => Err(TenancyError::Refused {
+                table: table.clone(),
+                reason: format!(
+                    "the table has a tenant column but no entity marked #[tenant_scoped] \
+                     registers it (unregistered: {})",
+                    unregistered.join(", ")
+                ),
+            }),
+        }
+    }
+}
+
+/// Building from a [`TenancyConfig`] (the seed's YAML file).
+impl Tenancy {
+    /// Connects to the configured shared database and builds the handle: directory (with
+    /// `directory_cache` and the `unknown_storefronts` policy), tenant pools (budget,
+    /// per-tenant size, timeouts), every `#[tenant_scoped]` entity.
+    pub async fn connect(config: &TenancyConfig) -> Result<Tenancy, TenancyError> {
+        Self::connect_with(config, Registry::from_entities()).await
+    }
+
+    /// [`Tenancy::connect`] with an explicit registry of scoped tables.
+    pub async fn connect_with(
+        config: &TenancyConfig,
+        registry: Registry,
+    ) -> Result<Tenancy, TenancyError> {
+        let db = &config.tenant_strategy.database_config;
+        let default = match config.tenant_strategy.unknown_storefronts {
+            crate::config::UnknownStorefronts::Default => Some(Placement::Shared),
+            crate::config::UnknownStorefronts::Reject => None,
+        };
+        TenancyOptions::new()
+            .registry(registry)
+            .max_connections(db.shared_pool_size)
+            .directory(db.directory_cache, default)
+            .connection_budget(db.connection_budget)
+            .max_connections_per_tenant(db.max_connections_per_tenant)
+            .idle_timeout(db.idle_timeout)
+            .acquire_timeout(db.acquire_timeout)
+            .connect(&db.shared_database_url)
+            .await
+    }
+}
