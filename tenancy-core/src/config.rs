@@ -161,9 +161,57 @@ pub struct DatabaseConfig {
     /// Name of a storefront's schema; must contain `{storefront_id}`.
     #[serde(default = "default_schema_pattern")]
     pub schema_name_pattern: String,
-    /// How long a process trusts its cached directory entry.
+    /// How long a process trusts its cached directory entry when it does not watch the
+    /// directory (the last fallback when it does).
     #[serde(default = "default_cache", with = "duration")]
     pub directory_cache: Duration,
+    /// Whether each process follows the directory's change feed and holds a lease, so a
+    /// placement change reaches it within milliseconds and a cutover waits for it (see
+    /// `tenancy_core::watch`).
+    #[serde(default = "default_watch")]
+    pub directory_watch: bool,
+    /// How often the feed is read where nothing announces a change (MySQL/MariaDB, SQLite).
+    #[serde(default = "default_poll", with = "duration")]
+    pub directory_poll_interval: Duration,
+    /// How long a renewal keeps a process's lease.
+    #[serde(default = "default_lease", with = "duration")]
+    pub process_lease: Duration,
+    /// How often a process renews its lease (less than `process_lease`).
+    #[serde(default = "default_heartbeat", with = "duration")]
+    pub process_heartbeat: Duration,
+    /// The longest a cutover waits for every process to acknowledge it (at least
+    /// `process_lease`).
+    #[serde(default = "default_barrier", with = "duration")]
+    pub cutover_barrier_wait: Duration,
+}
+
+impl DatabaseConfig {
+    /// The watch keys as [`WatchOptions`](crate::WatchOptions).
+    pub fn watch_options(&self) -> crate::WatchOptions {
+        crate::WatchOptions {
+            enabled: self.directory_watch,
+            poll_interval: self.directory_poll_interval,
+            lease: self.process_lease,
+            heartbeat: self.process_heartbeat,
+            barrier_wait: self.cutover_barrier_wait,
+        }
+    }
+}
+
+fn default_watch() -> bool {
+    true
+}
+fn default_poll() -> Duration {
+    crate::WatchOptions::default().poll_interval
+}
+fn default_lease() -> Duration {
+    crate::WatchOptions::default().lease
+}
+fn default_heartbeat() -> Duration {
+    crate::WatchOptions::default().heartbeat
+}
+fn default_barrier() -> Duration {
+    crate::WatchOptions::default().barrier_wait
 }
 
 fn default_per_tenant() -> u32 {
@@ -412,6 +460,7 @@ impl TenancyConfig {
                 ),
             );
         }
+        db.watch_options().validate()?;
         let f = s.migration_thresholds.medium_fraction;
         if !(0.0..=1.0).contains(&f) {
             return bad(

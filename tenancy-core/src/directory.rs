@@ -8,22 +8,38 @@
 
 use std::{
     collections::HashMap,
-    sync::{Arc, RwLock},
+    sync::{
+        atomic::{AtomicBool, AtomicU64, Ordering},
+        Arc, Mutex, RwLock,
+    },
     time::{Duration, Instant},
 };
 
 use chrono::{DateTime, Utc};
 use sea_orm::{
     sea_query::{Alias, ColumnDef, Expr, ExprTrait, OnConflict, Query, Table},
-    ConnectionTrait, DatabaseConnection, DbBackend, QueryResult,
+    ConnectionTrait, DatabaseConnection, DbBackend, QueryResult, Statement, TransactionTrait,
 };
 use serde::Serialize;
 use uuid::Uuid;
 
-use crate::{tenant::validate_identifier, Placement, StorefrontId, TenancyError, TenantType};
+use crate::{
+    backend::Dialect, tenant::validate_identifier, Placement, StorefrontId, TenancyError,
+    TenantType,
+};
 
 /// The directory table's name.
 pub(crate) const TABLE: &str = "tenancy_tenants";
+/// One row, `(id = 1, epoch)`: the directory's epoch. Every change of the directory takes
+/// the next one in its own transaction; the row's lock makes epochs commit in order.
+pub(crate) const EPOCH: &str = "tenancy_directory_epoch";
+/// Which storefront each epoch changed (the change feed; the last [`LOG_KEPT`] are kept).
+pub(crate) const LOG: &str = "tenancy_directory_log";
+/// How many epochs the change feed keeps; a process further behind forgets every cached
+/// placement instead.
+pub(crate) const LOG_KEPT: i64 = 10_000;
+/// The PostgreSQL channel a directory change is announced on (the epoch is the payload).
+pub(crate) const CHANNEL: &str = "tenancy_directory";
 
 /// A storefront's lifecycle state.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -111,11 +127,23 @@ impl TenantResolver for AllShared {
 }
 
 /// The directory table plus an in-process cache.
+///
+/// The cache is kept true by the change feed (see [`crate::watch`]) when the tenancy
+/// watches the directory: each applied change bumps the cache's *generation*, and an
+/// answer read from the database before a change was applied is never cached after it.
+/// While this process's lease has run out, nothing cached is trusted: each lookup reads the
+/// table.
 pub struct Directory {
     shared: DatabaseConnection,
     cache: RwLock<HashMap<StorefrontId, (Instant, Arc<TenantRecord>)>>,
     ttl: Duration,
     default: Option<Placement>,
+    /// Bumped each time changes from the feed are applied.
+    generation: AtomicU64,
+    /// Whether a process lease vouches for the cache (the watcher runs).
+    leased: AtomicBool,
+    /// Until when the lease vouches for it (this process's monotonic clock).
+    confirmed_until: Mutex<Option<Instant>>,
 }
 
 impl std::fmt::Debug for Directory {
@@ -140,7 +168,75 @@ impl Directory {
             cache: RwLock::new(HashMap::new()),
             ttl,
             default,
+            generation: AtomicU64::new(0),
+            leased: AtomicBool::new(false),
+            confirmed_until: Mutex::new(None),
         }
+    }
+
+    /// The cache's generation: bumped each time changes from the feed are applied. A
+    /// placement resolved at an older generation may be stale.
+    pub(crate) fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    /// Whether this process's lease has run out (or never started while the watcher runs):
+    /// then no cached placement is trusted.
+    pub(crate) fn lapsed(&self) -> bool {
+        if !self.leased.load(Ordering::Acquire) {
+            return false;
+        }
+        match *self
+            .confirmed_until
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+        {
+            Some(until) => Instant::now() >= until,
+            None => true,
+        }
+    }
+
+    /// The watcher vouches for the cache from now on (until [`Self::confirm_until`]).
+    pub(crate) fn start_lease(&self) {
+        *self
+            .confirmed_until
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = None;
+        self.leased.store(true, Ordering::Release);
+    }
+
+    /// The watcher stopped: back to the TTL alone.
+    pub(crate) fn end_lease(&self) {
+        self.leased.store(false, Ordering::Release);
+    }
+
+    /// The lease was renewed with every change up to now applied: the cache is trusted
+    /// until `until`.
+    pub(crate) fn confirm_until(&self, until: Instant) {
+        *self
+            .confirmed_until
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = Some(until);
+    }
+
+    /// Forgets the cached entries of `changed` (every entry when `None`) and bumps the
+    /// generation, so placements resolved before are resolved again.
+    pub(crate) fn apply_changes(&self, changed: Option<&[StorefrontId]>) {
+        let mut cache = self.cache.write().unwrap_or_else(|e| e.into_inner());
+        match changed {
+            Some(list) => {
+                for sf in list {
+                    cache.remove(sf);
+                }
+            }
+            None => cache.clear(),
+        }
+        self.generation.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// The shared database this directory lives in.
+    pub(crate) fn shared(&self) -> &DatabaseConnection {
+        &self.shared
     }
 
     /// How long a cached entry is trusted.
@@ -173,7 +269,124 @@ impl Directory {
                     .not_null(),
             );
         self.shared.execute(&table).await?;
+        let epoch = Table::create()
+            .table(col(EPOCH))
+            .if_not_exists()
+            .col(ColumnDef::new(col("id")).integer().not_null().primary_key())
+            .col(ColumnDef::new(col("epoch")).big_integer().not_null())
+            .to_owned();
+        self.shared.execute(&epoch).await?;
+        let log = Table::create()
+            .table(col(LOG))
+            .if_not_exists()
+            .col(
+                ColumnDef::new(col("epoch"))
+                    .big_integer()
+                    .not_null()
+                    .primary_key(),
+            )
+            .col(ColumnDef::new(col("storefront_id")).uuid().not_null())
+            .to_owned();
+        self.shared.execute(&log).await?;
+        let dialect = Dialect(self.backend());
+        let (insert, ignore) = dialect.insert_ignore();
+        self.shared
+            .execute_unprepared(&format!(
+                "{insert} {} (id, epoch) VALUES (1, 0){ignore}",
+                dialect.quote(EPOCH)
+            ))
+            .await?;
+        crate::watch::install(&self.shared).await?;
         Ok(())
+    }
+
+    /// Takes the directory's next epoch for a change of `storefront`, on `conn`: a
+    /// transaction that also makes the change (the epoch row stays locked until it
+    /// commits, so epochs commit in order and a process that has read epoch `e` has seen
+    /// every change up to `e`). On PostgreSQL the epoch is announced when it commits.
+    pub(crate) async fn bump<C: ConnectionTrait>(
+        &self,
+        conn: &C,
+        storefront: StorefrontId,
+    ) -> Result<i64, TenancyError> {
+        let backend = self.backend();
+        let dialect = Dialect(backend);
+        conn.execute_unprepared(&format!(
+            "UPDATE {} SET epoch = epoch + 1 WHERE id = 1",
+            dialect.quote(EPOCH)
+        ))
+        .await?;
+        let row = conn
+            .query_one_raw(Statement::from_string(
+                backend,
+                format!("SELECT epoch FROM {} WHERE id = 1", dialect.quote(EPOCH)),
+            ))
+            .await?
+            .ok_or_else(|| TenancyError::Refused {
+                table: EPOCH.into(),
+                reason: "the directory's epoch row is missing (Directory::install creates it)"
+                    .into(),
+            })?;
+        let epoch: i64 = row.try_get_by_index(0)?;
+        let insert = Query::insert()
+            .into_table(col(LOG))
+            .columns(["epoch", "storefront_id"].map(col))
+            .values_panic([epoch.into(), (*storefront.as_uuid()).into()])
+            .to_owned();
+        conn.execute(&insert).await?;
+        let prune = Query::delete()
+            .from_table(col(LOG))
+            .and_where(Expr::col(col("epoch")).lte(epoch - LOG_KEPT))
+            .to_owned();
+        conn.execute(&prune).await?;
+        if backend == DbBackend::Postgres {
+            conn.execute_raw(Statement::from_sql_and_values(
+                backend,
+                "SELECT pg_notify($1, $2)",
+                [CHANNEL.into(), epoch.to_string().into()],
+            ))
+            .await?;
+        }
+        Ok(epoch)
+    }
+
+    /// The directory's epoch now.
+    pub(crate) async fn epoch(&self) -> Result<i64, TenancyError> {
+        let dialect = Dialect(self.backend());
+        let row = self
+            .shared
+            .query_one_raw(Statement::from_string(
+                self.backend(),
+                format!("SELECT epoch FROM {} WHERE id = 1", dialect.quote(EPOCH)),
+            ))
+            .await?;
+        Ok(match row {
+            Some(row) => row.try_get_by_index(0)?,
+            None => 0,
+        })
+    }
+
+    /// The changes after epoch `after`, in order, at most `limit`: `(epoch, storefront)`.
+    pub(crate) async fn changes_since(
+        &self,
+        after: i64,
+        limit: u64,
+    ) -> Result<Vec<(i64, StorefrontId)>, TenancyError> {
+        let query = Query::select()
+            .columns(["epoch", "storefront_id"].map(col))
+            .from(col(LOG))
+            .and_where(Expr::col(col("epoch")).gt(after))
+            .order_by(col("epoch"), sea_orm::Order::Asc)
+            .limit(limit)
+            .to_owned();
+        let rows = self.shared.query_all(&query).await?;
+        rows.iter()
+            .map(|row| {
+                let epoch: i64 = row.try_get("", "epoch")?;
+                let id: Uuid = row.try_get("", "storefront_id")?;
+                Ok((epoch, StorefrontId::try_from(id)?))
+            })
+            .collect()
     }
 
     fn backend(&self) -> DbBackend {
@@ -241,9 +454,16 @@ impl Directory {
         let query = Self::select()
             .and_where(Expr::col(col("storefront_id")).eq(*storefront.as_uuid()))
             .to_owned();
+        let generation = self.generation();
         let row = self.shared.query_one(&query).await?;
         let record = row.as_ref().map(Self::parse).transpose()?;
         let mut cache = self.cache.write().unwrap_or_else(|e| e.into_inner());
+        if self.generation() != generation {
+            // A change was applied while this read ran: the answer may predate it, so it
+            // is returned (to a caller that began before the change) but not cached.
+            cache.remove(&storefront);
+            return Ok(record);
+        }
         match &record {
             Some(r) => {
                 cache.insert(storefront, (Instant::now(), Arc::new(r.clone())));
@@ -269,6 +489,10 @@ impl Directory {
         &self,
         storefront: StorefrontId,
     ) -> Result<Option<Arc<TenantRecord>>, TenancyError> {
+        if self.lapsed() {
+            // No lease vouches for the cache: confirm the placement from the table.
+            return Ok(self.get(storefront).await?.map(Arc::new));
+        }
         if let Some((at, record)) = self
             .cache
             .read()
@@ -282,17 +506,30 @@ impl Directory {
         Ok(self.get(storefront).await?.map(Arc::new))
     }
 
-    /// Inserts or replaces the storefront's row (its version is bumped).
+    /// Inserts or replaces the storefront's row (its version is bumped, and so is the
+    /// directory's epoch, which every watching process follows).
     pub async fn put(
         &self,
         storefront: StorefrontId,
         placement: &Placement,
         state: TenantState,
     ) -> Result<(), TenancyError> {
-        self.put_on(&self.shared, storefront, placement, state)
-            .await?;
+        self.flip(storefront, placement, state).await.map(|_| ())
+    }
+
+    /// [`Self::put`], returning the epoch the change took (a cutover waits for every
+    /// process to acknowledge it).
+    pub(crate) async fn flip(
+        &self,
+        storefront: StorefrontId,
+        placement: &Placement,
+        state: TenantState,
+    ) -> Result<i64, TenancyError> {
+        let txn = self.shared.begin().await?;
+        let epoch = self.put_on(&txn, storefront, placement, state).await?;
+        txn.commit().await?;
         self.get(storefront).await?;
-        Ok(())
+        Ok(epoch)
     }
 
     /// Marks an active storefront moving, on `conn` (the transaction that records the move):
@@ -309,18 +546,23 @@ impl Directory {
             .and_where(Expr::col(col("storefront_id")).eq(*storefront.as_uuid()))
             .and_where(Expr::col(col("state")).eq(TenantState::Active.as_str()))
             .to_owned();
-        Ok(conn.execute(&update).await?.rows_affected() == 1)
+        if conn.execute(&update).await?.rows_affected() != 1 {
+            return Ok(false);
+        }
+        self.bump(conn, storefront).await?;
+        Ok(true)
     }
 
     /// [`Self::put`] on `conn` (a transaction of the shared database), without refreshing
-    /// this process's cache: the caller does once the transaction commits.
+    /// this process's cache: the caller does once the transaction commits. Returns the
+    /// epoch the change took.
     pub(crate) async fn put_on<C: ConnectionTrait>(
         &self,
         conn: &C,
         storefront: StorefrontId,
         placement: &Placement,
         state: TenantState,
-    ) -> Result<(), TenancyError> {
+    ) -> Result<i64, TenancyError> {
         if let Some(schema) = placement.schema() {
             validate_identifier(schema)?;
         }
@@ -379,7 +621,7 @@ impl Directory {
                 .replace("`tenancy_tenants`.`version` + ?", "`version` + ?");
         }
         conn.execute_raw(stmt).await?;
-        Ok(())
+        self.bump(conn, storefront).await
     }
 
     /// Records a successful migration run: the storefront is now at `migration` (`None`:
@@ -428,7 +670,10 @@ impl Directory {
             .from_table(col(TABLE))
             .and_where(Expr::col(col("storefront_id")).eq(*storefront.as_uuid()))
             .to_owned();
-        self.shared.execute(&delete).await?;
+        let txn = self.shared.begin().await?;
+        txn.execute(&delete).await?;
+        self.bump(&txn, storefront).await?;
+        txn.commit().await?;
         self.invalidate_entry(storefront);
         Ok(())
     }

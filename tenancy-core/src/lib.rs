@@ -80,6 +80,8 @@
 //!   built (sqlx-style options, then `connect(url)`);
 //! - [`connection`]: [`TenantConnection`] and [`TenantTransaction`];
 //! - [`directory`] and [`pool`]: who is where, and the pools of storefront databases;
+//! - [`watch`]: how every process learns of a placement change within milliseconds (the
+//!   directory's change feed, process leases, the cutover barrier);
 //! - [`provision`], [`fleet`], [`mover`]: creating storefronts, migrating the fleet, moving
 //!   a live storefront;
 //! - [`config`], [`stats`], [`advisor`], [`metrics`]: configuration and placement policy;
@@ -111,6 +113,7 @@ pub mod rewrite;
 pub mod stats;
 mod tenancy;
 pub mod tenant;
+pub mod watch;
 
 pub use backend::DatabaseUrl;
 pub use connection::{TenantConnection, TenantTransaction};
@@ -121,6 +124,7 @@ pub use registry::{Global, GlobalAccess, GlobalTable, Registry, ScopedTable, Ten
 pub use tenancy::{Tenancy, TenancyOptions};
 pub use tenancy_macros::{global_table, tenant_scoped};
 pub use tenant::{Placement, StorefrontId, TenantType};
+pub use watch::WatchOptions;
 
 /// Used by the code `#[tenant_scoped]` generates. Not public API.
 #[doc(hidden)]

@@ -15,7 +15,7 @@ use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement};
 use crate::{
     config::TenancyConfig, connection::TenantConnection, directory::AllShared, rewrite::Rewriter,
     stats::Stats, DatabaseManager, Directory, Placement, PoolOptions, Registry, StorefrontId,
-    TenancyError, TenantResolver,
+    TenancyError, TenantResolver, WatchOptions,
 };
 
 /// What every connection of one [`Tenancy`] shares.
@@ -28,6 +28,10 @@ pub(crate) struct Inner {
     pub(crate) pools: Option<DatabaseManager>,
     pub(crate) stats: Stats,
     pub(crate) fence_wait: Duration,
+    /// How this process follows the directory (the cutover barrier's wait is read here).
+    pub(crate) watch_options: WatchOptions,
+    /// This process's watcher, stopped (its lease given up) when the last handle goes.
+    pub(crate) _watch: Option<crate::watch::Watch>,
 }
 
 /// How long a statement refused by a move's fence is retried by default.
@@ -66,6 +70,7 @@ pub struct TenancyOptions {
     directory: Option<(Duration, Option<Placement>)>,
     pools: PoolOptions,
     fence_wait: Duration,
+    watch: WatchOptions,
 }
 
 impl Default for TenancyOptions {
@@ -85,6 +90,7 @@ impl TenancyOptions {
             directory: None,
             pools: PoolOptions::default(),
             fence_wait: FENCE_WAIT,
+            watch: WatchOptions::default(),
         }
     }
 
@@ -157,6 +163,14 @@ impl TenancyOptions {
         self
     }
 
+    /// How this process follows the directory's changes and holds its lease (see
+    /// [`crate::watch`]); with a directory, the default watches it: a placement change
+    /// reaches this process within milliseconds, and a cutover waits for it.
+    pub fn watch(mut self, watch: WatchOptions) -> Self {
+        self.watch = watch;
+        self
+    }
+
     /// Opens the shared database at `url` and builds the handle.
     pub async fn connect(mut self, url: &str) -> Result<Tenancy, TenancyError> {
         let spec = crate::backend::PoolSpec::of(self.max_connections);
@@ -174,6 +188,7 @@ impl TenancyOptions {
     /// Builds the handle over an open connection to the shared database (installs the
     /// directory table when a directory is used).
     pub async fn connect_with(self, shared: DatabaseConnection) -> Result<Tenancy, TenancyError> {
+        self.watch.validate()?;
         let directory = match self.directory {
             Some((ttl, default)) => {
                 let d = Arc::new(Directory::new(shared.clone(), ttl, default));
@@ -187,6 +202,14 @@ impl TenancyOptions {
             None => Arc::new(AllShared),
         };
         let pools = DatabaseManager::new(self.pools)?;
+        let watch = match &directory {
+            Some(d) if self.watch.enabled => Some(crate::watch::start(
+                Arc::clone(d),
+                self.shared_url.clone(),
+                self.watch.clone(),
+            )),
+            _ => None,
+        };
         Ok(Tenancy {
             inner: Arc::new(Inner {
                 shared,
@@ -197,6 +220,8 @@ impl TenancyOptions {
                 pools: Some(pools),
                 stats: Stats::default(),
                 fence_wait: self.fence_wait,
+                watch_options: self.watch,
+                _watch: watch,
             }),
         })
     }
@@ -233,6 +258,8 @@ impl Tenancy {
                 pools: None,
                 stats: Stats::default(),
                 fence_wait: FENCE_WAIT,
+                watch_options: WatchOptions::default(),
+                _watch: None,
             }),
         }
     }
@@ -245,6 +272,11 @@ impl Tenancy {
     /// How long a statement refused by a move's fence is retried on the new placement.
     pub(crate) fn fence_wait(&self) -> Duration {
         self.inner.fence_wait
+    }
+
+    /// How this process follows the directory.
+    pub(crate) fn watch_options(&self) -> &WatchOptions {
+        &self.inner.watch_options
     }
 
     /// How long cached directory entries are trusted (zero without a directory).
@@ -386,6 +418,7 @@ impl Tenancy {
             .max_connections_per_tenant(db.max_connections_per_tenant)
             .idle_timeout(db.idle_timeout)
             .acquire_timeout(db.acquire_timeout)
+            .watch(db.watch_options())
             .connect(&db.shared_database_url)
             .await
     }

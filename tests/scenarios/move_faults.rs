@@ -15,12 +15,12 @@ use migration::Migrator;
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
 use tenancy_core::{
     mover::{is_fenced, HaltAt, MoveOptions, Mover, Phase},
-    Placement, StorefrontId, Tenancy, TenancyError, TenancyOptions,
+    Placement, StorefrontId, Tenancy, TenancyError,
 };
 use tenancy_tests::on_every_backend;
 use tenancy_tests::{
     matrix::{seed, snapshot},
-    movekit::{count_rows, env, second_process, state, RawTarget, Writers},
+    movekit::{count_rows, env, state, unwatched_process, RawTarget, Writers},
     Backend, TestDb,
 };
 use tokio::net::{TcpListener, TcpStream};
@@ -442,7 +442,8 @@ async fn postgres_json_column_is_validated() {
     test.teardown().await;
 }
 
-/// A second process caches the old placement for an hour. After the cutover its writes
+/// A second process that does not watch the directory caches the old placement for an
+/// hour. After the cutover its writes
 /// are refused by the fence on the old side (with no retry budget, the refusal reaches
 /// it), and with the default budget they succeed on the new side after a refresh.
 async fn stale_cache(backend: Backend) {
@@ -450,21 +451,9 @@ async fn stale_cache(backend: Backend) {
         return;
     };
     let sf = provisioned(&tenancy, &["a", "b"]).await;
-    let stale = second_process(&test, Duration::from_secs(3600)).await;
-    let stale_no_retry = {
-        let db = sea_orm::Database::connect(&test.url)
-            .await
-            .expect("connect");
-        TenancyOptions::new()
-            .registry(entities::registry())
-            .shared_url(test.url.clone())
-            .directory(Duration::from_secs(3600), None)
-            .pools(tenancy_core::PoolOptions::default())
-            .fence_wait(Duration::ZERO)
-            .connect_with(db)
-            .await
-            .expect("tenancy")
-    };
+    // Processes that do not watch the directory: they trust their caches for an hour.
+    let stale = unwatched_process(&test, Duration::from_secs(3600), Duration::from_secs(20)).await;
+    let stale_no_retry = unwatched_process(&test, Duration::from_secs(3600), Duration::ZERO).await;
     for t in [&stale, &stale_no_retry] {
         assert_eq!(t.placement(sf).await.expect("cached"), Placement::Shared);
         assert_eq!(state(&t.connection(sf)).await.customers.len(), 2);

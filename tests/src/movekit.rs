@@ -65,6 +65,27 @@ pub async fn second_process(test: &TestDb, ttl: Duration) -> Tenancy {
         .expect("tenancy")
 }
 
+/// A Tenancy over the same shared database as a process that does not watch the
+/// directory (`directory_watch: false`) would have: it trusts its cache for `ttl`.
+pub async fn unwatched_process(test: &TestDb, ttl: Duration, fence_wait: Duration) -> Tenancy {
+    let db = sea_orm::Database::connect(&test.url)
+        .await
+        .expect("connect");
+    TenancyOptions::new()
+        .registry(entities::registry())
+        .shared_url(test.url.clone())
+        .directory(ttl, None)
+        .pools(PoolOptions::default())
+        .fence_wait(fence_wait)
+        .watch(tenancy_core::WatchOptions {
+            enabled: false,
+            ..tenancy_core::WatchOptions::default()
+        })
+        .connect_with(db)
+        .await
+        .expect("tenancy")
+}
+
 /// The rows of one storefront the tests compare.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct State {

@@ -60,6 +60,16 @@ impl Dialect {
         }
     }
 
+    /// The database server's wall clock in Unix milliseconds, as an SQL expression. Process
+    /// leases are measured on this one clock (the server's), never on the processes' own.
+    pub(crate) fn now_ms(self) -> &'static str {
+        match self.0 {
+            DbBackend::Postgres => "CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000 AS BIGINT)",
+            DbBackend::MySql => "CAST(UNIX_TIMESTAMP(NOW(6)) * 1000 AS SIGNED)",
+            _ => "CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)",
+        }
+    }
+
     /// `INSERT` that leaves a row whose key is taken alone: the words before the table
     /// and the clause after the statement.
     pub(crate) fn insert_ignore(self) -> (&'static str, &'static str) {

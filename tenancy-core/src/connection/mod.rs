@@ -79,12 +79,20 @@ impl TenantConnection {
     }
 }
 
-/// A connection's resolved placement and when it was resolved: forgotten when a fence says
-/// it is stale, and resolved again once it is older than the directory's cache TTL, so a
-/// connection (or a task) that lives long never holds a placement longer than any cache
-/// of this tenancy does, and a move's `complete` can wait that long and know no process
-/// still writes to the old side.
-pub(crate) type PlacementCache = Arc<std::sync::RwLock<Option<(Instant, Arc<Placement>)>>>;
+/// A connection's resolved placement, when it was resolved and at which generation of the
+/// directory cache: forgotten when a fence says it is stale, resolved again once the
+/// directory has applied a change from its feed since (see [`crate::watch`]), while this
+/// process's lease has run out, and once it is older than the directory's cache TTL. So a
+/// connection (or a task) that lives long never holds a placement longer than any cache of
+/// this tenancy does.
+pub(crate) type PlacementCache = Arc<std::sync::RwLock<Option<Resolved>>>;
+
+/// One resolution of a placement.
+pub(crate) struct Resolved {
+    at: Instant,
+    generation: u64,
+    placement: Arc<Placement>,
+}
 
 /// Runs `f` inside a `tenancy.statement` span (storefront, placement kind, operation; never
 /// the SQL's bound values), recording its latency and outcome.
@@ -107,8 +115,8 @@ pub(crate) async fn timed<T>(
     let result = f.instrument(span.clone()).await;
     stats.record(started.elapsed(), result.is_ok());
     if !span.is_disabled() {
-        if let Some((_, p)) = placement.read().unwrap_or_else(|e| e.into_inner()).as_ref() {
-            span.record("placement", p.tenant_type().as_str());
+        if let Some(r) = placement.read().unwrap_or_else(|e| e.into_inner()).as_ref() {
+            span.record("placement", r.placement.tenant_type().as_str());
         }
         if let Err(e) = &result {
             span.record("error", tracing::field::display(e));
@@ -166,29 +174,35 @@ impl TenantConnection {
         self.storefront
     }
 
-    /// The storefront's placement (resolved on first use, again once older than the
-    /// directory's cache TTL, and again after a move's fence refused a statement).
+    /// The storefront's placement (resolved on first use, again once the directory has
+    /// applied a change since, while this process's lease has run out, once older than the
+    /// directory's cache TTL, and after a move's fence refused a statement).
     pub async fn placement(&self) -> Result<Arc<Placement>, TenancyError> {
-        let ttl = self
-            .inner
-            .directory
-            .as_ref()
-            .map_or(Duration::MAX, |d| d.ttl());
-        if let Some((at, p)) = self
-            .placement
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .as_ref()
-        {
-            if at.elapsed() < ttl {
-                return Ok(Arc::clone(p));
+        let directory = self.inner.directory.as_deref();
+        let ttl = directory.map_or(Duration::MAX, |d| d.ttl());
+        // Read before resolving: a change applied while the resolution runs leaves the
+        // answer at an older generation, resolved again next time.
+        let generation = directory.map_or(0, |d| d.generation());
+        if !directory.is_some_and(|d| d.lapsed()) {
+            if let Some(r) = self
+                .placement
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .as_ref()
+            {
+                if r.generation == generation && r.at.elapsed() < ttl {
+                    return Ok(Arc::clone(&r.placement));
+                }
             }
         }
-        let resolved_at = Instant::now();
-        let resolved = Arc::new(self.inner.resolver.placement(self.storefront).await?);
-        *self.placement.write().unwrap_or_else(|e| e.into_inner()) =
-            Some((resolved_at, Arc::clone(&resolved)));
-        Ok(resolved)
+        let at = Instant::now();
+        let placement = Arc::new(self.inner.resolver.placement(self.storefront).await?);
+        *self.placement.write().unwrap_or_else(|e| e.into_inner()) = Some(Resolved {
+            at,
+            generation,
+            placement: Arc::clone(&placement),
+        });
+        Ok(placement)
     }
 
     /// Runs `work` in a transaction and commits it; when a move's fence refused one of its

@@ -80,11 +80,13 @@ impl Mover {
                 ));
             }
         }
-        // No process may still write to the source when its copy goes: a directory cache
-        // entry lives one TTL and a connection's placement one more (`TenantConnection`
-        // resolves again after that), so by the cutover plus twice the TTL every process has
-        // let go of the source. (All processes share the configured `directory_cache`.)
-        if let Some(at) = record.cutover_at {
+        // No process may still write to the source when its copy goes. With the directory
+        // watched, the cutover's barrier already saw every process let go of it. Without,
+        // a directory cache entry lives one TTL and a connection's placement one more
+        // (`TenantConnection` resolves again after that), so by the cutover plus twice the
+        // TTL every process has let go. (All processes of a fleet share the configured
+        // `directory_cache` and `directory_watch`.)
+        if let (Some(at), false) = (record.cutover_at, self.tenancy.watch_options().enabled) {
             let settle = self.tenancy.directory_ttl() * 2 + Duration::from_millis(100);
             let since = (Utc::now() - at).to_std().unwrap_or_default();
             if since < settle {

@@ -29,18 +29,41 @@ impl Mover {
     /// transaction of the shared database (both tables live there): no crash or lost
     /// reply can leave the directory pointing at the target while the move still says
     /// `cutover`, and a mover that lost its lease flips nothing.
-    async fn switch(&self, record: &mut MoveRecord) -> Result<(), TenancyError> {
+    /// Returns the directory epoch the flip took.
+    async fn switch(&self, record: &mut MoveRecord) -> Result<i64, TenancyError> {
         use sea_orm::TransactionTrait;
         let directory = self.tenancy.require_directory()?;
         record.updated_at = Utc::now();
         let txn = self.tenancy.shared().begin().await?;
-        directory
+        let epoch = directory
             .put_on(&txn, record.storefront, &record.target, TenantState::Active)
             .await?;
         super::store::save(&txn, record, self.opts.lease).await?;
         txn.commit().await?;
         let _ = directory.get(record.storefront).await;
         self.observed(record);
+        Ok(epoch)
+    }
+
+    /// Waits until every process has acknowledged the flip at `epoch` (or its lease has run
+    /// out), so that once the move reports `switched` no process serves the storefront
+    /// from the side it left; records how long that took.
+    pub(super) async fn await_acknowledged(
+        &self,
+        record: &mut MoveRecord,
+        epoch: i64,
+    ) -> Result<(), TenancyError> {
+        let wait = self.tenancy.watch_options().barrier_wait;
+        let barrier = crate::watch::barrier(self.tenancy.shared(), epoch, wait).await?;
+        record.progress.acknowledged_ms =
+            Some(u64::try_from(barrier.waited.as_millis()).unwrap_or(u64::MAX));
+        tracing::info!(
+            storefront = %record.storefront,
+            epoch,
+            waited_ms = barrier.waited.as_millis() as u64,
+            behind = barrier.behind,
+            "every process has the new placement"
+        );
         Ok(())
     }
 
@@ -171,10 +194,15 @@ impl Mover {
             run.record.progress.pause_ms =
                 Some(u64::try_from(fenced_at.elapsed().as_millis()).unwrap_or(u64::MAX));
             run.record.progress.rollback_enabled = Some(self.opts.rollback_enabled);
-            self.switch(&mut run.record).await?;
+            let epoch = self.switch(&mut run.record).await?;
             self.halt(&run.record, HaltAt::BeforeUnguard)?;
             self.open_target(&run.record, &run.target, &run.tables)
                 .await?;
+            self.await_acknowledged(&mut run.record, epoch).await?;
+            // Recorded so a resume does not wait again; if it is lost, a resume does.
+            if let Err(e) = self.save(&mut run.record).await {
+                tracing::warn!(storefront = %sf, "recording the barrier failed: {e}");
+            }
             self.halt(&run.record, HaltAt::AfterFlip)?;
             self.halt(&run.record, HaltAt::After(Phase::Cutover))
         }

@@ -168,7 +168,15 @@ impl Mover {
             };
             target.close().await;
             opened?;
-            if record.error.take().is_some() {
+            let mut changed = record.error.take().is_some();
+            if record.progress.acknowledged_ms.is_none() {
+                // Stopped before every process had acknowledged the flip: wait for them
+                // now (at the directory's current epoch, which is at least the flip's).
+                let epoch = self.tenancy.require_directory()?.epoch().await?;
+                self.await_acknowledged(record, epoch).await?;
+                changed = true;
+            }
+            if changed {
                 self.save(record).await?;
             }
             return Ok(());

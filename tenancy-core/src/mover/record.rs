@@ -116,6 +116,9 @@ pub struct MoveProgress {
     pub validated_rows: u64,
     /// How long the storefront's writes were fenced during the cutover, in milliseconds.
     pub pause_ms: Option<u64>,
+    /// How long after the flip every live process had acknowledged it, in milliseconds
+    /// (see [`crate::watch`]).
+    pub acknowledged_ms: Option<u64>,
     /// Whether the cutover left capture on the target, so the move can be rolled back after
     /// it (recorded by the cutover; a later mover's options do not change it).
     pub rollback_enabled: Option<bool>,

@@ -138,18 +138,24 @@ impl Mover {
                 }
             }
         }
-        directory
-            .put(sf, &run.record.source, TenantState::Active)
+        let epoch = directory
+            .flip(sf, &run.record.source, TenantState::Active)
             .await?;
         if run.record.cutover_at.is_some() {
-            // The target served: stale caches may still point at it (the directory's for
-            // one TTL, a connection's for one more). Its fence stays up until they let go,
-            // also when a rollback that had flipped back is resumed.
-            self.wait_holding(
-                &run.record,
-                self.tenancy.directory_ttl() * 2 + Duration::from_millis(100),
-            )
-            .await?;
+            // The target served: stale caches may still point at it. Its fence stays up
+            // until every process has the source again: with the directory watched, once
+            // every process has acknowledged the flip back (the barrier); without, once
+            // the caches have expired (the directory's for one TTL, a connection's for one
+            // more). Also when a rollback that had flipped back is resumed.
+            if self.tenancy.watch_options().enabled {
+                self.await_acknowledged(&mut run.record, epoch).await?;
+            } else {
+                self.wait_holding(
+                    &run.record,
+                    self.tenancy.directory_ttl() * 2 + Duration::from_millis(100),
+                )
+                .await?;
+            }
         }
         capture::set_fence(&run.source, sf, false).await?;
         capture::remove(&run.source, sf, &run.tables).await?;
