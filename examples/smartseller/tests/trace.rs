@@ -6,9 +6,11 @@
 //! vanish (CI saw exactly that once). Here the subscriber is the process's global default
 //! and this is the binary's only test.
 //!
-//! The check reads the spans' *creation* lines, not their close: sqlx's SQLite worker
-//! thread holds a clone of the caller's span until it has finished the command, so a span
-//! may close (and its line be written) after the request has returned (CI saw that too).
+//! The placement is recorded on the statement's span when the statement ends, so the check
+//! reads the spans' close lines. sqlx's SQLite worker thread holds a clone of the caller's
+//! span until it has finished the command, so a span may close (and its line be written)
+//! a moment after the request has returned (CI saw that too): the check waits, boundedly,
+//! for the lines.
 
 mod common;
 
@@ -51,7 +53,7 @@ async fn statements_are_traced_without_bound_values() {
     let sink = captured.clone();
     let subscriber = tracing_subscriber::fmt()
         .with_max_level(tracing::Level::DEBUG)
-        .with_span_events(tracing_subscriber::fmt::format::FmtSpan::NEW)
+        .with_span_events(tracing_subscriber::fmt::format::FmtSpan::CLOSE)
         .with_ansi(false)
         .with_writer(move || sink.clone())
         .finish();
@@ -76,7 +78,23 @@ async fn statements_are_traced_without_bound_values() {
         .await;
         assert_eq!(s, StatusCode::CREATED);
     }
-    let text = captured.take();
+    // Both statement spans closed (each names its placement), within 10 s.
+    let mut text = String::new();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        text.push_str(&captured.take());
+        let closed = |sf: &tenancy_core::StorefrontId| {
+            text.lines().any(|l| {
+                l.contains("tenancy.statement")
+                    && l.contains(&format!("storefront={sf}"))
+                    && l.contains("placement=")
+            })
+        };
+        if (closed(&shared_sf) && closed(&database_sf)) || std::time::Instant::now() > deadline {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
     let statements: Vec<&str> = text
         .lines()
         .filter(|l| l.contains("tenancy.statement"))
