@@ -249,6 +249,15 @@ pub struct MigrationConfig {
     /// How long the old copy is kept after cutover.
     #[serde(with = "duration")]
     pub dual_write_duration: Duration,
+    /// The longest a cutover may expect to fence writes: it fences only once the backlog
+    /// can be replayed within it.
+    #[serde(with = "duration")]
+    pub pause_budget: Duration,
+    /// How long a cutover keeps catching up while the backlog does not fit the pause
+    /// budget; after it, the first catch-up window that ends with the backlog no smaller
+    /// reports that the move cannot converge.
+    #[serde(with = "duration")]
+    pub converge_within: Duration,
 }
 
 impl Default for MigrationConfig {
@@ -258,6 +267,8 @@ impl Default for MigrationConfig {
             validation_enabled: true,
             rollback_enabled: true,
             dual_write_duration: Duration::from_secs(24 * 3600),
+            pause_budget: Duration::from_millis(500),
+            converge_within: Duration::from_secs(60),
         }
     }
 }
@@ -461,6 +472,12 @@ impl TenancyConfig {
             );
         }
         db.watch_options().validate()?;
+        if self.tenant_strategy.migration_config.pause_budget.is_zero() {
+            return bad(
+                "migration_config.pause_budget",
+                "must be more than zero".into(),
+            );
+        }
         let f = s.migration_thresholds.medium_fraction;
         if !(0.0..=1.0).contains(&f) {
             return bad(

@@ -10,7 +10,7 @@ use std::{
     collections::HashMap,
     sync::{
         atomic::{AtomicBool, AtomicU64, Ordering},
-        Arc, Mutex, RwLock,
+        Arc, RwLock,
     },
     time::{Duration, Instant},
 };
@@ -142,8 +142,10 @@ pub struct Directory {
     generation: AtomicU64,
     /// Whether a process lease vouches for the cache (the watcher runs).
     leased: AtomicBool,
-    /// Until when the lease vouches for it (this process's monotonic clock).
-    confirmed_until: Mutex<Option<Instant>>,
+    /// Until when the lease vouches for it: nanoseconds after `base` on this process's
+    /// monotonic clock (0: not yet).
+    confirmed_until: AtomicU64,
+    base: Instant,
 }
 
 impl std::fmt::Debug for Directory {
@@ -159,6 +161,52 @@ fn col(name: &str) -> Alias {
     Alias::new(name)
 }
 
+/// The directory's epoch now, read on `conn`.
+pub(crate) async fn epoch_on<C: ConnectionTrait>(conn: &C) -> Result<i64, TenancyError> {
+    let backend = conn.get_database_backend();
+    let row = conn
+        .query_one_raw(Statement::from_string(
+            backend,
+            format!(
+                "SELECT epoch FROM {} WHERE id = 1",
+                Dialect(backend).quote(EPOCH)
+            ),
+        ))
+        .await?;
+    Ok(match row {
+        Some(row) => row.try_get_by_index(0)?,
+        None => 0,
+    })
+}
+
+/// The changes after epoch `after`, in order, at most `limit`, read on `conn`:
+/// `(epoch, storefront)`; a row whose storefront does not decode gives `None` (the reader
+/// forgets everything for it).
+pub(crate) async fn changes_since<C: ConnectionTrait>(
+    conn: &C,
+    after: i64,
+    limit: u64,
+) -> Result<Vec<(i64, Option<StorefrontId>)>, TenancyError> {
+    let query = Query::select()
+        .columns(["epoch", "storefront_id"].map(col))
+        .from(col(LOG))
+        .and_where(Expr::col(col("epoch")).gt(after))
+        .order_by(col("epoch"), sea_orm::Order::Asc)
+        .limit(limit)
+        .to_owned();
+    let rows = conn.query_all(&query).await?;
+    rows.iter()
+        .map(|row| {
+            let epoch: i64 = row.try_get("", "epoch")?;
+            let storefront = row
+                .try_get::<Uuid>("", "storefront_id")
+                .ok()
+                .and_then(|id| StorefrontId::try_from(id).ok());
+            Ok((epoch, storefront))
+        })
+        .collect()
+}
+
 impl Directory {
     /// A directory over the shared database. Unknown storefronts resolve to `default` if
     /// given, else to [`TenancyError::UnknownStorefront`]. Cached entries live `ttl`.
@@ -170,7 +218,8 @@ impl Directory {
             default,
             generation: AtomicU64::new(0),
             leased: AtomicBool::new(false),
-            confirmed_until: Mutex::new(None),
+            confirmed_until: AtomicU64::new(0),
+            base: Instant::now(),
         }
     }
 
@@ -186,22 +235,20 @@ impl Directory {
         if !self.leased.load(Ordering::Acquire) {
             return false;
         }
-        match *self
-            .confirmed_until
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-        {
-            Some(until) => Instant::now() >= until,
-            None => true,
-        }
+        let until = self.confirmed_until.load(Ordering::Acquire);
+        until == 0 || self.nanos(Instant::now()) >= until
+    }
+
+    fn nanos(&self, at: Instant) -> u64 {
+        Ord::max(
+            u64::try_from(at.saturating_duration_since(self.base).as_nanos()).unwrap_or(u64::MAX),
+            1,
+        )
     }
 
     /// The watcher vouches for the cache from now on (until [`Self::confirm_until`]).
     pub(crate) fn start_lease(&self) {
-        *self
-            .confirmed_until
-            .lock()
-            .unwrap_or_else(|e| e.into_inner()) = None;
+        self.confirmed_until.store(0, Ordering::Release);
         self.leased.store(true, Ordering::Release);
     }
 
@@ -213,10 +260,8 @@ impl Directory {
     /// The lease was renewed with every change up to now applied: the cache is trusted
     /// until `until`.
     pub(crate) fn confirm_until(&self, until: Instant) {
-        *self
-            .confirmed_until
-            .lock()
-            .unwrap_or_else(|e| e.into_inner()) = Some(until);
+        self.confirmed_until
+            .store(self.nanos(until), Ordering::Release);
     }
 
     /// Forgets the cached entries of `changed` (every entry when `None`) and bumps the
@@ -311,6 +356,12 @@ impl Directory {
     ) -> Result<i64, TenancyError> {
         let backend = self.backend();
         let dialect = Dialect(backend);
+        if backend == DbBackend::Postgres {
+            // One directory change waits for another's commit at most this long (a flip
+            // stalled with the row locked must not hold every other cutover's fence up).
+            conn.execute_unprepared("SET LOCAL lock_timeout = '10s'")
+                .await?;
+        }
         conn.execute_unprepared(&format!(
             "UPDATE {} SET epoch = epoch + 1 WHERE id = 1",
             dialect.quote(EPOCH)
@@ -352,41 +403,7 @@ impl Directory {
 
     /// The directory's epoch now.
     pub(crate) async fn epoch(&self) -> Result<i64, TenancyError> {
-        let dialect = Dialect(self.backend());
-        let row = self
-            .shared
-            .query_one_raw(Statement::from_string(
-                self.backend(),
-                format!("SELECT epoch FROM {} WHERE id = 1", dialect.quote(EPOCH)),
-            ))
-            .await?;
-        Ok(match row {
-            Some(row) => row.try_get_by_index(0)?,
-            None => 0,
-        })
-    }
-
-    /// The changes after epoch `after`, in order, at most `limit`: `(epoch, storefront)`.
-    pub(crate) async fn changes_since(
-        &self,
-        after: i64,
-        limit: u64,
-    ) -> Result<Vec<(i64, StorefrontId)>, TenancyError> {
-        let query = Query::select()
-            .columns(["epoch", "storefront_id"].map(col))
-            .from(col(LOG))
-            .and_where(Expr::col(col("epoch")).gt(after))
-            .order_by(col("epoch"), sea_orm::Order::Asc)
-            .limit(limit)
-            .to_owned();
-        let rows = self.shared.query_all(&query).await?;
-        rows.iter()
-            .map(|row| {
-                let epoch: i64 = row.try_get("", "epoch")?;
-                let id: Uuid = row.try_get("", "storefront_id")?;
-                Ok((epoch, StorefrontId::try_from(id)?))
-            })
-            .collect()
+        epoch_on(&self.shared).await
     }
 
     fn backend(&self) -> DbBackend {

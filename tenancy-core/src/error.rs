@@ -191,6 +191,34 @@ pub enum TenancyError {
         detail: String,
     },
 
+    /// A cutover would not fence: the storefront's writers log changes faster than the
+    /// catch-up replays them, so the backlog could not be drained within the pause
+    /// budget. Nothing was fenced; the storefront is served from the source, and the
+    /// cutover can be run again once the writers slow down.
+    #[error(
+        "move of storefront {storefront} cannot converge: after {tried_ms} ms of catch-up, \
+         {lag} changes are pending; the writers log {writes_per_sec:.0}/s and the catch-up \
+         replays {replays_per_sec:.0}/s, so draining them behind the fence would take about \
+         {drain_ms} ms, over the {budget_ms} ms pause budget; nothing was fenced (run the \
+         cutover again when the writers slow down, or raise migration_config.pause_budget)"
+    )]
+    CannotConverge {
+        /// The storefront being moved.
+        storefront: String,
+        /// Changelog entries pending at the last measurement.
+        lag: u64,
+        /// Changes the storefront's writers logged per second, measured over the last pass.
+        writes_per_sec: f64,
+        /// Entries the catch-up replayed per second over the last pass.
+        replays_per_sec: f64,
+        /// The estimated pause: `lag` at the replay rate (`u64::MAX` when nothing replayed).
+        drain_ms: u64,
+        /// The pause budget.
+        budget_ms: u64,
+        /// How long the catch-up tried.
+        tried_ms: u64,
+    },
+
     /// The mover stopped at a halt point (a test hook that simulates a crash).
     #[error("move of storefront {storefront} halted at {point}")]
     Halted {

@@ -31,7 +31,7 @@ pub(crate) struct Inner {
     /// How this process follows the directory (the cutover barrier's wait is read here).
     pub(crate) watch_options: WatchOptions,
     /// This process's watcher, stopped (its lease given up) when the last handle goes.
-    pub(crate) _watch: Option<crate::watch::Watch>,
+    pub(crate) watch: Option<crate::watch::Watch>,
 }
 
 /// How long a statement refused by a move's fence is retried by default.
@@ -221,7 +221,7 @@ impl TenancyOptions {
                 stats: Stats::default(),
                 fence_wait: self.fence_wait,
                 watch_options: self.watch,
-                _watch: watch,
+                watch,
             }),
         })
     }
@@ -259,7 +259,7 @@ impl Tenancy {
                 stats: Stats::default(),
                 fence_wait: FENCE_WAIT,
                 watch_options: WatchOptions::default(),
-                _watch: None,
+                watch: None,
             }),
         }
     }
@@ -277,6 +277,16 @@ impl Tenancy {
     /// How this process follows the directory.
     pub(crate) fn watch_options(&self) -> &WatchOptions {
         &self.inner.watch_options
+    }
+
+    /// Stops this process's directory watcher and gives its lease up at once, so no
+    /// cutover waits for it. Call it before a process exits (a process that just stops
+    /// lets its lease run out, and a cutover meanwhile waits up to `process_lease`).
+    /// The handle keeps working; placements are then cached for the directory TTL.
+    pub async fn shutdown(&self) {
+        if let Some(watch) = &self.inner.watch {
+            watch.shutdown().await;
+        }
     }
 
     /// How long cached directory entries are trusted (zero without a directory).

@@ -63,12 +63,13 @@ pub struct WatchOptions {
     /// `true`). Without it, a cached placement is trusted for the directory's cache TTL.
     pub enabled: bool,
     /// How often the feed is read where nothing announces a change (MySQL/MariaDB,
-    /// SQLite, or PostgreSQL while its listener reconnects). Default 50 ms.
+    /// SQLite, or PostgreSQL while its listener reconnects). Default 50 ms; at most
+    /// `heartbeat`.
     pub poll_interval: Duration,
     /// How long a renewal keeps this process's lease (default 5 s). A process that dies
     /// holds up a cutover for at most this long.
     pub lease: Duration,
-    /// How often the lease is renewed (default 1 s; less than `lease`).
+    /// How often the lease is renewed (default 1 s; at most half of `lease`).
     pub heartbeat: Duration,
     /// The longest a cutover waits for every process to acknowledge its flip (default 6 s;
     /// at least `lease`, since an unacknowledged lease runs out by then).
@@ -97,10 +98,17 @@ impl WatchOptions {
         if self.poll_interval.is_zero() {
             return Err(bad("directory_poll_interval", "must be more than zero"));
         }
-        if self.heartbeat.is_zero() || self.heartbeat >= self.lease {
+        if self.heartbeat.is_zero() || self.heartbeat * 2 > self.lease {
             return Err(bad(
                 "process_heartbeat",
-                "must be more than zero and less than process_lease",
+                "must be more than zero and at most half of process_lease (a lease must \
+                 survive one failed renewal)",
+            ));
+        }
+        if self.poll_interval > self.heartbeat {
+            return Err(bad(
+                "directory_poll_interval",
+                "must be at most process_heartbeat",
             ));
         }
         if self.barrier_wait < self.lease {
@@ -150,42 +158,60 @@ pub(crate) async fn install(shared: &DatabaseConnection) -> Result<(), TenancyEr
     Ok(())
 }
 
-/// This process's watcher; dropping it stops the watcher, which gives its lease up.
+/// This process's watcher; dropping it stops the watcher, which gives its lease up (if
+/// the runtime still runs); [`Watch::shutdown`] waits until it has.
 pub(crate) struct Watch {
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    stop: std::sync::Mutex<Option<tokio::sync::oneshot::Sender<()>>>,
+    task: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
+}
+
+impl Watch {
+    /// Stops the watcher and waits until its lease row is gone.
+    pub(crate) async fn shutdown(&self) {
+        if let Some(stop) = self.stop.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            let _ = stop.send(());
+        }
+        let task = self.task.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(task) = task {
+            let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
+        }
+    }
 }
 
 impl Drop for Watch {
     fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
+        if let Some(stop) = self.stop.lock().unwrap_or_else(|e| e.into_inner()).take() {
             let _ = stop.send(());
         }
     }
 }
 
-/// Starts the watcher of `directory` on the current tokio runtime. `listen_url` is the
-/// shared database's URL, for a PostgreSQL listener of its own.
-pub(crate) fn start(
-    directory: Arc<Directory>,
-    listen_url: Option<String>,
-    opts: WatchOptions,
-) -> Watch {
+/// Starts the watcher of `directory` on the current tokio runtime. `url` is the shared
+/// database's URL: the watcher reads and renews on a connection of its own (so a busy
+/// application pool cannot starve its lease), and listens there on PostgreSQL.
+pub(crate) fn start(directory: Arc<Directory>, url: Option<String>, opts: WatchOptions) -> Watch {
     let (stop, stopped) = tokio::sync::oneshot::channel();
     directory.start_lease();
     let watcher = Watcher {
         process: Uuid::new_v4(),
         applied: None,
+        conn: directory.shared().clone(),
         directory,
         opts,
     };
-    tokio::spawn(watcher.run(listen_url, stopped));
-    Watch { stop: Some(stop) }
+    let task = tokio::spawn(watcher.run(url, stopped));
+    Watch {
+        stop: std::sync::Mutex::new(Some(stop)),
+        task: std::sync::Mutex::new(Some(task)),
+    }
 }
 
 struct Watcher {
     process: Uuid,
     /// The last epoch applied; `None` until the first read.
     applied: Option<i64>,
+    /// Where the watcher reads and renews: a pool of its own, else the shared one.
+    conn: DatabaseConnection,
     directory: Arc<Directory>,
     opts: WatchOptions,
 }
@@ -200,26 +226,48 @@ enum Renewal {
 }
 
 impl Watcher {
-    fn shared(&self) -> &DatabaseConnection {
-        self.directory.shared()
-    }
-
     fn dialect(&self) -> Dialect {
-        Dialect(self.shared().get_database_backend())
+        Dialect(self.conn.get_database_backend())
     }
 
-    async fn run(
-        mut self,
-        listen_url: Option<String>,
-        mut stopped: tokio::sync::oneshot::Receiver<()>,
-    ) {
-        let mut listener = Listener::new(listen_url, self.shared().get_database_backend());
+    async fn run(mut self, url: Option<String>, mut stopped: tokio::sync::oneshot::Receiver<()>) {
+        let backend = self.conn.get_database_backend();
+        // A connection of its own, where another connection reaches the same database
+        // (not SQLite in memory, where a new connection opens an empty database).
+        if let Some(url) = url
+            .as_deref()
+            .filter(|u| !u.contains(":memory:") && !u.contains("mode=memory"))
+        {
+            let spec = crate::backend::PoolSpec {
+                connect_timeout: Some(self.opts.heartbeat),
+                acquire_timeout: Some(self.opts.heartbeat),
+                ..crate::backend::PoolSpec::of(1)
+            };
+            match tokio::time::timeout(self.opts.heartbeat * 2, crate::backend::connect(url, spec))
+                .await
+            {
+                Ok(Ok(conn)) => self.conn = conn,
+                Ok(Err(e)) => tracing::debug!("the directory watcher uses the shared pool: {e}"),
+                Err(_) => tracing::debug!(
+                    "the directory watcher uses the shared pool: connecting timed out"
+                ),
+            }
+        }
+        let mut listener = Listener::new(url, backend, self.opts.heartbeat);
         let mut last_renewal: Option<Instant> = None;
+        let mut failures = 0u32;
         loop {
             let wait = if listener.is_listening() {
                 self.opts.heartbeat
             } else {
-                self.opts.poll_interval
+                self.opts.poll_interval.min(self.opts.heartbeat)
+            };
+            // Back off after failures (up to a heartbeat), so a database that is down is
+            // not asked 20 times a second by every process.
+            let wait = if failures == 0 {
+                wait
+            } else {
+                (wait * 2u32.saturating_pow(failures.min(8))).min(self.opts.heartbeat)
             };
             let announced = tokio::select! {
                 _ = &mut stopped => break,
@@ -227,16 +275,21 @@ impl Watcher {
             };
             let due = last_renewal.is_none_or(|at| at.elapsed() >= self.opts.heartbeat);
             match self.sync(due || announced).await {
-                Ok(true) => last_renewal = Some(Instant::now()),
-                Ok(false) => {}
+                Ok(renewed) => {
+                    failures = 0;
+                    if renewed {
+                        last_renewal = Some(Instant::now());
+                    }
+                }
                 Err(e) => {
+                    failures += 1;
                     tracing::warn!(process = %self.process, "the directory watcher could not sync: {e}");
                 }
             }
         }
         self.directory.end_lease();
         let delete = Statement::from_sql_and_values(
-            self.shared().get_database_backend(),
+            backend,
             format!(
                 "DELETE FROM {} WHERE process_id = {}",
                 self.dialect().quote(PROCESSES),
@@ -244,7 +297,7 @@ impl Watcher {
             ),
             [self.process.into()],
         );
-        let _ = self.shared().execute_raw(delete).await;
+        let _ = self.conn.execute_raw(delete).await;
     }
 
     /// Reads the feed and applies it; renews the lease when something was applied or
@@ -255,13 +308,22 @@ impl Watcher {
         if !(renew || applied_any) {
             return Ok(false);
         }
+        if renew {
+            // An epoch that went back (the shared database restored from a backup): what
+            // was applied no longer says anything.
+            let epoch = crate::directory::epoch_on(&self.conn).await?;
+            if self.applied.is_some_and(|a| epoch < a) {
+                self.directory.apply_changes(None);
+                self.applied = Some(epoch);
+            }
+        }
         let applied = self.applied.unwrap_or(0);
         match self.renew(applied).await? {
             Renewal::Extended => {}
             Renewal::Rejoined => {
                 // Flips while the lease was out were not waited for: read everything anew
                 // before vouching for the cache again.
-                let epoch = self.directory.epoch().await?;
+                let epoch = crate::directory::epoch_on(&self.conn).await?;
                 self.directory.apply_changes(None);
                 self.applied = Some(epoch);
                 if let Renewal::Rejoined = self.renew(epoch).await? {
@@ -277,23 +339,23 @@ impl Watcher {
     /// Applies the feed past the applied epoch. `true` when anything was applied.
     async fn apply_feed(&mut self) -> Result<bool, TenancyError> {
         let Some(mut applied) = self.applied else {
-            let epoch = self.directory.epoch().await?;
+            let epoch = crate::directory::epoch_on(&self.conn).await?;
             self.directory.apply_changes(None);
             self.applied = Some(epoch);
             return Ok(true);
         };
         let mut any = false;
         loop {
-            let changes = self.directory.changes_since(applied, PAGE).await?;
+            let changes = crate::directory::changes_since(&self.conn, applied, PAGE).await?;
             let Some(&(first, _)) = changes.first() else {
                 break;
             };
-            if first != applied + 1 {
-                // The log no longer holds what this process missed.
-                self.directory.apply_changes(None);
-            } else {
-                let changed: Vec<StorefrontId> = changes.iter().map(|(_, sf)| *sf).collect();
-                self.directory.apply_changes(Some(&changed));
+            let changed: Option<Vec<StorefrontId>> = changes.iter().map(|(_, sf)| *sf).collect();
+            match changed {
+                // The log holds every change since the applied epoch, each decoded.
+                Some(list) if first == applied + 1 => self.directory.apply_changes(Some(&list)),
+                // It no longer holds what this process missed, or a row did not decode.
+                _ => self.directory.apply_changes(None),
             }
             any = true;
             applied = changes.last().map_or(applied, |(e, _)| *e);
@@ -308,7 +370,7 @@ impl Watcher {
     /// Extends the lease if it is still live, else takes a new one.
     async fn renew(&self, applied: i64) -> Result<Renewal, TenancyError> {
         let d = self.dialect();
-        let backend = self.shared().get_database_backend();
+        let backend = self.conn.get_database_backend();
         let lease_ms = i64::try_from(self.opts.lease.as_millis()).unwrap_or(i64::MAX);
         let table = d.quote(PROCESSES);
         let now = d.now_ms();
@@ -329,7 +391,7 @@ impl Watcher {
                 self.process.into(),
             ],
         );
-        if self.shared().execute_raw(extend).await?.rows_affected() == 1 {
+        if self.conn.execute_raw(extend).await?.rows_affected() == 1 {
             return Ok(Renewal::Extended);
         }
         // Gone or run out: take it anew, and clear leases that ran out an hour ago.
@@ -341,7 +403,7 @@ impl Watcher {
             ),
             [self.process.into()],
         );
-        self.shared().execute_raw(clear).await?;
+        self.conn.execute_raw(clear).await?;
         let host = std::env::var("HOSTNAME").unwrap_or_default();
         let insert = Statement::from_sql_and_values(
             backend,
@@ -364,7 +426,7 @@ impl Watcher {
                 i64::from(std::process::id()).into(),
             ],
         );
-        self.shared().execute_raw(insert).await?;
+        self.conn.execute_raw(insert).await?;
         Ok(Renewal::Rejoined)
     }
 }
@@ -377,19 +439,21 @@ enum Listener {
         url: String,
         listener: Option<sea_orm::sqlx::postgres::PgListener>,
         retry_at: Instant,
+        connect_timeout: Duration,
     },
     Polling,
 }
 
 impl Listener {
     #[allow(unused_variables)]
-    fn new(url: Option<String>, backend: DbBackend) -> Self {
+    fn new(url: Option<String>, backend: DbBackend, connect_timeout: Duration) -> Self {
         #[cfg(feature = "postgres")]
         if let (Some(url), DbBackend::Postgres) = (url, backend) {
             return Listener::Postgres {
                 url,
                 listener: None,
                 retry_at: Instant::now(),
+                connect_timeout,
             };
         }
         Listener::Polling
@@ -404,7 +468,7 @@ impl Listener {
     }
 
     /// Waits for an announcement or for `wait`; `true` when something was announced (or
-    /// may have been missed: a reconnected listener).
+    /// may have been missed: a listener that has just (re)connected).
     async fn next(&mut self, wait: Duration) -> bool {
         match self {
             #[cfg(feature = "postgres")]
@@ -412,16 +476,23 @@ impl Listener {
                 url,
                 listener,
                 retry_at,
+                connect_timeout,
             } => {
                 if listener.is_none() && Instant::now() >= *retry_at {
-                    match Self::listen(url).await {
-                        Ok(l) => {
+                    match tokio::time::timeout(*connect_timeout, Self::listen(url)).await {
+                        Ok(Ok(l)) => {
                             *listener = Some(l);
                             // Whatever was announced while nobody listened.
                             return true;
                         }
-                        Err(e) => {
+                        Ok(Err(e)) => {
                             tracing::debug!("directory listener: {e}; polling meanwhile");
+                            *retry_at = Instant::now() + Duration::from_secs(1);
+                        }
+                        Err(_) => {
+                            tracing::debug!(
+                                "directory listener: connecting timed out; polling meanwhile"
+                            );
                             *retry_at = Instant::now() + Duration::from_secs(1);
                         }
                     }
@@ -433,13 +504,11 @@ impl Listener {
                 match tokio::time::timeout(wait, l.try_recv()).await {
                     Err(_) => false,
                     Ok(Ok(Some(_))) => true,
-                    // The connection dropped; it reconnects on the next call, and what was
-                    // announced meanwhile is read from the log now.
-                    Ok(Ok(None)) => true,
-                    Ok(Err(e)) => {
-                        tracing::debug!("directory listener failed: {e}; polling meanwhile");
+                    // The connection dropped: listen anew (the next call reconnects and then
+                    // reads what was announced meanwhile), polling until then.
+                    Ok(Ok(None)) | Ok(Err(_)) => {
+                        tracing::debug!("directory listener lost its connection; reconnecting");
                         *listener = None;
-                        *retry_at = Instant::now() + Duration::from_secs(1);
                         true
                     }
                 }
@@ -468,14 +537,16 @@ impl Listener {
 pub(crate) struct Barrier {
     /// From the start of the wait until every live lease had acknowledged (or run out).
     pub(crate) waited: Duration,
-    /// Leases still live and behind when the wait gave up (0 when it passed).
+    /// Leases still behind when the wait gave up (0 when it passed).
     pub(crate) behind: u64,
 }
 
-/// Waits until every process lease has applied `epoch`, has run out, or was taken before
-/// the flip more than its length ago (such a process no longer trusts its cache), for at
-/// most `wait` (at least a lease: past it, every process the flip did not reach has stopped
-/// trusting its cache).
+/// Waits until every process lease that was live at the flip has applied `epoch`, has
+/// been given up, or is older than its length by this process's monotonic clock since the
+/// wait began (by then such a process no longer trusts its cache). The database server's
+/// clock is read once, to tell which leases were live; after that only the monotonic clock
+/// counts, so a step of the server's clock cannot end the wait early. Gives up after
+/// `wait` (raised to the longest such lease) only when the leases cannot be read.
 pub(crate) async fn barrier(
     shared: &DatabaseConnection,
     epoch: i64,
@@ -484,53 +555,88 @@ pub(crate) async fn barrier(
     let started = Instant::now();
     let backend = shared.get_database_backend();
     let d = Dialect(backend);
-    let now = d.now_ms();
-    let flip_at: i64 = shared
-        .query_one_raw(Statement::from_string(backend, format!("SELECT {now}")))
-        .await?
-        .map(|r| r.try_get_by_index::<i64>(0))
-        .transpose()?
-        .unwrap_or(0);
-    let behind = Statement::from_sql_and_values(
+    let table = d.quote(PROCESSES);
+    let live = Statement::from_sql_and_values(
         backend,
         format!(
-            "SELECT COUNT(*) FROM {table} WHERE applied_epoch < {p1} \
-             AND expires_at_ms > {now} AND {p2} + lease_ms > {now}",
-            table = d.quote(PROCESSES),
+            "SELECT process_id, lease_ms FROM {table} WHERE applied_epoch < {p1} AND expires_at_ms > {now}",
             p1 = d.placeholder(1),
-            p2 = d.placeholder(2),
+            now = d.now_ms(),
         ),
-        [epoch.into(), flip_at.into()],
+        [epoch.into()],
     );
+    let behind_now = Statement::from_sql_and_values(
+        backend,
+        format!(
+            "SELECT process_id FROM {table} WHERE applied_epoch < {p1}",
+            p1 = d.placeholder(1),
+        ),
+        [epoch.into()],
+    );
+    // The leases live and behind at the flip, with their lengths.
+    let mut waiting: Vec<(Uuid, Duration)> = Vec::new();
     let mut pause = Duration::from_millis(2);
     loop {
-        let count: i64 = match shared.query_one_raw(behind.clone()).await {
-            Ok(row) => row
-                .map(|r| r.try_get_by_index::<i64>(0))
-                .transpose()?
-                .unwrap_or(0),
-            Err(e) => {
-                // Past the wait, every lease the flip did not reach has run out anyway
-                // (the wait is at least a lease), so giving up reading is safe then.
-                tracing::warn!("the cutover barrier could not read the leases: {e}");
-                -1
+        match shared.query_all_raw(live.clone()).await {
+            Ok(rows) => {
+                for row in rows {
+                    let id: Uuid = row.try_get_by_index(0)?;
+                    let ms: i64 = row.try_get_by_index(1)?;
+                    waiting.push((id, Duration::from_millis(u64::try_from(ms).unwrap_or(0))));
+                }
+                break;
             }
-        };
-        if count == 0 {
+            Err(e) if started.elapsed() < wait => {
+                tracing::warn!("the cutover barrier could not read the leases: {e}");
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_millis(200));
+            }
+            Err(e) => {
+                tracing::warn!(
+                    epoch,
+                    "the cutover barrier gave up reading the leases after {wait:?}: {e}"
+                );
+                return Ok(Barrier {
+                    waited: started.elapsed(),
+                    behind: u64::MAX,
+                });
+            }
+        }
+    }
+    let longest = waiting.iter().map(|(_, l)| *l).max().unwrap_or_default();
+    let wait = wait.max(longest + Duration::from_millis(100));
+    let mut pause = Duration::from_millis(2);
+    loop {
+        let elapsed = started.elapsed();
+        waiting.retain(|(_, lease)| *lease > elapsed);
+        if waiting.is_empty() {
+            return Ok(Barrier {
+                waited: elapsed,
+                behind: 0,
+            });
+        }
+        match shared.query_all_raw(behind_now.clone()).await {
+            Ok(rows) => {
+                let behind: std::collections::HashSet<Uuid> = rows
+                    .iter()
+                    .filter_map(|r| r.try_get_by_index::<Uuid>(0).ok())
+                    .collect();
+                // Acknowledged, or given up (its row is gone: the process stopped).
+                waiting.retain(|(id, _)| behind.contains(id));
+            }
+            Err(e) => tracing::warn!("the cutover barrier could not read the leases: {e}"),
+        }
+        if waiting.is_empty() {
             return Ok(Barrier {
                 waited: started.elapsed(),
                 behind: 0,
             });
         }
         if started.elapsed() >= wait {
-            tracing::warn!(
-                epoch,
-                "the cutover barrier gave up after {wait:?} with {count} process lease(s) behind (-1: unread); \
-                 they have run out by now"
-            );
+            // Only reached when the leases could not be read: each has run out by now.
             return Ok(Barrier {
                 waited: started.elapsed(),
-                behind: u64::try_from(count).unwrap_or(0),
+                behind: waiting.len() as u64,
             });
         }
         tokio::time::sleep(pause).await;

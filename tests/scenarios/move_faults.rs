@@ -795,3 +795,111 @@ async fn postgres_target_server_down_mid_move() {
     }
     test.teardown().await;
 }
+
+/// Writers that log changes faster than the catch-up can replay them (the target is
+/// throttled: every customer row written there sleeps): the cutover fences nothing past
+/// its pause budget, says why with both rates, and the storefront keeps serving from the
+/// source with no error to the writers. With the writers stopped and the target fast
+/// again, the same move cuts over with every acknowledged write.
+async fn cannot_converge(backend: Backend) {
+    let Some((test, tenancy)) = env(backend, Duration::from_millis(200)).await else {
+        return;
+    };
+    tenancy_tests::movekit::bounded("the convergence test", async {
+        let sf = provisioned(&tenancy, &["a", "b", "c"]).await;
+        let target = Placement::Database {
+            url: test.sibling_url("tenancy_test_conv"),
+        };
+        let mover = Mover::new(
+            &tenancy,
+            MoveOptions {
+                batch_size: 50,
+                catch_up_batch: 20,
+                max_lag: 5,
+                retention: Duration::ZERO,
+                pause_budget: Duration::from_millis(100),
+                converge_within: Duration::from_secs(3),
+                ..MoveOptions::default()
+            },
+        );
+        mover
+            .start::<Migrator>(sf, target.clone())
+            .await
+            .expect("start");
+        let raw = RawTarget::open(&test, &target).await;
+        let (throttle, unthrottle) = match backend {
+            Backend::Postgres => (
+                vec![
+                    "CREATE FUNCTION throttle_test() RETURNS trigger AS $$ BEGIN PERFORM pg_sleep(0.05); RETURN NEW; END $$ LANGUAGE plpgsql".to_string(),
+                    "CREATE TRIGGER throttle_test BEFORE INSERT OR UPDATE ON customers FOR EACH ROW EXECUTE FUNCTION throttle_test()".to_string(),
+                ],
+                vec!["DROP TRIGGER throttle_test ON customers".to_string()],
+            ),
+            _ => (
+                vec!["CREATE TRIGGER throttle_test BEFORE INSERT ON customers FOR EACH ROW SET @throttled = SLEEP(0.05)".to_string()],
+                vec!["DROP TRIGGER throttle_test".to_string()],
+            ),
+        };
+        for sql in &throttle {
+            raw.conn.execute_unprepared(sql).await.expect("throttle the target");
+        }
+        let base = state(&tenancy.connection(sf)).await;
+        let writers = Writers::spawn(&tenancy, sf, 4);
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let err = mover
+            .cutover::<Migrator>(sf)
+            .await
+            .expect_err("writers outpace the throttled replay");
+        assert!(
+            matches!(err, TenancyError::CannotConverge { .. }),
+            "{backend}: {err}"
+        );
+        let message = err.to_string();
+        assert!(
+            message.contains("cannot converge") && message.contains("pause budget") && message.contains("/s"),
+            "{backend}: {message}"
+        );
+        // Nothing was fenced: served from the source, and the writers went on.
+        assert_eq!(
+            tenancy.placement(sf).await.expect("placement"),
+            Placement::Shared,
+            "{backend}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let written = writers.stop().await;
+        assert!(written.errors.is_empty(), "{backend}: writers saw {:?}", written.errors);
+        assert!(written.writes > 0, "{backend}");
+        for sql in &unthrottle {
+            raw.conn.execute_unprepared(sql).await.expect("unthrottle");
+        }
+        raw.close().await;
+        mover
+            .cutover::<Migrator>(sf)
+            .await
+            .expect("with the writers stopped, the move converges");
+        assert_eq!(tenancy.placement(sf).await.expect("placement"), target);
+        assert_eq!(
+            state(&tenancy.connection(sf)).await,
+            written.expected(&base),
+            "{backend}: every acknowledged write is on the target"
+        );
+        mover.complete(sf, true).await.expect("complete");
+    })
+    .await;
+    test.teardown().await;
+}
+
+/// SQLite has no sleep to throttle its target with; the servers do.
+mod a_move_that_cannot_converge_fences_nothing {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres() {
+        cannot_converge(Backend::Postgres).await
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn mysql() {
+        cannot_converge(Backend::MySql).await
+    }
+}

@@ -272,7 +272,10 @@ async fn every_read_after_switched(backend: Backend) {
         for w in workers {
             parse(&w.finish(), &mut writes, &mut reads, &mut errors);
         }
-        assert!(errors.is_empty(), "{backend}: statements failed: {errors:#?}");
+        assert!(
+            errors.is_empty(),
+            "{backend}: statements failed: {errors:#?}"
+        );
 
         // Per writer, its acknowledged writes in order of acknowledgement.
         let mut acked: BTreeMap<usize, Vec<(u128, u64)>> = BTreeMap::new();
@@ -290,11 +293,7 @@ async fn every_read_after_switched(backend: Backend) {
             }
             checked += 1;
             for (writer, list) in &acked {
-                let (max, missing) = read
-                    .seen
-                    .get(writer)
-                    .cloned()
-                    .unwrap_or((0, Vec::new()));
+                let (max, missing) = read.seen.get(writer).cloned().unwrap_or((0, Vec::new()));
                 for (at, seq) in list.iter().take_while(|(at, _)| *at < read.start) {
                     let _ = at;
                     if *seq > max || missing.contains(seq) {
@@ -310,7 +309,7 @@ async fn every_read_after_switched(backend: Backend) {
         let pct = |p: usize| acknowledged[(acknowledged.len() - 1) * p / 100];
         println!(
             "{backend}: {checked} reads checked, {} violations, {} writes; flip to last \
-             acknowledgement over {} switches: p50 {} ms, p99 {} ms, longest {} ms (the frozen process's)",
+             acknowledgement over {} switches: p50 {} ms, p99 {} ms, longest {} ms",
             violations.len(),
             writes.len(),
             acknowledged.len(),
@@ -324,7 +323,10 @@ async fn every_read_after_switched(backend: Backend) {
             violations.len(),
             &violations[..violations.len().min(5)]
         );
-        assert!(checked >= 100, "{backend}: only {checked} reads were checked");
+        assert!(
+            checked >= 100,
+            "{backend}: only {checked} reads were checked"
+        );
         // The frozen process's first read after it woke, checked like any other, must
         // exist and hold the writes made on the new side while it slept.
         let Some(resumed_at) = resumed_at else {
@@ -342,7 +344,10 @@ async fn every_read_after_switched(backend: Backend) {
             .max()
             .expect("process 1 wrote");
         assert!(
-            first_after.seen.get(&1).is_some_and(|(max, _)| *max >= written_meanwhile),
+            first_after
+                .seen
+                .get(&1)
+                .is_some_and(|(max, _)| *max >= written_meanwhile),
             "{backend}: the frozen process's first read after waking came from the old copy"
         );
     })

@@ -65,7 +65,10 @@ impl Dialect {
     pub(crate) fn now_ms(self) -> &'static str {
         match self.0 {
             DbBackend::Postgres => "CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000 AS BIGINT)",
-            DbBackend::MySql => "CAST(UNIX_TIMESTAMP(NOW(6)) * 1000 AS SIGNED)",
+            // UTC whatever the session's time zone (no hour repeats at a clock change).
+            DbBackend::MySql => {
+                "(TIMESTAMPDIFF(MICROSECOND, '1970-01-01 00:00:00', UTC_TIMESTAMP(6)) DIV 1000)"
+            }
             _ => "CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)",
         }
     }

@@ -112,7 +112,7 @@ async fn run<M: MigratorTrait>(cli: Cli, registry: Registry) -> Result<Report, T
         config,
         json: cli.json,
     };
-    match cli.command {
+    let report = match cli.command {
         Command::Config(ConfigCommand::Check) => Ok(plan::config_check(&cli.config, &cx.config)),
         Command::Storefront(StorefrontCommand::List) => storefront::list(&cx).await,
         Command::Storefront(StorefrontCommand::Create(args)) => {
@@ -129,7 +129,10 @@ async fn run<M: MigratorTrait>(cli: Cli, registry: Registry) -> Result<Report, T
         Command::Migrate(MigrateCommand::Status(args)) => migrate::status::<M>(&cx, args).await,
         Command::Move(command) => moves::run::<M>(&cx, command).await,
         Command::Plan => plan::plan(&cx).await,
-    }
+    };
+    // Give this process's lease up now: a cutover run right after need not wait for it.
+    cx.tenancy.shutdown().await;
+    report
 }
 
 /// The storefronts named by repeated `--storefront` flags (`None`: all of them).

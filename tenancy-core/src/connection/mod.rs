@@ -370,6 +370,11 @@ impl TenantConnection {
     /// Begins a transaction on the storefront's home connection. The placement is
     /// resolved once: where the transaction runs and which schema it names agree.
     async fn open(&self, begin: Begin) -> Result<TenantTransaction, DbErr> {
+        let generation = self
+            .inner
+            .directory
+            .as_deref()
+            .map_or(0, |d| d.generation());
         let placement = self.placement().await?;
         let home = self.home_of(&placement).await?;
         let txn = begin.on(home.conn()).await?;
@@ -388,6 +393,7 @@ impl TenantConnection {
             own_database,
             txn,
             lease,
+            (placement, generation),
         ))
     }
 

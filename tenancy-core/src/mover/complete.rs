@@ -86,6 +86,10 @@ impl Mover {
         // (`TenantConnection` resolves again after that), so by the cutover plus twice the
         // TTL every process has let go. (All processes of a fleet share the configured
         // `directory_cache` and `directory_watch`.)
+        if record.cutover_at.is_some() && self.tenancy.watch_options().enabled {
+            // A cutover that stopped before its barrier: wait for it now.
+            self.ensure_acknowledged(&mut record).await?;
+        }
         if let (Some(at), false) = (record.cutover_at, self.tenancy.watch_options().enabled) {
             let settle = self.tenancy.directory_ttl() * 2 + Duration::from_millis(100);
             let since = (Utc::now() - at).to_std().unwrap_or_default();

@@ -13,6 +13,9 @@ use super::{
 };
 use crate::{Placement, StorefrontId, TenancyError, TenantState};
 
+/// How long one catch-up window of the convergence runs before the rates are measured.
+const PASS_WINDOW: std::time::Duration = std::time::Duration::from_secs(2);
+
 impl Mover {
     /// Runs the move through the cutover (first catching up and validating if needed).
     pub async fn cutover<M: MigratorTrait>(
@@ -43,6 +46,21 @@ impl Mover {
         let _ = directory.get(record.storefront).await;
         self.observed(record);
         Ok(epoch)
+    }
+
+    /// When the record has no barrier on it (a cutover that stopped between the flip and
+    /// the barrier, or one from before the barrier existed), waits for every process to
+    /// acknowledge the directory's current epoch (at least the flip's) and records it.
+    pub(super) async fn ensure_acknowledged(
+        &self,
+        record: &mut MoveRecord,
+    ) -> Result<(), TenancyError> {
+        if record.progress.acknowledged_ms.is_some() {
+            return Ok(());
+        }
+        let epoch = self.tenancy.require_directory()?.epoch().await?;
+        self.await_acknowledged(record, epoch).await?;
+        self.save(record).await
     }
 
     /// Waits until every process has acknowledged the flip at `epoch` (or its lease has run
@@ -108,6 +126,68 @@ impl Mover {
         }
     }
 
+    /// Catches up until the pending changes can be replayed within the pause budget at the
+    /// replay rate measured by the last pass; gives up after `converge_within`, once a
+    /// window ends with the backlog no smaller than it began, with
+    /// [`TenancyError::CannotConverge`], naming both rates, with nothing fenced.
+    async fn converge(&self, run: &mut Run) -> Result<(), TenancyError> {
+        let started = Instant::now();
+        let deadline = started + self.opts.converge_within;
+        let budget_ms = u64::try_from(self.opts.pause_budget.as_millis()).unwrap_or(u64::MAX);
+        // The replay rate of the last pass that replayed anything.
+        let mut rate: Option<f64> = None;
+        loop {
+            let (applied_before, lag_before) =
+                (run.record.progress.applied, run.record.progress.lag);
+            let pass = Instant::now();
+            // A bounded window, so the rates are measured often and the bound holds.
+            let until = if pass < deadline {
+                deadline.min(pass + PASS_WINDOW)
+            } else {
+                pass + PASS_WINDOW
+            };
+            self.catch_up_until(run, false, Some(until)).await?;
+            let seconds = pass.elapsed().as_secs_f64().max(1e-6);
+            let applied = run.record.progress.applied - applied_before;
+            let lag = run.record.progress.lag;
+            if applied > 0 {
+                rate = Some(applied as f64 / seconds);
+            }
+            let replays_per_sec = rate.unwrap_or(0.0);
+            // Logged during the pass: what was replayed plus how much the backlog grew.
+            let writes_per_sec = (applied + lag).saturating_sub(lag_before) as f64 / seconds;
+            let drain_ms = match rate {
+                _ if lag == 0 => 0,
+                Some(r) => (lag as f64 / r * 1000.0).ceil() as u64,
+                // Nothing replayed yet to measure: a backlog under `max_lag` is what the
+                // catch-up itself calls small.
+                None if lag < self.opts.max_lag => 0,
+                None => u64::MAX,
+            };
+            if drain_ms <= budget_ms {
+                return Ok(());
+            }
+            // Past the deadline it goes on only while the backlog shrinks (the writers
+            // slowed down): then it fits the budget after a bounded time.
+            if Instant::now() >= deadline && lag >= lag_before {
+                return Err(TenancyError::CannotConverge {
+                    storefront: run.record.storefront.to_string(),
+                    lag,
+                    writes_per_sec,
+                    replays_per_sec,
+                    drain_ms,
+                    budget_ms,
+                    tried_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+                });
+            }
+            tracing::debug!(
+                storefront = %run.record.storefront,
+                lag, writes_per_sec, replays_per_sec, drain_ms,
+                "the backlog does not fit the pause budget yet; catching up again"
+            );
+        }
+    }
+
     /// Fences the source, drains and checks the last changes, flips the directory.
     pub(super) async fn fence_and_switch(&self, run: &mut Run) -> Result<(), TenancyError> {
         let sf = run.record.storefront;
@@ -122,9 +202,9 @@ impl Mover {
             // the target's newer writes.
             run.record.cutover_at.get_or_insert_with(Utc::now);
             self.advance(&mut run.record, Phase::Switched).await?;
-            return self
-                .open_target(&run.record, &run.target, &run.tables)
-                .await;
+            self.open_target(&run.record, &run.target, &run.tables)
+                .await?;
+            return self.ensure_acknowledged(&mut run.record).await;
         }
         // Capture on the target is there since `prepare` (it carries the target guard), so
         // once the target serves every change there is logged. It is not installed again
@@ -136,8 +216,8 @@ impl Mover {
         {
             let _ = pools.lease(url, sf).await;
         }
-        // Bring the lag down before fencing, so the pause is short.
-        self.catch_up(run, false).await?;
+        // Bring the lag down before fencing, until what is left fits the pause budget.
+        self.converge(run).await?;
         // Check the rows changed since the full validation now, while writes flow, so that
         // behind the fence only rows changed after the last catch-up round need checking.
         // A row may differ here only because it changed again after that round: then it has

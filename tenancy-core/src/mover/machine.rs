@@ -168,18 +168,11 @@ impl Mover {
             };
             target.close().await;
             opened?;
-            let mut changed = record.error.take().is_some();
-            if record.progress.acknowledged_ms.is_none() {
-                // Stopped before every process had acknowledged the flip: wait for them
-                // now (at the directory's current epoch, which is at least the flip's).
-                let epoch = self.tenancy.require_directory()?.epoch().await?;
-                self.await_acknowledged(record, epoch).await?;
-                changed = true;
-            }
-            if changed {
+            if record.error.take().is_some() {
                 self.save(record).await?;
             }
-            return Ok(());
+            // Stopped before every process had acknowledged the flip: wait for them now.
+            return self.ensure_acknowledged(record).await;
         }
         if record.phase >= Phase::Switched {
             return Ok(());
@@ -398,6 +391,7 @@ impl Mover {
         kinds: &BTreeMap<String, KeyKind>,
         drain: bool,
         to_fenced: bool,
+        until: Option<std::time::Instant>,
     ) -> Result<(), TenancyError> {
         let sf = record.storefront;
         let mut batches = 0u64;
@@ -450,6 +444,10 @@ impl Mover {
             if !to_fenced {
                 self.halt(record, HaltAt::MidCatchUp(batches))?;
             }
+            if until.is_some_and(|t| std::time::Instant::now() >= t) {
+                // The caller measures the rates over a bounded window.
+                break;
+            }
             if !drain && entries.last().is_some_and(|e| e.seq >= high) {
                 // A pass over what was pending is done. Stop when the lag is small, or after
                 // a few passes if writers outpace the replay (the fenced drain ends it).
@@ -467,6 +465,16 @@ impl Mover {
     }
 
     pub(super) async fn catch_up(&self, run: &mut Run, drain: bool) -> Result<(), TenancyError> {
+        self.catch_up_until(run, drain, None).await
+    }
+
+    /// [`Self::catch_up`], stopping after the batch that passes `until`.
+    pub(super) async fn catch_up_until(
+        &self,
+        run: &mut Run,
+        drain: bool,
+        until: Option<std::time::Instant>,
+    ) -> Result<(), TenancyError> {
         let Run {
             record,
             source,
@@ -474,7 +482,7 @@ impl Mover {
             tables,
             kinds,
         } = run;
-        self.replay(record, source, target, tables, kinds, drain, false)
+        self.replay(record, source, target, tables, kinds, drain, false, until)
             .await
     }
 

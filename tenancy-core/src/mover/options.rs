@@ -46,6 +46,14 @@ pub struct MoveOptions {
     /// mover (another process, the dashboard, the CLI) is refused until it expires, so a
     /// mover that died is replaced after at most this long.
     pub lease: Duration,
+    /// The longest the cutover may expect to fence the storefront's writes: it fences
+    /// only once the pending changes can be replayed within it, at the replay rate just
+    /// measured (default 500 ms).
+    pub pause_budget: Duration,
+    /// How long the cutover keeps catching up while the backlog does not fit the pause
+    /// budget before it gives up with [`TenancyError::CannotConverge`](crate::TenancyError::CannotConverge),
+    /// fencing nothing (default 60 s).
+    pub converge_within: Duration,
     /// Stop on purpose at this point (tests).
     pub halt_at: Option<HaltAt>,
 }
@@ -67,6 +75,8 @@ impl MoveOptions {
             retention: config.dual_write_duration,
             max_lag: u64::from(config.batch_size.max(1)),
             lease: Duration::from_secs(60),
+            pause_budget: config.pause_budget,
+            converge_within: config.converge_within,
             halt_at: None,
         }
     }

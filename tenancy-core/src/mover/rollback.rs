@@ -81,9 +81,14 @@ impl Mover {
                 let _ = capture::set_fence(&source, storefront, false).await;
                 capture::remove(&source, storefront, &tables).await?;
                 source.close().await;
-                directory
-                    .put(storefront, &record.source, TenantState::Active)
+                let epoch = directory
+                    .flip(storefront, &record.source, TenantState::Active)
                     .await?;
+                if record.cutover_at.is_some() {
+                    // A rollback that had flipped back, resumed: the target served, so
+                    // every process must have let go of it.
+                    self.await_acknowledged(&mut record, epoch).await?;
+                }
             }
             Err(e) => {
                 record.error = Some(e.to_string());
@@ -119,7 +124,7 @@ impl Mover {
                 tables,
                 kinds,
             } = run;
-            self.replay(record, target, source, tables, kinds, true, true)
+            self.replay(record, target, source, tables, kinds, true, true, None)
                 .await?;
             // The source takes inserts again: past the keys the target handed out.
             transfer::advance_sequences(source, tables).await?;

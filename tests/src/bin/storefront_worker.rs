@@ -100,7 +100,7 @@ async fn main() -> Result<(), String> {
         if round % 4 == 1 {
             write(&db, tag, &mut seq, &say).await;
         }
-        read(&db, tag, &say).await;
+        read(&db, tag, round.is_multiple_of(2), &say).await;
         tokio::time::sleep(Duration::from_millis(3)).await;
     }
     drop(db);
@@ -139,10 +139,34 @@ async fn write(
     }
 }
 
-async fn read(db: &tenancy_core::TenantConnection, tag: u32, say: &impl Fn(String)) {
-    let start = now_ns();
-    match customer::Entity::find().all(db).await {
-        Ok(rows) => {
+/// Reads every customer, alone or (`in_transaction`) inside a transaction that was open
+/// for a while before the read began, as a request handler's transaction would be.
+async fn read(
+    db: &tenancy_core::TenantConnection,
+    tag: u32,
+    in_transaction: bool,
+    say: &impl Fn(String),
+) {
+    let result = if in_transaction {
+        db.transaction_retrying(|txn| {
+            Box::pin(async move {
+                // Longer than a polling process takes to acknowledge a flip (50 ms).
+                tokio::time::sleep(Duration::from_millis(80)).await;
+                let start = now_ns();
+                let rows = customer::Entity::find().all(txn).await?;
+                Ok::<_, sea_orm::DbErr>((start, rows))
+            })
+        })
+        .await
+    } else {
+        let start = now_ns();
+        customer::Entity::find()
+            .all(db)
+            .await
+            .map(|rows| (start, rows))
+    };
+    match result {
+        Ok((start, rows)) => {
             let mut seen: BTreeMap<String, BTreeSet<u64>> = BTreeMap::new();
             for c in rows {
                 if let Ok(n) = c.last_name.parse::<u64>() {
