@@ -140,8 +140,14 @@ pub struct Directory {
     default: Option<Placement>,
     /// Bumped each time changes from the feed are applied.
     generation: AtomicU64,
+    /// The generation at which each storefront last changed, and at which everything was
+    /// last forgotten (a transaction checks these without any I/O).
+    changed_at: RwLock<HashMap<StorefrontId, u64>>,
+    cleared_at: AtomicU64,
     /// Whether a process lease vouches for the cache (the watcher runs).
     leased: AtomicBool,
+    /// The watcher was stopped: nothing is trusted, for good.
+    stopped: AtomicBool,
     /// Until when the lease vouches for it: nanoseconds after `base` on this process's
     /// monotonic clock (0: not yet).
     confirmed_until: AtomicU64,
@@ -217,7 +223,10 @@ impl Directory {
             ttl,
             default,
             generation: AtomicU64::new(0),
+            changed_at: RwLock::new(HashMap::new()),
+            cleared_at: AtomicU64::new(0),
             leased: AtomicBool::new(false),
+            stopped: AtomicBool::new(false),
             confirmed_until: AtomicU64::new(0),
             base: Instant::now(),
         }
@@ -252,9 +261,29 @@ impl Directory {
         self.leased.store(true, Ordering::Release);
     }
 
-    /// The watcher stopped: back to the TTL alone.
+    /// The watcher stopped (the process gave its lease up): no cached placement is trusted
+    /// from now on, since no cutover waits for this process any more.
     pub(crate) fn end_lease(&self) {
-        self.leased.store(false, Ordering::Release);
+        self.stopped.store(true, Ordering::Release);
+        self.confirmed_until.store(0, Ordering::Release);
+    }
+
+    /// Whether the watcher was stopped ([`Self::end_lease`]).
+    pub(crate) fn stopped(&self) -> bool {
+        self.stopped.load(Ordering::Acquire)
+    }
+
+    /// Whether `storefront`'s placement may have changed after generation `since` (its
+    /// entry changed, or everything was forgotten).
+    pub(crate) fn changed_since(&self, storefront: StorefrontId, since: u64) -> bool {
+        if self.cleared_at.load(Ordering::Acquire) > since {
+            return true;
+        }
+        self.changed_at
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&storefront)
+            .is_some_and(|at| *at > since)
     }
 
     /// The lease was renewed with every change up to now applied: the cache is trusted
@@ -268,15 +297,25 @@ impl Directory {
     /// generation, so placements resolved before are resolved again.
     pub(crate) fn apply_changes(&self, changed: Option<&[StorefrontId]>) {
         let mut cache = self.cache.write().unwrap_or_else(|e| e.into_inner());
+        let generation = self.generation.load(Ordering::Acquire) + 1;
         match changed {
             Some(list) => {
+                let mut at = self.changed_at.write().unwrap_or_else(|e| e.into_inner());
                 for sf in list {
                     cache.remove(sf);
+                    at.insert(*sf, generation);
                 }
             }
-            None => cache.clear(),
+            None => {
+                cache.clear();
+                self.changed_at
+                    .write()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .clear();
+                self.cleared_at.store(generation, Ordering::Release);
+            }
         }
-        self.generation.fetch_add(1, Ordering::AcqRel);
+        self.generation.store(generation, Ordering::Release);
     }
 
     /// The shared database this directory lives in.
@@ -563,11 +602,9 @@ impl Directory {
             .and_where(Expr::col(col("storefront_id")).eq(*storefront.as_uuid()))
             .and_where(Expr::col(col("state")).eq(TenantState::Active.as_str()))
             .to_owned();
-        if conn.execute(&update).await?.rows_affected() != 1 {
-            return Ok(false);
-        }
-        self.bump(conn, storefront).await?;
-        Ok(true)
+        // A state change, not a placement change: no epoch (open transactions of the
+        // storefront need not start again because a move began).
+        Ok(conn.execute(&update).await?.rows_affected() == 1)
     }
 
     /// [`Self::put`] on `conn` (a transaction of the shared database), without refreshing

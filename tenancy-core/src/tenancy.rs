@@ -71,6 +71,9 @@ pub struct TenancyOptions {
     pools: PoolOptions,
     fence_wait: Duration,
     watch: WatchOptions,
+    /// The shared pool was opened here from `shared_url` (so another connection made from
+    /// the URL reaches the same database, schema and all).
+    opened_from_url: bool,
 }
 
 impl Default for TenancyOptions {
@@ -91,6 +94,7 @@ impl TenancyOptions {
             pools: PoolOptions::default(),
             fence_wait: FENCE_WAIT,
             watch: WatchOptions::default(),
+            opened_from_url: false,
         }
     }
 
@@ -182,6 +186,7 @@ impl TenancyOptions {
                 source: Box::new(TenancyError::Db(e)),
             })?;
         self.shared_url = Some(url.to_owned());
+        self.opened_from_url = true;
         self.connect_with(shared).await
     }
 
@@ -206,6 +211,7 @@ impl TenancyOptions {
             Some(d) if self.watch.enabled => Some(crate::watch::start(
                 Arc::clone(d),
                 self.shared_url.clone(),
+                self.opened_from_url,
                 self.watch.clone(),
             )),
             _ => None,
@@ -282,7 +288,8 @@ impl Tenancy {
     /// Stops this process's directory watcher and gives its lease up at once, so no
     /// cutover waits for it. Call it before a process exits (a process that just stops
     /// lets its lease run out, and a cutover meanwhile waits up to `process_lease`).
-    /// The handle keeps working; placements are then cached for the directory TTL.
+    /// The handle keeps working, but trusts no cached placement any more: each statement
+    /// reads its storefront's placement from the directory table first.
     pub async fn shutdown(&self) {
         if let Some(watch) = &self.inner.watch {
             watch.shutdown().await;

@@ -15,7 +15,7 @@
 //!   this is its acknowledgement, and it is renewed every [`WatchOptions::heartbeat`]
 //!   too.
 //!
-//! After flipping the directory, a cutover (or a rollback) waits for the [`barrier`]:
+//! After flipping the directory, a cutover (or a rollback) waits for the *barrier*:
 //! every live lease has acknowledged the flip's epoch, or has run out. Only then does it
 //! report the move switched.
 //!
@@ -28,11 +28,15 @@
 //! from the placement it had before the flip: a statement that *begins* after the cutover
 //! reports `switched` runs where the directory says.
 //!
+//! A transaction checks, before each statement and without any I/O, whether its
+//! storefront changed since it began: then the statement fails like a fenced one, and
+//! `transaction_retrying` runs the transaction again on the new placement.
+//!
 //! **What it assumes.** That the processes' monotonic clocks and the database server's
 //! clock run at the same rate, to within a tenth of the lease (not that they agree on the
-//! time). A statement already running when the flip lands finishes where it began (writes
-//! there are refused by the move's fence and retried on the new placement); a transaction
-//! keeps the placement it began on for its whole life.
+//! time), and that the server's clock does not step forward by a lease. A statement
+//! already running when the flip lands finishes where it began (writes there are refused
+//! by the move's fence and retried on the new placement).
 
 use std::{
     sync::Arc,
@@ -187,9 +191,15 @@ impl Drop for Watch {
 }
 
 /// Starts the watcher of `directory` on the current tokio runtime. `url` is the shared
-/// database's URL: the watcher reads and renews on a connection of its own (so a busy
-/// application pool cannot starve its lease), and listens there on PostgreSQL.
-pub(crate) fn start(directory: Arc<Directory>, url: Option<String>, opts: WatchOptions) -> Watch {
+/// database's URL, where it listens on PostgreSQL; with `own_pool` (the shared pool was
+/// opened from that URL, so the URL reaches the same database) it also reads and renews on
+/// a connection of its own, so a busy application pool cannot starve its lease.
+pub(crate) fn start(
+    directory: Arc<Directory>,
+    url: Option<String>,
+    own_pool: bool,
+    opts: WatchOptions,
+) -> Watch {
     let (stop, stopped) = tokio::sync::oneshot::channel();
     directory.start_lease();
     let watcher = Watcher {
@@ -199,7 +209,7 @@ pub(crate) fn start(directory: Arc<Directory>, url: Option<String>, opts: WatchO
         directory,
         opts,
     };
-    let task = tokio::spawn(watcher.run(url, stopped));
+    let task = tokio::spawn(watcher.run(url, own_pool, stopped));
     Watch {
         stop: std::sync::Mutex::new(Some(stop)),
         task: std::sync::Mutex::new(Some(task)),
@@ -230,13 +240,18 @@ impl Watcher {
         Dialect(self.conn.get_database_backend())
     }
 
-    async fn run(mut self, url: Option<String>, mut stopped: tokio::sync::oneshot::Receiver<()>) {
+    async fn run(
+        mut self,
+        url: Option<String>,
+        own_pool: bool,
+        mut stopped: tokio::sync::oneshot::Receiver<()>,
+    ) {
         let backend = self.conn.get_database_backend();
         // A connection of its own, where another connection reaches the same database
         // (not SQLite in memory, where a new connection opens an empty database).
         if let Some(url) = url
             .as_deref()
-            .filter(|u| !u.contains(":memory:") && !u.contains("mode=memory"))
+            .filter(|u| own_pool && !u.contains(":memory:") && !u.contains("mode=memory"))
         {
             let spec = crate::backend::PoolSpec {
                 connect_timeout: Some(self.opts.heartbeat),

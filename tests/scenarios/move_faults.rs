@@ -27,6 +27,10 @@ use tokio::net::{TcpListener, TcpStream};
 
 fn options(halt_at: Option<HaltAt>) -> MoveOptions {
     MoveOptions {
+        // Writers on a loaded 2-core machine: a pause budget the catch-up can meet, and
+        // time to meet it (the convergence test sets its own).
+        pause_budget: Duration::from_secs(2),
+        converge_within: Duration::from_secs(300),
         batch_size: 5,
         catch_up_batch: 200,
         retention: Duration::ZERO,

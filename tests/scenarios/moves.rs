@@ -38,6 +38,10 @@ fn placement(test: &TestDb, to: To) -> Placement {
 
 pub fn options() -> MoveOptions {
     MoveOptions {
+        // Writers on a loaded 2-core machine: a pause budget the catch-up can meet, and
+        // time to meet it (the convergence test sets its own).
+        pause_budget: Duration::from_secs(2),
+        converge_within: Duration::from_secs(300),
         batch_size: 7,
         catch_up_batch: 300,
         retention: Duration::ZERO,

@@ -125,6 +125,13 @@ fn move_text(r: &MoveRecord) -> String {
     }
     if let Some(ms) = r.progress.pause_ms {
         out.push_str(&format!("  cutover pause: {ms} ms\n"));
+        match r.progress.acknowledged_ms {
+            Some(ms) => out.push_str(&format!("  every process had it after: {ms} ms\n")),
+            None if r.phase == crate::mover::Phase::Switched => {
+                out.push_str("  waiting for every process to acknowledge the flip\n")
+            }
+            None => {}
+        }
     }
     if let Some(e) = &r.error {
         out.push_str(&format!("  last error: {e}\n"));

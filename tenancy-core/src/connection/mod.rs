@@ -393,7 +393,7 @@ impl TenantConnection {
             own_database,
             txn,
             lease,
-            (placement, generation),
+            generation,
         ))
     }
 

@@ -4,7 +4,7 @@ use std::{
     future::Future,
     pin::Pin,
     sync::{
-        atomic::{AtomicBool, AtomicU64, Ordering},
+        atomic::{AtomicBool, Ordering},
         Arc,
     },
 };
@@ -19,7 +19,7 @@ use super::{
     traits::{connection_traits, Answer, Begin, Call},
     PlacementCache,
 };
-use crate::{pool::Lease, stats::QueryStats, tenancy::Inner, Placement, StorefrontId};
+use crate::{pool::Lease, stats::QueryStats, tenancy::Inner, StorefrontId};
 
 /// A transaction confined to one storefront; nested `begin` opens a savepoint.
 pub struct TenantTransaction {
@@ -36,11 +36,8 @@ pub struct TenantTransaction {
     _lease: Option<Arc<Lease>>,
     /// Set when a move's fence refused one of its statements (shared with nested ones).
     fenced: Arc<AtomicBool>,
-    /// The placement the transaction runs on.
-    on: Arc<Placement>,
-    /// The directory cache's generation at which `on` was last confirmed (shared with
-    /// nested ones).
-    confirmed: Arc<AtomicU64>,
+    /// The directory cache's generation when the transaction's placement was resolved.
+    began_at: u64,
 }
 
 impl std::fmt::Debug for TenantTransaction {
@@ -79,29 +76,28 @@ impl TenantTransaction {
         result
     }
 
-    /// Before each statement: if the directory has applied a change since the placement
-    /// was last confirmed (or this process's lease has run out), confirm it again. A
-    /// transaction whose storefront moved while it was open fails like a fenced one (for
-    /// `transaction_retrying` to run it again on the new placement): once a cutover has
-    /// reported `switched`, no statement reads the old copy, in a transaction either.
-    async fn confirm(&self) -> Result<(), DbErr> {
+    /// Before each statement, without any I/O: if the directory has applied a change of
+    /// this storefront since the transaction began (or forgot everything, or this
+    /// process's lease has run out), the statement fails like a fenced one, for
+    /// `transaction_retrying` to run the transaction again on the new placement: once a
+    /// cutover has reported `switched`, no statement reads the old copy, in a transaction
+    /// either. (A read of the directory here could wait for the very pool connection the
+    /// transaction holds.)
+    fn confirm(&self) -> Result<(), DbErr> {
         let Some(directory) = self.inner.directory.as_deref() else {
             return Ok(());
         };
-        let generation = directory.generation();
-        if generation == self.confirmed.load(Ordering::Acquire) && !directory.lapsed() {
-            return Ok(());
-        }
-        let now = self.inner.resolver.placement(self.storefront).await?;
-        if now == *self.on {
-            self.confirmed.store(generation, Ordering::Release);
+        // A stopped watcher (`Tenancy::shutdown`) leaves the placement read from the table
+        // when the transaction began: no lease can confirm it, and none can lapse.
+        let unconfirmed = directory.lapsed() && !directory.stopped();
+        if !unconfirmed && !directory.changed_since(self.storefront, self.began_at) {
             return Ok(());
         }
         forget(&self.inner, self.storefront, &self.placement);
         self.fenced.store(true, Ordering::Relaxed);
         Err(DbErr::Custom(format!(
-            "{}{}: storefront {} moved while this transaction was open (it began on its \
-             old placement); run it again (`transaction_retrying` does)",
+            "{}{}: storefront {}'s placement changed (or could not be confirmed) while this \
+             transaction was open; run it again (`transaction_retrying` does)",
             crate::error::PREFIX,
             fence::FENCED,
             self.storefront
@@ -133,7 +129,7 @@ impl TenantTransaction {
         own_database: bool,
         txn: DatabaseTransaction,
         lease: Option<Arc<Lease>>,
-        on: (Arc<Placement>, u64),
+        began_at: u64,
     ) -> Self {
         Self {
             stats,
@@ -145,8 +141,7 @@ impl TenantTransaction {
             txn,
             _lease: lease,
             fenced: Arc::default(),
-            on: on.0,
-            confirmed: Arc::new(AtomicU64::new(on.1)),
+            began_at,
         }
     }
 
@@ -170,7 +165,7 @@ impl TenantTransaction {
 
     /// Confines a statement and runs it in this transaction.
     async fn call(&self, call: Call) -> Result<Answer, DbErr> {
-        self.confirm().await?;
+        self.confirm()?;
         let stmt = self.confine(call.statement().clone())?;
         self.fenced(call.with(stmt).run(&self.txn).await)
     }
@@ -191,8 +186,7 @@ impl TenantTransaction {
             txn,
             _lease: self._lease.clone(),
             fenced: Arc::clone(&self.fenced),
-            on: Arc::clone(&self.on),
-            confirmed: Arc::clone(&self.confirmed),
+            began_at: self.began_at,
         }
     }
 
@@ -252,7 +246,7 @@ impl StreamTrait for TenantTransaction {
         stmt: Statement,
     ) -> Pin<Box<dyn Future<Output = Result<TransactionStream<'a>, DbErr>> + 'a + Send>> {
         Box::pin(async move {
-            self.confirm().await?;
+            self.confirm()?;
             let stmt = self.confine(stmt)?;
             self.txn.stream_raw(stmt).await
         })

@@ -1,7 +1,10 @@
 //! The cutover: fence the source, drain the last changes behind the fence, check them,
 //! flip the directory.
 
-use std::{collections::BTreeMap, time::Instant};
+use std::{
+    collections::BTreeMap,
+    time::{Duration, Instant},
+};
 
 use chrono::Utc;
 use sea_orm_migration::MigratorTrait;
@@ -132,10 +135,14 @@ impl Mover {
     /// [`TenancyError::CannotConverge`], naming both rates, with nothing fenced.
     async fn converge(&self, run: &mut Run) -> Result<(), TenancyError> {
         let started = Instant::now();
-        let deadline = started + self.opts.converge_within;
+        let deadline = started
+            .checked_add(self.opts.converge_within)
+            .unwrap_or(started + Duration::from_secs(86_400 * 365));
         let budget_ms = u64::try_from(self.opts.pause_budget.as_millis()).unwrap_or(u64::MAX);
         // The replay rate of the last pass that replayed anything.
         let mut rate: Option<f64> = None;
+        // Measured now: the record's may be hours old.
+        run.record.progress.lag = capture::lag(&run.source, run.record.storefront).await?;
         loop {
             let (applied_before, lag_before) =
                 (run.record.progress.applied, run.record.progress.lag);
@@ -167,9 +174,17 @@ impl Mover {
             if drain_ms <= budget_ms {
                 return Ok(());
             }
-            // Past the deadline it goes on only while the backlog shrinks (the writers
-            // slowed down): then it fits the budget after a bounded time.
-            if Instant::now() >= deadline && lag >= lag_before {
+            // Past the deadline it goes on only while the backlog shrinks fast enough to fit
+            // the budget within another `converge_within` (the writers slowed down).
+            let net = replays_per_sec - writes_per_sec;
+            let fits_in = if net > 0.0 {
+                lag as f64 / net
+            } else {
+                f64::INFINITY
+            };
+            if Instant::now() >= deadline
+                && (lag >= lag_before || fits_in > self.opts.converge_within.as_secs_f64())
+            {
                 return Err(TenancyError::CannotConverge {
                     storefront: run.record.storefront.to_string(),
                     lag,
@@ -252,6 +267,9 @@ impl Mover {
                 run.record.progress.validated_round = Some(round);
             }
         }
+        // The check above ran while writes flowed: bring what they logged meanwhile within
+        // the pause budget again before fencing.
+        self.converge(run).await?;
         // A full lease for the fenced part: behind the fence nothing is saved.
         self.renew(&run.record).await?;
         let fenced_at = Instant::now();
