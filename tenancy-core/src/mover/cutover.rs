@@ -174,17 +174,11 @@ impl Mover {
             if drain_ms <= budget_ms {
                 return Ok(());
             }
-            // Past the deadline it goes on only while the backlog shrinks fast enough to fit
-            // the budget within another `converge_within` (the writers slowed down).
-            let net = replays_per_sec - writes_per_sec;
-            let fits_in = if net > 0.0 {
-                lag as f64 / net
-            } else {
-                f64::INFINITY
-            };
-            if Instant::now() >= deadline
-                && (lag >= lag_before || fits_in > self.opts.converge_within.as_secs_f64())
-            {
+            // Past the deadline it goes on only while the backlog shrinks, and by more than
+            // a tenth of the replay rate (writers that take nine tenths of what the
+            // catch-up replays would keep it going for ten times the backlog's drain).
+            let shrinking = lag < lag_before && writes_per_sec < 0.9 * replays_per_sec;
+            if Instant::now() >= deadline && !shrinking {
                 return Err(TenancyError::CannotConverge {
                     storefront: run.record.storefront.to_string(),
                     lag,
