@@ -49,25 +49,33 @@ pub async fn tenancy_with(
 }
 
 /// A second Tenancy over the same shared database, as another application process would
-/// have (its own directory cache).
+/// have (its own directory cache; it watches the directory).
 pub async fn second_process(test: &TestDb, ttl: Duration) -> Tenancy {
-    let db = sea_orm::Database::connect(&test.url)
-        .await
-        .expect("connect");
-    TenancyOptions::new()
-        .registry(entities::registry())
-        .shared_url(test.url.clone())
-        .directory(ttl, None)
-        .pools(PoolOptions::default())
-        .fence_wait(Duration::from_secs(20))
-        .connect_with(db)
-        .await
-        .expect("tenancy")
+    process(
+        test,
+        ttl,
+        Duration::from_secs(20),
+        tenancy_core::WatchOptions::default(),
+    )
+    .await
 }
 
 /// A Tenancy over the same shared database as a process that does not watch the
 /// directory (`directory_watch: false`) would have: it trusts its cache for `ttl`.
 pub async fn unwatched_process(test: &TestDb, ttl: Duration, fence_wait: Duration) -> Tenancy {
+    let watch = tenancy_core::WatchOptions {
+        enabled: false,
+        ..tenancy_core::WatchOptions::default()
+    };
+    process(test, ttl, fence_wait, watch).await
+}
+
+async fn process(
+    test: &TestDb,
+    ttl: Duration,
+    fence_wait: Duration,
+    watch: tenancy_core::WatchOptions,
+) -> Tenancy {
     let db = sea_orm::Database::connect(&test.url)
         .await
         .expect("connect");
@@ -77,10 +85,7 @@ pub async fn unwatched_process(test: &TestDb, ttl: Duration, fence_wait: Duratio
         .directory(ttl, None)
         .pools(PoolOptions::default())
         .fence_wait(fence_wait)
-        .watch(tenancy_core::WatchOptions {
-            enabled: false,
-            ..tenancy_core::WatchOptions::default()
-        })
+        .watch(watch)
         .connect_with(db)
         .await
         .expect("tenancy")
