@@ -401,23 +401,20 @@ impl Directory {
             conn.execute_unprepared("SET LOCAL lock_timeout = '10s'")
                 .await?;
         }
-        conn.execute_unprepared(&format!(
-            "UPDATE {} SET epoch = epoch + 1 WHERE id = 1",
-            dialect.quote(EPOCH)
-        ))
-        .await?;
-        let row = conn
-            .query_one_raw(Statement::from_string(
-                backend,
-                format!("SELECT epoch FROM {} WHERE id = 1", dialect.quote(EPOCH)),
+        let bumped = conn
+            .execute_unprepared(&format!(
+                "UPDATE {} SET epoch = epoch + 1 WHERE id = 1",
+                dialect.quote(EPOCH)
             ))
-            .await?
-            .ok_or_else(|| TenancyError::Refused {
+            .await?;
+        if bumped.rows_affected() != 1 {
+            return Err(TenancyError::Refused {
                 table: EPOCH.into(),
                 reason: "the directory's epoch row is missing (Directory::install creates it)"
                     .into(),
-            })?;
-        let epoch: i64 = row.try_get_by_index(0)?;
+            });
+        }
+        let epoch = epoch_on(conn).await?;
         let insert = Query::insert()
             .into_table(col(LOG))
             .columns(["epoch", "storefront_id"].map(col))

@@ -426,10 +426,13 @@ async fn waits_for_a_silent_lease(backend: Backend) {
         let b = test.db_backend();
         let now = match b {
             sea_orm::DbBackend::Postgres => "CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000 AS BIGINT)",
-            sea_orm::DbBackend::MySql => "CAST(UNIX_TIMESTAMP(NOW(6)) * 1000 AS SIGNED)",
+            sea_orm::DbBackend::MySql => {
+                "(TIMESTAMPDIFF(MICROSECOND, '1970-01-01 00:00:00', UTC_TIMESTAMP(6)) DIV 1000)"
+            }
             _ => "CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)",
         };
-        // Applied epoch 0, renewed just now for 10 s.
+        // Applied epoch 0, renewed just now for 10 s (the server's clock, in the same
+        // expressions as `Dialect::now_ms`, which is the crate's own).
         test.db
             .execute_raw(tenancy_tests::stmt(
                 b,
