@@ -152,6 +152,9 @@ pub struct Directory {
     /// monotonic clock (0: not yet).
     confirmed_until: AtomicU64,
     base: Instant,
+    /// Woken each time changes from the feed are applied: a write refused by a move's
+    /// fence retries at once when the flip arrives instead of at its next back-off step.
+    changes: tokio::sync::Notify,
 }
 
 impl std::fmt::Debug for Directory {
@@ -229,6 +232,7 @@ impl Directory {
             stopped: AtomicBool::new(false),
             confirmed_until: AtomicU64::new(0),
             base: Instant::now(),
+            changes: tokio::sync::Notify::new(),
         }
     }
 
@@ -316,6 +320,18 @@ impl Directory {
             }
         }
         self.generation.store(generation, Ordering::Release);
+        drop(cache);
+        self.changes.notify_waiters();
+    }
+
+    /// Resolves once changes from the feed are applied after the call (or after
+    /// `since`, the generation the caller last saw, if that is older).
+    pub(crate) async fn changed(&self, since: u64) {
+        let notified = self.changes.notified();
+        if self.generation() != since {
+            return;
+        }
+        notified.await;
     }
 
     /// The shared database this directory lives in.
@@ -753,5 +769,49 @@ impl TenantResolver for Directory {
 
     fn invalidate(&self, storefront: StorefrontId) {
         self.invalidate_entry(storefront);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A write refused by a fence waits on [`Directory::changed`]: it must wake when a
+    /// change is applied after the refusal, and not wait at all when one was applied
+    /// between the refusal and the wait (the generation it saw has moved).
+    #[tokio::test]
+    async fn a_waiter_wakes_on_the_next_change_and_never_misses_one() {
+        let directory = Arc::new(Directory::new(
+            DatabaseConnection::default(),
+            Duration::from_secs(30),
+            None,
+        ));
+        let bound = Duration::from_secs(5);
+        // Applied before the wait began, after the generation was read: no wait.
+        let seen = directory.generation();
+        directory.apply_changes(Some(&[StorefrontId::new_random()]));
+        tokio::time::timeout(bound, directory.changed(seen))
+            .await
+            .expect("a change applied since `seen` ends the wait at once");
+        // Applied while waiting: the waiter wakes.
+        let seen = directory.generation();
+        let waiting = tokio::spawn({
+            let directory = Arc::clone(&directory);
+            async move { directory.changed(seen).await }
+        });
+        tokio::task::yield_now().await;
+        directory.apply_changes(None);
+        tokio::time::timeout(bound, waiting)
+            .await
+            .expect("the change woke the waiter")
+            .expect("waiter");
+        // Nothing applied: it keeps waiting.
+        let seen = directory.generation();
+        assert!(
+            tokio::time::timeout(Duration::from_millis(50), directory.changed(seen))
+                .await
+                .is_err(),
+            "woke with no change"
+        );
     }
 }

@@ -6,7 +6,8 @@
 //! move (the mean is used); the same pipe in the binary format (the mover's) is printed for
 //! reference. Prints rows/s of the move's copy phase and of the whole move (copy, catch-up,
 //! validation, cutover) as ratios of the baseline, and the longest write pause the writer
-//! saw during the cutover.
+//! saw during the cutover, and the p99 of all the writer's writes during the move next to
+//! the p99 of the same writer over MOVE_QUIET_SECS (default 15) with no move running.
 //!
 //! `cargo bench -p tenancy-tests --bench move` (needs TENANCY_TEST_POSTGRES_URL and psql).
 
@@ -84,6 +85,10 @@ async fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(10_000);
+    let quiet_secs: u64 = std::env::var("MOVE_QUIET_SECS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(15);
     let Some((test, tenancy)) = env(Backend::Postgres, Duration::from_millis(500)).await else {
         eprintln!("move bench needs TENANCY_TEST_POSTGRES_URL");
         return;
@@ -173,6 +178,9 @@ async fn main() {
     let target = Placement::Database {
         url: test.sibling_url("tenancy_test_mv"),
     };
+    // The same writer with no move running, for the p99 of its writes to compare against.
+    let quiet_started = Instant::now();
+    tokio::time::sleep(Duration::from_secs(quiet_secs)).await;
     let started = Instant::now();
     mover
         .start::<Migrator>(sf, target.clone())
@@ -204,6 +212,20 @@ async fn main() {
         .map(|(_, d)| *d)
         .max()
         .unwrap_or_default();
+    let p99 = |from: Instant, to: Instant| {
+        let mut within: Vec<Duration> = latencies
+            .lock()
+            .expect("lat")
+            .iter()
+            .filter(|(s, _)| *s >= from && *s <= to)
+            .map(|(_, d)| *d)
+            .collect();
+        within.sort();
+        let at = (within.len() * 99).div_ceil(100).saturating_sub(1);
+        (within.get(at).copied().unwrap_or_default(), within.len())
+    };
+    let (p99_quiet, n_quiet) = p99(quiet_started, started);
+    let (p99_move, n_move) = p99(started, cutover_ended);
     let baseline = baselines.iter().sum::<Duration>() / baselines.len() as u32;
     let baseline_binary = binary.iter().sum::<Duration>() / binary.len() as u32;
     let rate = |d: Duration| rows as f64 / d.as_secs_f64();
@@ -243,6 +265,18 @@ async fn main() {
     }
     println!("cutover: fence held {} ms; longest write during the cutover call {:.1} ms; {writes} writes, none failed",
         record.progress.pause_ms.unwrap_or_default(), longest_in_cutover.as_secs_f64() * 1000.0);
+    if let Some(s) = record.progress.pause_steps {
+        println!(
+            "  pause steps: fence {} ms, drain {} ms, check {} ms, flip {} ms, guard lift {} ms",
+            s.fence_ms, s.drain_ms, s.check_ms, s.flip_ms, s.open_ms
+        );
+    }
+    println!(
+        "writer p99: {:.2} ms during the move ({n_move} writes) / {:.2} ms with no move ({n_quiet} writes): ratio {:.2}",
+        p99_move.as_secs_f64() * 1000.0,
+        p99_quiet.as_secs_f64() * 1000.0,
+        p99_move.as_secs_f64() / p99_quiet.as_secs_f64().max(1e-9)
+    );
     mover.complete(sf, true).await.expect("complete");
     let _ = tenancy.shared().execute_unprepared("SELECT 1").await;
     if let Placement::Database { url } = &target {

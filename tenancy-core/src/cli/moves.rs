@@ -125,6 +125,12 @@ fn move_text(r: &MoveRecord) -> String {
     }
     if let Some(ms) = r.progress.pause_ms {
         out.push_str(&format!("  cutover pause: {ms} ms\n"));
+        if let Some(s) = r.progress.pause_steps {
+            out.push_str(&format!(
+                "    fence {} ms, drain {} ms, check {} ms; then flip {} ms, guard lifted after {} ms\n",
+                s.fence_ms, s.drain_ms, s.check_ms, s.flip_ms, s.open_ms
+            ));
+        }
         match r.progress.acknowledged_ms {
             Some(ms) => out.push_str(&format!("  every process had it after: {ms} ms\n")),
             None if r.phase == crate::mover::Phase::Switched => {

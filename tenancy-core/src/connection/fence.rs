@@ -9,7 +9,10 @@ use std::time::{Duration, Instant};
 
 use sea_orm::DbErr;
 
-use crate::backend::{classify, ErrorClass};
+use crate::{
+    backend::{classify, ErrorClass},
+    Directory,
+};
 
 /// The text every fence refusal carries (PostgreSQL, MySQL and SQLite alike).
 pub(crate) const FENCED: &str = "tenancy_fenced";
@@ -80,5 +83,23 @@ impl Backoff {
     pub(crate) async fn pause(&mut self) {
         tokio::time::sleep(self.pause).await;
         self.pause = (self.pause * 2).min(Duration::from_millis(20));
+    }
+
+    /// Sleeps before the next attempt, or less: until `directory` applies a change after
+    /// generation `seen` (read before the refused attempt), which is how a cutover's flip
+    /// reaches this process. Woken by a change, the pauses start again from the shortest:
+    /// the next refusal (the target's guard, lifted just after the flip) is brief.
+    pub(crate) async fn pause_or_change(&mut self, directory: Option<&Directory>, seen: u64) {
+        let Some(directory) = directory else {
+            return self.pause().await;
+        };
+        tokio::select! {
+            () = tokio::time::sleep(self.pause) => {
+                self.pause = (self.pause * 2).min(Duration::from_millis(20));
+            }
+            () = directory.changed(seen) => {
+                self.pause = Duration::from_millis(2);
+            }
+        }
     }
 }

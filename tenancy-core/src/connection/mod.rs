@@ -274,12 +274,14 @@ impl TenantConnection {
         E: From<DbErr> + Send,
     {
         let mut backoff = Backoff::new(self.inner.fence_wait);
+        let directory = self.inner.directory.as_deref();
         loop {
+            let seen = self.generation();
             let txn = match self.open(begin()).await {
                 Ok(txn) => txn,
                 Err(e) if fence::is_retryable(&e) && backoff.may_retry() => {
                     self.forget_placement();
-                    backoff.pause().await;
+                    backoff.pause_or_change(directory, seen).await;
                     continue;
                 }
                 Err(e) => return Err(e.into()),
@@ -296,10 +298,18 @@ impl TenantConnection {
                         return Err(e);
                     }
                     tracing::debug!(storefront = %self.storefront, "transaction fenced by a move (or a serialization failure); running it again");
-                    backoff.pause().await;
+                    backoff.pause_or_change(directory, seen).await;
                 }
             }
         }
+    }
+
+    /// The directory cache's generation (0 without a directory).
+    fn generation(&self) -> u64 {
+        self.inner
+            .directory
+            .as_deref()
+            .map_or(0, |d| d.generation())
     }
 
     /// Forgets the placement, here and in the directory cache.
@@ -317,11 +327,14 @@ impl TenantConnection {
     {
         let mut backoff = Backoff::new(self.inner.fence_wait);
         loop {
+            let seen = self.generation();
             match attempt().await {
                 Err(e) if fence::is_retryable(&e) && backoff.may_retry() => {
                     tracing::debug!(storefront = %self.storefront, "write fenced by a move; refreshing its placement");
                     self.forget_placement();
-                    backoff.pause().await;
+                    backoff
+                        .pause_or_change(self.inner.directory.as_deref(), seen)
+                        .await;
                 }
                 other => return other,
             }

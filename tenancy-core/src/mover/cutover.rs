@@ -268,8 +268,16 @@ impl Mover {
         self.renew(&run.record).await?;
         let fenced_at = Instant::now();
         capture::set_fence(&run.source, sf, true).await?;
+        let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+        let mut steps = crate::mover::PauseSteps {
+            fence_ms: ms(fenced_at.elapsed()),
+            ..Default::default()
+        };
         let result = async {
+            let step = Instant::now();
             self.catch_up(run, true).await?;
+            steps.drain_ms = ms(step.elapsed());
+            let step = Instant::now();
             if self.opts.validation_enabled {
                 let since = run.record.progress.validated_round.unwrap_or(0);
                 let changed = capture::keys_since(&run.source, sf, &run.kinds, since).await?;
@@ -277,6 +285,7 @@ impl Mover {
             }
             // Inserts on the target will draw keys from its own sequences.
             transfer::advance_sequences(&run.target, &run.tables).await?;
+            steps.check_ms = ms(step.elapsed());
             self.halt(&run.record, HaltAt::MidCutover)?;
             // The source stays fenced from here on: a process with a stale directory cache
             // is refused there, refreshes, and finds the target.
@@ -286,10 +295,24 @@ impl Mover {
             run.record.progress.pause_ms =
                 Some(u64::try_from(fenced_at.elapsed().as_millis()).unwrap_or(u64::MAX));
             run.record.progress.rollback_enabled = Some(self.opts.rollback_enabled);
+            let step = Instant::now();
             let epoch = self.switch(&mut run.record).await?;
+            steps.flip_ms = ms(step.elapsed());
             self.halt(&run.record, HaltAt::BeforeUnguard)?;
+            let step = Instant::now();
             self.open_target(&run.record, &run.target, &run.tables)
                 .await?;
+            steps.open_ms = ms(step.elapsed());
+            run.record.progress.pause_steps = Some(steps);
+            tracing::info!(
+                storefront = %sf,
+                fence_ms = steps.fence_ms,
+                drain_ms = steps.drain_ms,
+                check_ms = steps.check_ms,
+                flip_ms = steps.flip_ms,
+                open_ms = steps.open_ms,
+                "switched: the target takes the storefront's writes"
+            );
             self.await_acknowledged(&mut run.record, epoch).await?;
             // Recorded so a resume does not wait again; if it is lost, a resume does.
             if let Err(e) = self.save(&mut run.record).await {
@@ -328,6 +351,7 @@ impl Mover {
                         };
                         run.record.cutover_at = None;
                         run.record.progress.pause_ms = None;
+                        run.record.progress.pause_steps = None;
                         run.record.progress.rollback_enabled = None;
                         let _ = capture::set_fence(&run.source, sf, false).await;
                     }

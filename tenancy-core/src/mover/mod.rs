@@ -57,7 +57,7 @@ use chrono::Utc;
 
 pub use self::{
     options::{HaltAt, MoveOptions},
-    record::{MoveProgress, MoveRecord, Phase, TableProgress},
+    record::{MoveProgress, MoveRecord, PauseSteps, Phase, TableProgress},
 };
 pub use crate::connection::fence::is_fenced;
 

@@ -99,6 +99,24 @@ pub struct TableProgress {
     pub done: bool,
 }
 
+/// Where a cutover's pause went, in milliseconds. The writes of the storefront wait from
+/// the fence to the guard's lift: [`MoveProgress::pause_ms`] is the first three steps, the
+/// flip and the lift follow it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PauseSteps {
+    /// Raising the source's fence (it waits for the writes in flight there to end).
+    pub fence_ms: u64,
+    /// Replaying the changes logged since the last catch-up onto the target.
+    pub drain_ms: u64,
+    /// Comparing the rows changed since the last check on both sides, and advancing the
+    /// target's sequences.
+    pub check_ms: u64,
+    /// Flipping the directory (and recording the move as switched).
+    pub flip_ms: u64,
+    /// Lifting the target's guard: the target takes the storefront's writes from here on.
+    pub open_ms: u64,
+}
+
 /// Everything a move has measured so far.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MoveProgress {
@@ -116,6 +134,9 @@ pub struct MoveProgress {
     pub validated_rows: u64,
     /// How long the storefront's writes were fenced during the cutover, in milliseconds.
     pub pause_ms: Option<u64>,
+    /// Where the cutover's pause went, step by step.
+    #[serde(default)]
+    pub pause_steps: Option<PauseSteps>,
     /// How long after the flip every live process had acknowledged it, in milliseconds
     /// (see [`crate::watch`]).
     pub acknowledged_ms: Option<u64>,

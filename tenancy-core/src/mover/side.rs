@@ -124,6 +124,10 @@ pub(crate) struct TableMeta {
     pub pk: String,
     pub kind: KeyKind,
     pub columns: Vec<String>,
+    /// Per column: `json` or `jsonb` for a column of JSON documents (PostgreSQL), which
+    /// the catch-up between databases parses itself (see `pg_copy::apply`).
+    #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
+    pub json: Vec<Option<&'static str>>,
 }
 
 /// One side of a move: a connection that reaches the side's tables under `qualifier`.
@@ -348,6 +352,14 @@ pub(crate) async fn tables(
                 ),
             });
         }
+        let json = columns
+            .iter()
+            .map(|(_, t)| match source.backend {
+                DbBackend::Postgres if t.eq_ignore_ascii_case("json") => Some("json"),
+                DbBackend::Postgres if t.eq_ignore_ascii_case("jsonb") => Some("jsonb"),
+                _ => None,
+            })
+            .collect();
         let columns: Vec<String> = columns.into_iter().map(|(n, _)| n).collect();
         let pk = source.primary_key(name).await?;
         let (pk, sql_type) = match pk.as_slice() {
@@ -376,6 +388,7 @@ pub(crate) async fn tables(
                 pk,
                 kind,
                 columns,
+                json,
             },
         );
     }

@@ -332,6 +332,14 @@ pub(crate) async fn apply(
     if keys.values().all(BTreeSet::is_empty) {
         return Ok(());
     }
+    if !same_connection(src, dst) {
+        // Between two databases (PostgreSQL only): which keys still have a row on the
+        // source is read with the rows themselves.
+        #[cfg(feature = "postgres")]
+        return Box::pin(pg_copy::apply(src, dst, tables, storefront, keys, leave)).await;
+        #[cfg(not(feature = "postgres"))]
+        return Err(pg_copy_unavailable());
+    }
     // Which keys still have a row on the source.
     let mut present: BTreeMap<String, BTreeSet<Key>> = BTreeMap::new();
     for meta in tables {
@@ -352,17 +360,7 @@ pub(crate) async fn apply(
         }
         present.insert(meta.name.clone(), found);
     }
-    if same_connection(src, dst) {
-        apply_sql(src, dst, tables, storefront, keys, &present, leave).await
-    } else {
-        #[cfg(feature = "postgres")]
-        return Box::pin(pg_copy::apply(
-            src, dst, tables, storefront, keys, &present, leave,
-        ))
-        .await;
-        #[cfg(not(feature = "postgres"))]
-        Err(pg_copy_unavailable())
-    }
+    apply_sql(src, dst, tables, storefront, keys, &present, leave).await
 }
 
 /// `ON CONFLICT` / `ON DUPLICATE KEY` clause updating every column but the key and the
