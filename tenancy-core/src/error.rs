@@ -191,18 +191,21 @@ pub enum TenancyError {
         detail: String,
     },
 
-    /// A cutover would not fence: the storefront's writers log changes faster than the
-    /// catch-up replays them, so the backlog could not be drained within the pause
-    /// budget. Nothing was fenced; the storefront is served from the source, and the
-    /// cutover can be run again once the writers slow down.
+    /// A cutover (or a rollback after one) would not fence: the storefront's writers log
+    /// changes faster than the catch-up replays them, so the backlog could not be drained
+    /// within the pause budget. Nothing was fenced; the storefront is served where it was
+    /// (the source for a cutover, the target for a rollback), and the step can be run
+    /// again once the writers slow down.
     #[error(
-        "move of storefront {storefront} cannot converge: after {tried_ms} ms of catch-up, \
+        "{step} of storefront {storefront} cannot converge: after {tried_ms} ms of catch-up, \
          {lag} changes are pending; the writers log {writes_per_sec:.0}/s and the catch-up \
          replays {replays_per_sec:.0}/s, so draining them behind the fence would take about \
          {drain_ms} ms, over the {budget_ms} ms pause budget; nothing was fenced (run the \
-         cutover again when the writers slow down, or raise migration_config.pause_budget)"
+         {step} again when the writers slow down, or raise migration_config.pause_budget)"
     )]
     CannotConverge {
+        /// `cutover`, or `rollback` (after a cutover: the target's changes go back).
+        step: &'static str,
         /// The storefront being moved.
         storefront: String,
         /// Changelog entries pending at the last measurement.

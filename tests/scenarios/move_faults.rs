@@ -887,6 +887,24 @@ async fn postgres_target_server_down_mid_move() {
     test.teardown().await;
 }
 
+/// A trigger that makes every customer row written to a database sleep 50 ms, and what
+/// removes it.
+fn throttle_statements(backend: Backend) -> (Vec<String>, Vec<String>) {
+    match backend {
+        Backend::Postgres => (
+            vec![
+                "CREATE FUNCTION throttle_test() RETURNS trigger AS $$ BEGIN PERFORM pg_sleep(0.05); RETURN NEW; END $$ LANGUAGE plpgsql".to_string(),
+                "CREATE TRIGGER throttle_test BEFORE INSERT OR UPDATE ON customers FOR EACH ROW EXECUTE FUNCTION throttle_test()".to_string(),
+            ],
+            vec!["DROP TRIGGER throttle_test ON customers".to_string()],
+        ),
+        _ => (
+            vec!["CREATE TRIGGER throttle_test BEFORE INSERT ON customers FOR EACH ROW SET @throttled = SLEEP(0.05)".to_string()],
+            vec!["DROP TRIGGER throttle_test".to_string()],
+        ),
+    }
+}
+
 /// Writers that log changes faster than the catch-up can replay them (the target is
 /// throttled: every customer row written there sleeps): the cutover fences nothing past
 /// its pause budget, says why with both rates, and the storefront keeps serving from the
@@ -918,21 +936,12 @@ async fn cannot_converge(backend: Backend) {
             .await
             .expect("start");
         let raw = RawTarget::open(&test, &target).await;
-        let (throttle, unthrottle) = match backend {
-            Backend::Postgres => (
-                vec![
-                    "CREATE FUNCTION throttle_test() RETURNS trigger AS $$ BEGIN PERFORM pg_sleep(0.05); RETURN NEW; END $$ LANGUAGE plpgsql".to_string(),
-                    "CREATE TRIGGER throttle_test BEFORE INSERT OR UPDATE ON customers FOR EACH ROW EXECUTE FUNCTION throttle_test()".to_string(),
-                ],
-                vec!["DROP TRIGGER throttle_test ON customers".to_string()],
-            ),
-            _ => (
-                vec!["CREATE TRIGGER throttle_test BEFORE INSERT ON customers FOR EACH ROW SET @throttled = SLEEP(0.05)".to_string()],
-                vec!["DROP TRIGGER throttle_test".to_string()],
-            ),
-        };
+        let (throttle, unthrottle) = throttle_statements(backend);
         for sql in &throttle {
-            raw.conn.execute_unprepared(sql).await.expect("throttle the target");
+            raw.conn
+                .execute_unprepared(sql)
+                .await
+                .expect("throttle the target");
         }
         let base = state(&tenancy.connection(sf)).await;
         let writers = Writers::spawn(&tenancy, sf, 4);
@@ -947,7 +956,9 @@ async fn cannot_converge(backend: Backend) {
         );
         let message = err.to_string();
         assert!(
-            message.contains("cannot converge") && message.contains("pause budget") && message.contains("/s"),
+            message.contains("cannot converge")
+                && message.contains("pause budget")
+                && message.contains("/s"),
             "{backend}: {message}"
         );
         // Nothing was fenced: served from the source, and the writers went on.
@@ -958,7 +969,11 @@ async fn cannot_converge(backend: Backend) {
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
         let written = writers.stop().await;
-        assert!(written.errors.is_empty(), "{backend}: writers saw {:?}", written.errors);
+        assert!(
+            written.errors.is_empty(),
+            "{backend}: writers saw {:?}",
+            written.errors
+        );
         assert!(written.writes > 0, "{backend}");
         for sql in &unthrottle {
             raw.conn.execute_unprepared(sql).await.expect("unthrottle");
@@ -992,5 +1007,118 @@ mod a_move_that_cannot_converge_fences_nothing {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn mysql() {
         cannot_converge(Backend::MySql).await
+    }
+}
+
+/// The same for a rollback after the cutover: the target serves, and its writers log
+/// changes faster than the replay onto the source can take them (the source is throttled
+/// now). The rollback fences nothing past its pause budget, says why, and the storefront
+/// keeps serving from the target with no error to the writers, the move still switched;
+/// with the writers stopped, the same rollback brings every acknowledged write back.
+async fn rollback_cannot_converge(backend: Backend) {
+    let Some((test, tenancy)) = env(backend, Duration::from_millis(200)).await else {
+        return;
+    };
+    tenancy_tests::movekit::bounded("the rollback convergence test", async {
+        let sf = provisioned(&tenancy, &["a", "b", "c"]).await;
+        let target = Placement::Database {
+            url: test.sibling_url("tenancy_test_rconv"),
+        };
+        let mover = Mover::new(
+            &tenancy,
+            MoveOptions {
+                batch_size: 50,
+                catch_up_batch: 20,
+                max_lag: 5,
+                retention: Duration::ZERO,
+                pause_budget: Duration::from_millis(100),
+                converge_within: Duration::from_secs(3),
+                ..MoveOptions::default()
+            },
+        );
+        mover
+            .start::<Migrator>(sf, target.clone())
+            .await
+            .expect("start");
+        mover.cutover::<Migrator>(sf).await.expect("cutover");
+        let (throttle, unthrottle) = throttle_statements(backend);
+        for sql in &throttle {
+            test.db
+                .execute_unprepared(sql)
+                .await
+                .expect("throttle the source");
+        }
+        let base = state(&tenancy.connection(sf)).await;
+        let writers = Writers::spawn(&tenancy, sf, 4);
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let err = mover
+            .rollback(sf)
+            .await
+            .expect_err("writers outpace the throttled replay back");
+        assert!(
+            matches!(
+                err,
+                TenancyError::CannotConverge {
+                    step: "rollback",
+                    ..
+                }
+            ),
+            "{backend}: {err}"
+        );
+        let message = err.to_string();
+        assert!(
+            message.contains("rollback of storefront")
+                && message.contains("run the rollback again"),
+            "{backend}: {message}"
+        );
+        // Nothing was fenced: served from the target, the move still switched, and the
+        // writers went on.
+        assert_eq!(
+            tenancy.placement(sf).await.expect("placement"),
+            target,
+            "{backend}"
+        );
+        let record = mover.status(sf).await.expect("status").expect("record");
+        assert_eq!(record.phase, Phase::Switched, "{backend}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let written = writers.stop().await;
+        assert!(
+            written.errors.is_empty(),
+            "{backend}: writers saw {:?}",
+            written.errors
+        );
+        assert!(written.writes > 0, "{backend}");
+        for sql in &unthrottle {
+            test.db.execute_unprepared(sql).await.expect("unthrottle");
+        }
+        mover
+            .rollback(sf)
+            .await
+            .expect("with the writers stopped, the rollback converges");
+        assert_eq!(
+            tenancy.placement(sf).await.expect("placement"),
+            Placement::Shared
+        );
+        assert_eq!(
+            state(&tenancy.connection(sf)).await,
+            written.expected(&base),
+            "{backend}: every acknowledged write is back on the source"
+        );
+    })
+    .await;
+    test.teardown().await;
+}
+
+mod a_rollback_that_cannot_converge_fences_nothing {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres() {
+        rollback_cannot_converge(Backend::Postgres).await
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn mysql() {
+        rollback_cannot_converge(Backend::MySql).await
     }
 }

@@ -19,6 +19,15 @@ use crate::{Placement, StorefrontId, TenancyError, TenantState};
 /// How long one catch-up window of the convergence runs before the rates are measured.
 const PASS_WINDOW: std::time::Duration = std::time::Duration::from_secs(2);
 
+/// Which way a convergence replays the changes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Toward {
+    /// Before a cutover: from the serving source onto the target.
+    Target,
+    /// Before a rollback after a cutover: from the serving target back onto the source.
+    Source,
+}
+
 impl Mover {
     /// Runs the move through the cutover (first catching up and validating if needed).
     pub async fn cutover<M: MigratorTrait>(
@@ -133,7 +142,10 @@ impl Mover {
     /// replay rate measured by the last pass; gives up after `converge_within`, once a
     /// window ends with the backlog no smaller than it began, with
     /// [`TenancyError::CannotConverge`], naming both rates, with nothing fenced.
-    async fn converge(&self, run: &mut Run) -> Result<(), TenancyError> {
+    ///
+    /// `Toward::Target` before a cutover (the source serves); `Toward::Source` before a
+    /// rollback after one (the target serves, its changes go back onto the fenced source).
+    pub(super) async fn converge(&self, run: &mut Run, toward: Toward) -> Result<(), TenancyError> {
         let started = Instant::now();
         let deadline = started
             .checked_add(self.opts.converge_within)
@@ -142,7 +154,11 @@ impl Mover {
         // The replay rate of the last pass that replayed anything.
         let mut rate: Option<f64> = None;
         // Measured now: the record's may be hours old.
-        run.record.progress.lag = capture::lag(&run.source, run.record.storefront).await?;
+        let serving = match toward {
+            Toward::Target => &run.source,
+            Toward::Source => &run.target,
+        };
+        run.record.progress.lag = capture::lag(serving, run.record.storefront).await?;
         loop {
             let (applied_before, lag_before) =
                 (run.record.progress.applied, run.record.progress.lag);
@@ -153,7 +169,29 @@ impl Mover {
             } else {
                 pass + PASS_WINDOW
             };
-            self.catch_up_until(run, false, Some(until)).await?;
+            match toward {
+                Toward::Target => self.catch_up_until(run, false, Some(until)).await?,
+                Toward::Source => {
+                    let Run {
+                        record,
+                        source,
+                        target,
+                        tables,
+                        kinds,
+                    } = &mut *run;
+                    self.replay(
+                        record,
+                        target,
+                        source,
+                        tables,
+                        kinds,
+                        false,
+                        true,
+                        Some(until),
+                    )
+                    .await?
+                }
+            }
             let seconds = pass.elapsed().as_secs_f64().max(1e-6);
             let applied = run.record.progress.applied - applied_before;
             let lag = run.record.progress.lag;
@@ -180,6 +218,10 @@ impl Mover {
             let shrinking = lag < lag_before && writes_per_sec < 0.9 * replays_per_sec;
             if Instant::now() >= deadline && !shrinking {
                 return Err(TenancyError::CannotConverge {
+                    step: match toward {
+                        Toward::Target => "cutover",
+                        Toward::Source => "rollback",
+                    },
                     storefront: run.record.storefront.to_string(),
                     lag,
                     writes_per_sec,
@@ -226,44 +268,19 @@ impl Mover {
             let _ = pools.lease(url, sf).await;
         }
         // Bring the lag down before fencing, until what is left fits the pause budget.
-        self.converge(run).await?;
+        self.converge(run, Toward::Target).await?;
         // Check the rows changed since the full validation now, while writes flow, so that
         // behind the fence only rows changed after the last catch-up round need checking.
-        // A row may differ here only because it changed again after that round: then it has
-        // a changelog entry newer than the round (read after the comparison, so it is seen),
-        // and the fenced check covers it. Any other difference leaves the fenced check to
-        // cover everything since the full validation (and fail).
         if self.opts.validation_enabled {
             let round = run.record.progress.round;
             let since = run.record.progress.validated_round.unwrap_or(0);
-            let changed = capture::keys_since(&run.source, sf, &run.kinds, since).await?;
-            let mut differing = BTreeMap::new();
-            for meta in &run.tables {
-                if let Some(keys) = changed.get(&meta.name) {
-                    let diff =
-                        validate::differing_keys(&run.source, &run.target, meta, sf, keys).await?;
-                    if !diff.is_empty() {
-                        differing.insert(meta.name.clone(), diff);
-                    }
-                }
-            }
-            let moving = if differing.is_empty() {
-                BTreeMap::new()
-            } else {
-                capture::keys_since(&run.source, sf, &run.kinds, round).await?
-            };
-            let clean = differing.iter().all(|(table, keys)| {
-                moving
-                    .get(table)
-                    .is_some_and(|still| keys.iter().all(|k| still.contains(k)))
-            });
-            if clean {
+            if differs_only_where_moving(&run.source, &run.target, run, since, round).await? {
                 run.record.progress.validated_round = Some(round);
             }
         }
         // The check above ran while writes flowed: bring what they logged meanwhile within
         // the pause budget again before fencing.
-        self.converge(run).await?;
+        self.converge(run, Toward::Target).await?;
         // A full lease for the fenced part: behind the fence nothing is saved.
         self.renew(&run.record).await?;
         let fenced_at = Instant::now();
@@ -366,4 +383,40 @@ impl Mover {
             }
         }
     }
+}
+
+/// Compares, while writes still flow on `from` (the serving side), the rows changed there
+/// after round `since` with `to`'s: whether every row that differs changed again after
+/// round `round` (the last catch-up's), so that the fenced check need only cover the rows
+/// changed after `round`. A row may differ here only because it changed again: then it has
+/// a changelog entry newer than `round` (read after the comparison, so it is seen). Any
+/// other difference answers `false`, and the fenced check covers everything since `since`
+/// (and fails).
+pub(super) async fn differs_only_where_moving(
+    from: &Side,
+    to: &Side,
+    run: &Run,
+    since: i64,
+    round: i64,
+) -> Result<bool, TenancyError> {
+    let sf = run.record.storefront;
+    let changed = capture::keys_since(from, sf, &run.kinds, since).await?;
+    let mut differing = BTreeMap::new();
+    for meta in &run.tables {
+        if let Some(keys) = changed.get(&meta.name) {
+            let diff = validate::differing_keys(from, to, meta, sf, keys).await?;
+            if !diff.is_empty() {
+                differing.insert(meta.name.clone(), diff);
+            }
+        }
+    }
+    if differing.is_empty() {
+        return Ok(true);
+    }
+    let moving = capture::keys_since(from, sf, &run.kinds, round).await?;
+    Ok(differing.iter().all(|(table, keys)| {
+        moving
+            .get(table)
+            .is_some_and(|still| keys.iter().all(|k| still.contains(k)))
+    }))
 }

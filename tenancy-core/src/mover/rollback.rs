@@ -3,7 +3,11 @@
 
 use std::time::Duration;
 
-use super::{capture, move_err, side, transfer, validate, MoveRecord, Mover, Phase, Run};
+use super::{
+    capture,
+    cutover::{differs_only_where_moving, Toward},
+    move_err, side, transfer, validate, MoveRecord, Mover, Phase, Run,
+};
 use crate::{Placement, StorefrontId, TenancyError, TenantState};
 
 impl Mover {
@@ -65,6 +69,11 @@ impl Mover {
                     crate::backend::database::remove_sqlite_file(&file);
                 }
                 if let Err(e) = result {
+                    if after_cutover && matches!(e, TenancyError::CannotConverge { .. }) {
+                        // Nothing was fenced: the target serves as before, and the move is
+                        // still switched (to be rolled back later, or completed).
+                        record.phase = Phase::Switched;
+                    }
                     record.error = Some(e.to_string());
                     self.save(&mut record).await?;
                     return Err(e);
@@ -113,8 +122,20 @@ impl Mover {
         let sf = run.record.storefront;
         let directory = self.tenancy.require_directory()?;
         if after_cutover {
-            // The target serves: fence it, replay its changes onto the (fenced) source, check
-            // them, and flip back. A full lease for the fenced part first.
+            // The target serves: bring its changes back onto the (fenced) source until what is
+            // left fits the pause budget, as before a cutover, and compare them while it
+            // still serves; then fence it, replay the rest, check the rows changed since,
+            // and flip back.
+            self.converge(run, Toward::Source).await?;
+            let mut since = 0;
+            if self.opts.validation_enabled {
+                let round = run.record.progress.round;
+                if differs_only_where_moving(&run.target, &run.source, run, 0, round).await? {
+                    since = round;
+                }
+                self.converge(run, Toward::Source).await?;
+            }
+            // A full lease for the fenced part.
             self.renew(&run.record).await?;
             capture::set_fence(&run.target, sf, true).await?;
             let Run {
@@ -129,7 +150,7 @@ impl Mover {
             // The source takes inserts again: past the keys the target handed out.
             transfer::advance_sequences(source, tables).await?;
             if self.opts.validation_enabled {
-                let changed = capture::keys_since(target, sf, kinds, 0).await?;
+                let changed = capture::keys_since(target, sf, kinds, since).await?;
                 if let Err(e) = validate::changed_rows(target, source, tables, sf, &changed).await {
                     if matches!(e, TenancyError::Validation { .. })
                         && self.renew(record).await.is_ok()
