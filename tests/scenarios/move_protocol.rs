@@ -1631,3 +1631,98 @@ async fn a_repeatable_read_writer_runs_again_postgres() {
 async fn a_repeatable_read_writer_runs_again_mysql() {
     bounded(module_path!(), repeatable_read_writer(Backend::MySql)).await;
 }
+
+/// A `char(n)` key is logged with its padding (`to_jsonb(row) ->> pk`): the catch-up
+/// between PostgreSQL databases must find the changed row under that spelling, or it takes
+/// the row for deleted, deletes it on the target (which cascades to its children, unlogged)
+/// and writes it again: the children would be lost without any check noticing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_padded_key_that_changed_keeps_its_children() {
+    bounded(module_path!(), async {
+        let Some(test) = TestDb::migrated(Backend::Postgres).await else {
+            return;
+        };
+        let tables = [
+            "CREATE TABLE codes (code char(4) PRIMARY KEY, storefront_id uuid NOT NULL, label text NOT NULL)",
+            "CREATE TABLE code_notes (id uuid PRIMARY KEY, storefront_id uuid NOT NULL, \
+             code char(4) NOT NULL REFERENCES codes (code) ON DELETE CASCADE, body text NOT NULL)",
+        ];
+        for sql in tables {
+            test.db.execute_unprepared(sql).await.expect("tables");
+        }
+        let registry = entities::registry()
+            .with_table("codes", "storefront_id")
+            .with_table("code_notes", "storefront_id");
+        let tenancy = tenancy_with(&test, Duration::from_millis(200), registry).await;
+        let sf = provisioned(&tenancy).await;
+        test.db
+            .execute_unprepared(&format!(
+                "INSERT INTO codes VALUES ('ab', '{sf}', 'first'), ('cd', '{sf}', 'second'); \
+                 INSERT INTO code_notes VALUES \
+                   (gen_random_uuid(), '{sf}', 'ab', 'one'), (gen_random_uuid(), '{sf}', 'ab', 'two'), \
+                   (gen_random_uuid(), '{sf}', 'cd', 'three')"
+            ))
+            .await
+            .expect("rows");
+        let target = Placement::Database {
+            url: test.sibling_url("tenancy_test_pad"),
+        };
+        let halting = Mover::new(&tenancy, options(Some(HaltAt::After(Phase::Prepare))));
+        let _ = halting.start::<Migrator>(sf, target.clone()).await;
+        let Placement::Database { url } = &target else {
+            unreachable!()
+        };
+        let raw = sea_orm::Database::connect(url.as_str())
+            .await
+            .expect("target");
+        for sql in tables {
+            raw.execute_unprepared(sql)
+                .await
+                .expect("tables on the target");
+        }
+        let halting = Mover::new(&tenancy, options(Some(HaltAt::After(Phase::Copy))));
+        assert!(halting.resume::<Migrator>(sf).await.is_err(), "halted");
+        // A change of the parent after the copy: replayed by the catch-up.
+        test.db
+            .execute_unprepared(&format!(
+                "UPDATE codes SET label = 'changed' WHERE code = 'ab' AND storefront_id = '{sf}'"
+            ))
+            .await
+            .expect("change");
+        let mover = Mover::new(&tenancy, options(None));
+        mover.cutover::<Migrator>(sf).await.expect("cutover");
+        let notes = |db: sea_orm::DatabaseConnection| async move {
+            let rows = db
+                .query_all_raw(sea_orm::Statement::from_string(
+                    sea_orm::DbBackend::Postgres,
+                    format!(
+                        "SELECT code || ':' || body FROM code_notes WHERE storefront_id = '{sf}' ORDER BY 1"
+                    ),
+                ))
+                .await
+                .expect("notes");
+            rows.iter()
+                .map(|r| r.try_get_by_index::<String>(0).expect("text"))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            notes(raw.clone()).await,
+            notes(test.db.clone()).await,
+            "the changed parent's children are still on the target"
+        );
+        assert_eq!(notes(raw.clone()).await.len(), 3);
+        let label = raw
+            .query_one_raw(sea_orm::Statement::from_string(
+                sea_orm::DbBackend::Postgres,
+                "SELECT label FROM codes WHERE code = 'ab'".to_owned(),
+            ))
+            .await
+            .expect("label")
+            .expect("row");
+        assert_eq!(label.try_get_by_index::<String>(0).expect("label"), "changed");
+        let _ = raw.close().await;
+        mover.complete(sf, true).await.expect("complete");
+        test.teardown().await;
+    })
+    .await;
+}

@@ -11,7 +11,7 @@ use sea_orm::DbErr;
 
 use crate::{
     backend::{classify, ErrorClass},
-    Directory,
+    Directory, StorefrontId,
 };
 
 /// The text every fence refusal carries (PostgreSQL, MySQL and SQLite alike).
@@ -85,20 +85,35 @@ impl Backoff {
         self.pause = (self.pause * 2).min(Duration::from_millis(20));
     }
 
-    /// Sleeps before the next attempt, or less: until `directory` applies a change after
-    /// generation `seen` (read before the refused attempt), which is how a cutover's flip
-    /// reaches this process. Woken by a change, the pauses start again from the shortest:
-    /// the next refusal (the target's guard, lifted just after the flip) is brief.
-    pub(crate) async fn pause_or_change(&mut self, directory: Option<&Directory>, seen: u64) {
+    /// Sleeps before the next attempt, or less: until `directory` applies a change of
+    /// `storefront` after generation `seen` (read before the refused attempt), which is how
+    /// a cutover's flip reaches this process. Woken by that change, the pauses start again
+    /// from the shortest: the next refusal (the target's guard, lifted just after the flip)
+    /// is brief. Changes of other storefronts do not end the pause.
+    pub(crate) async fn pause_or_change(
+        &mut self,
+        directory: Option<&Directory>,
+        storefront: StorefrontId,
+        mut seen: u64,
+    ) {
         let Some(directory) = directory else {
             return self.pause().await;
         };
-        tokio::select! {
-            () = tokio::time::sleep(self.pause) => {
-                self.pause = (self.pause * 2).min(Duration::from_millis(20));
-            }
-            () = directory.changed(seen) => {
-                self.pause = Duration::from_millis(2);
+        let sleep = tokio::time::sleep(self.pause);
+        tokio::pin!(sleep);
+        loop {
+            tokio::select! {
+                () = &mut sleep => {
+                    self.pause = (self.pause * 2).min(Duration::from_millis(20));
+                    return;
+                }
+                () = directory.changed(seen) => {
+                    if directory.changed_since(storefront, seen) {
+                        self.pause = Duration::from_millis(2);
+                        return;
+                    }
+                    seen = directory.generation();
+                }
             }
         }
     }

@@ -281,7 +281,9 @@ impl TenantConnection {
                 Ok(txn) => txn,
                 Err(e) if fence::is_retryable(&e) && backoff.may_retry() => {
                     self.forget_placement();
-                    backoff.pause_or_change(directory, seen).await;
+                    backoff
+                        .pause_or_change(directory, self.storefront, seen)
+                        .await;
                     continue;
                 }
                 Err(e) => return Err(e.into()),
@@ -298,7 +300,9 @@ impl TenantConnection {
                         return Err(e);
                     }
                     tracing::debug!(storefront = %self.storefront, "transaction fenced by a move (or a serialization failure); running it again");
-                    backoff.pause_or_change(directory, seen).await;
+                    backoff
+                        .pause_or_change(directory, self.storefront, seen)
+                        .await;
                 }
             }
         }
@@ -333,7 +337,7 @@ impl TenantConnection {
                     tracing::debug!(storefront = %self.storefront, "write fenced by a move; refreshing its placement");
                     self.forget_placement();
                     backoff
-                        .pause_or_change(self.inner.directory.as_deref(), seen)
+                        .pause_or_change(self.inner.directory.as_deref(), self.storefront, seen)
                         .await;
                 }
                 other => return other,

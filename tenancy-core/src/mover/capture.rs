@@ -600,6 +600,28 @@ pub(crate) async fn set_fence(
     Ok(())
 }
 
+/// Whether the storefront's writes are fenced on `side` (no fence row: not fenced).
+pub(crate) async fn fence_up(side: &Side, storefront: StorefrontId) -> Result<bool, TenancyError> {
+    let cast = match side.backend {
+        DbBackend::MySql => "SIGNED",
+        DbBackend::Postgres => "INTEGER",
+        _ => "INTEGER",
+    };
+    let sql = format!(
+        "SELECT CAST(fenced AS {cast}) FROM {} WHERE storefront_id = {}",
+        side.table(FENCE),
+        side.storefront_literal(storefront)
+    );
+    let row = side
+        .conn
+        .query_one_raw(sea_orm::Statement::from_string(side.backend, sql))
+        .await?;
+    Ok(match row {
+        Some(r) => r.try_get_by_index::<i32>(0)? != 0,
+        None => false,
+    })
+}
+
 /// Appends `key` of `table` to the changelog by hand: a row the copy could not write
 /// (its parent is not on the target yet, or it collides with a row that changed since) is
 /// replayed by the catch-up like any logged change, instead of being left to the

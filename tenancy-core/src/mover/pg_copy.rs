@@ -236,49 +236,145 @@ fn text_key(meta: &TableMeta, line: &[u8]) -> Option<Key> {
 }
 
 /// The rows of one chunk of keys as a JSON array of objects, one member per column holding
-/// the column's text (which the target parses with the column type's own input function,
-/// as `COPY` does, so every value arrives exactly), and the keys found.
+/// the value's text as the type's output function writes it (`format`; a cast to text would
+/// strip a `char(n)`'s padding), which the target parses with the type's input function,
+/// as `COPY` does, so every value arrives exactly; and, as a JSON array, the keys of the
+/// rows found, spelled as the capture triggers log them (`to_jsonb(row) ->> pk`), so that
+/// the keys not found (deleted since) are exactly the logged ones.
 fn json_rows_sql(src: &Side, meta: &TableMeta, filter: &str) -> String {
     let fields: Vec<String> = meta
         .columns
         .iter()
         .map(|c| {
             let c = src.q(c);
-            format!("{c}::text AS {c}")
+            format!("CASE WHEN tenancy_src.{c} IS NULL THEN NULL ELSE format('%s', tenancy_src.{c}) END AS {c}")
         })
         .collect();
-    // The keys found name the rows still there: the others were deleted.
     format!(
-        "SELECT json_agg(r)::text, array_agg({pk}) FROM (SELECT {} FROM {} WHERE {filter}) r",
-        fields.join(", "),
-        src.table(&meta.name),
-        pk = src.q(&meta.pk),
+        "SELECT json_agg(tenancy_row.*)::text, \
+                json_agg(to_jsonb(tenancy_src.*) ->> {pk})::text \
+         FROM (SELECT * FROM {table} WHERE {filter}) AS tenancy_src \
+         CROSS JOIN LATERAL (SELECT {fields}) AS tenancy_row",
+        fields = fields.join(", "),
+        table = src.table(&meta.name),
+        pk = string_literal(&meta.pk),
     )
 }
 
-/// The rows staged from `$1` (see [`json_rows_sql`]) in `dst`'s column types: each value
-/// parsed by its column type's input function (`json_populate_record`), except a `json` or
-/// `jsonb` document, which is parsed from its text here (populating would keep the text as
-/// a JSON string, and a document that is JSON `null` apart from SQL `NULL`).
+/// `text` as a PostgreSQL string literal (standard conforming strings).
+fn string_literal(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "''"))
+}
+
+/// The rows staged from `$1` (see [`json_rows_sql`]) in `dst`'s column types, each value
+/// parsed by its type's input function (`json_to_record` with the target's own type
+/// names, typmods and domains included); a `json` or `jsonb` document is parsed from its
+/// text apart, as the record would keep it as a JSON string.
 fn staged_sql(dst: &Side, meta: &TableMeta) -> String {
-    let fields: Vec<String> = meta
+    let mut fields = Vec::new();
+    let mut record = Vec::new();
+    for ((c, json), ty) in meta.columns.iter().zip(&meta.json).zip(&meta.types) {
+        let name = dst.q(c);
+        if *json {
+            fields.push(format!("(e.j ->> {})::{ty} AS {name}", string_literal(c)));
+        } else {
+            fields.push(format!("r.{name}"));
+            record.push(format!("{name} {ty}"));
+        }
+    }
+    format!(
+        "SELECT {} FROM json_array_elements($1::json) AS e(j), json_to_record(e.j) AS r({})",
+        fields.join(", "),
+        record.join(", ")
+    )
+}
+
+/// A chunk of rows read from the source, as JSON, with the keys it found.
+struct Chunk {
+    json: Option<String>,
+    keys: Vec<String>,
+}
+
+/// Chunks above this many bytes of JSON are read again in halves (PostgreSQL caps a value
+/// and a message at 1 GB).
+const CHUNK_BYTES: usize = 64 << 20;
+
+/// Reads the rows of `keys` (see [`json_rows_sql`]), in halves while a chunk is too large.
+async fn read_chunks(
+    src: &Side,
+    meta: &TableMeta,
+    storefront: StorefrontId,
+    keys: &[&Key],
+    out: &mut Vec<Chunk>,
+) -> Result<(), TenancyError> {
+    use sqlx::Row;
+    let what = "reading the changed rows on the source";
+    let list: Vec<String> = keys.iter().map(|k| k.pg_literal()).collect();
+    let filter = format!(
+        "{} AND {} IN ({})",
+        pg_filter(meta, src, storefront),
+        src.q(&meta.pk),
+        list.join(", ")
+    );
+    // One simple query: its text changes with the keys, so preparing it would cost a round
+    // trip more.
+    let read = sqlx::raw_sql(sqlx::AssertSqlSafe(json_rows_sql(src, meta, &filter)))
+        .fetch_one(src.conn.get_postgres_connection_pool())
+        .await;
+    let too_large = |e: &sqlx::Error| matches!(sqlx_code(e).as_deref(), Some("54000" | "53200"));
+    let split = |keys: &[&Key]| keys.len() / 2;
+    match read {
+        Err(e) if keys.len() > 1 && too_large(&e) => {
+            let (a, b) = keys.split_at(split(keys));
+            Box::pin(read_chunks(src, meta, storefront, a, out)).await?;
+            Box::pin(read_chunks(src, meta, storefront, b, out)).await
+        }
+        Err(e) => Err(sqlx_err(what, e)),
+        Ok(row) => {
+            let json: Option<String> = row.try_get(0).map_err(|e| sqlx_err(what, e))?;
+            if keys.len() > 1 && json.as_ref().is_some_and(|j| j.len() > CHUNK_BYTES) {
+                let (a, b) = keys.split_at(split(keys));
+                Box::pin(read_chunks(src, meta, storefront, a, out)).await?;
+                return Box::pin(read_chunks(src, meta, storefront, b, out)).await;
+            }
+            let found: Option<String> = row.try_get(1).map_err(|e| sqlx_err(what, e))?;
+            let keys = match found {
+                Some(text) => {
+                    serde_json::from_str::<Vec<String>>(&text).map_err(|e| TenancyError::Move {
+                        storefront: storefront.to_string(),
+                        phase: "catch-up".into(),
+                        reason: format!(
+                            "table `{}`: the source's keys did not read back: {e}",
+                            meta.name
+                        ),
+                    })?
+                }
+                None => Vec::new(),
+            };
+            out.push(Chunk { json, keys });
+            Ok(())
+        }
+    }
+}
+
+/// `ON CONFLICT` for the replay: like [`upsert_clause`], but a row of the same storefront is
+/// always *updated*, even with nothing to set, so that `RETURNING` names every key written
+/// and a key it leaves out is one another storefront's row holds.
+fn returning_upsert(dst: &Side, meta: &TableMeta) -> String {
+    let has_others = meta
         .columns
         .iter()
-        .zip(&meta.json)
-        .map(|(c, json)| {
-            let name = dst.q(c);
-            match json {
-                Some(kind) => format!("(e.j ->> '{}')::{kind} AS {name}", c.replace('\'', "''")),
-                None => format!("r.{name}"),
-            }
-        })
-        .collect();
-    format!(
-        "SELECT {} FROM json_array_elements($1::json) AS e(j), \
-         json_populate_record(NULL::{}, e.j) AS r",
-        fields.join(", "),
-        dst.table(&meta.name)
-    )
+        .any(|c| *c != meta.pk && *c != meta.tenant_column);
+    if has_others {
+        upsert_clause(dst, meta)
+    } else {
+        let tc = dst.q(&meta.tenant_column);
+        format!(
+            " ON CONFLICT ({}) DO UPDATE SET {tc} = EXCLUDED.{tc} WHERE {}.{tc} = EXCLUDED.{tc}",
+            dst.q(&meta.pk),
+            dst.q(&meta.name),
+        )
+    }
 }
 
 /// Replays `keys` onto `dst` (see `transfer::apply`): the source's rows are read as JSON
@@ -299,44 +395,32 @@ pub(super) async fn apply(
 ) -> Result<(), TenancyError> {
     use sqlx::Row;
     let what = "replaying changes onto the target";
-    // Read the source rows first (one simple query per chunk: its text changes with the
-    // keys, so preparing it would cost a round trip more): the target transaction stays
-    // short.
+    // Read the source rows first: the target transaction stays short.
     let mut rows = Vec::new();
     let mut present: BTreeMap<String, BTreeSet<Key>> = BTreeMap::new();
-    let source = src.conn.get_postgres_connection_pool();
     for meta in tables {
         let Some(set) = keys.get(&meta.name) else {
             continue;
         };
         let found = present.entry(meta.name.clone()).or_default();
         for chunk in set.iter().collect::<Vec<_>>().chunks(1000) {
-            let list: Vec<String> = chunk.iter().map(|k| k.pg_literal()).collect();
-            let filter = format!(
-                "{} AND {} IN ({})",
-                pg_filter(meta, src, storefront),
-                src.q(&meta.pk),
-                list.join(", ")
-            );
-            let row = sqlx::raw_sql(sqlx::AssertSqlSafe(json_rows_sql(src, meta, &filter)))
-                .fetch_one(source)
-                .await
-                .map_err(|e| sqlx_err("reading the changed rows on the source", e))?;
-            let json: Option<String> = row.try_get(0).map_err(|e| sqlx_err(what, e))?;
-            let there: Option<Vec<String>> = row.try_get(1).map_err(|e| sqlx_err(what, e))?;
-            for text in there.unwrap_or_default() {
-                let key = Key::parse(&text, meta.kind).ok_or_else(|| TenancyError::Move {
-                    storefront: storefront.to_string(),
-                    phase: "catch-up".into(),
-                    reason: format!(
-                        "table `{}`: the source returned key `{text}`, which is not a {:?} key",
-                        meta.name, meta.kind
-                    ),
-                })?;
-                found.insert(key);
-            }
-            if let Some(json) = json {
-                rows.push((meta, json));
+            let mut chunks = Vec::new();
+            read_chunks(src, meta, storefront, chunk, &mut chunks).await?;
+            for Chunk { json, keys } in chunks {
+                for text in keys {
+                    let key = Key::parse(&text, meta.kind).ok_or_else(|| TenancyError::Move {
+                        storefront: storefront.to_string(),
+                        phase: "catch-up".into(),
+                        reason: format!(
+                            "table `{}`: the source returned key `{text}`, which is not a {:?} key",
+                            meta.name, meta.kind
+                        ),
+                    })?;
+                    found.insert(key);
+                }
+                if let Some(json) = json {
+                    rows.push((meta, json));
+                }
             }
         }
     }
@@ -374,17 +458,16 @@ pub(super) async fn apply(
         let table = dst.table(&meta.name);
         let cols = columns(dst, meta, None);
         let pk = dst.q(&meta.pk);
-        // The upsert runs whether or not the outer query reads it (a data-modifying `WITH`
-        // always does); the outer query then names any staged key that another
-        // storefront's row holds here (see `transfer::check_not_foreign`): the statement's
-        // snapshot predates the upsert, which never takes such a row over.
+        // The upsert writes (inserts, or updates a row of the same storefront) and returns
+        // every staged key but one another storefront's row holds here, whenever that row
+        // committed (see `transfer::check_not_foreign`): the upsert never takes it over,
+        // and the outer query names it.
         let sql = format!(
             "WITH staged AS ({staged}), \
-             written AS (INSERT INTO {table} ({cols}) SELECT {cols} FROM staged{upsert}) \
-             SELECT d.{pk}::text FROM {table} d WHERE NOT ({own}) AND d.{pk} IN (SELECT {pk} FROM staged)",
+             written AS (INSERT INTO {table} ({cols}) SELECT {cols} FROM staged{upsert} RETURNING {pk}) \
+             SELECT s.{pk}::text FROM staged s WHERE NOT EXISTS (SELECT 1 FROM written w WHERE w.{pk} = s.{pk})",
             staged = staged_sql(dst, meta),
-            upsert = upsert_clause(dst, meta),
-            own = pg_filter(meta, dst, storefront),
+            upsert = returning_upsert(dst, meta),
         );
         let held = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(json.as_str())
@@ -417,7 +500,8 @@ mod tests {
             pk: "code".into(),
             kind,
             columns: vec!["storefront_id".into(), "code".into(), "name".into()],
-            json: vec![None; 3],
+            json: vec![false; 3],
+            types: vec!["uuid".into(), "text".into(), "text".into()],
         };
         let line = b"0b5f6d0e-8f3c-4c2a-9a53-3e1f4b1f7d10\ta\\tb\\\\c\tx\n";
         assert_eq!(

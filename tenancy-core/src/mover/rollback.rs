@@ -125,10 +125,14 @@ impl Mover {
             // The target serves: bring its changes back onto the (fenced) source until what is
             // left fits the pause budget, as before a cutover, and compare them while it
             // still serves; then fence it, replay the rest, check the rows changed since,
-            // and flip back.
-            self.converge(run, Toward::Source).await?;
+            // and flip back. An earlier attempt that stopped behind the target's fence left
+            // nothing to converge with (no writes reach the target): it drains at once.
+            let fenced = capture::fence_up(&run.target, sf).await?;
+            if !fenced {
+                self.converge(run, Toward::Source).await?;
+            }
             let mut since = 0;
-            if self.opts.validation_enabled {
+            if self.opts.validation_enabled && !fenced {
                 let round = run.record.progress.round;
                 if differs_only_where_moving(&run.target, &run.source, run, 0, round).await? {
                     since = round;
@@ -167,12 +171,16 @@ impl Mover {
         let epoch = directory
             .flip(sf, &run.record.source, TenantState::Active)
             .await?;
+        // The source takes the storefront's writes again from the flip on, as the target
+        // does after a cutover: the pause ends here, not after the barrier below.
+        capture::set_fence(&run.source, sf, false).await?;
         if run.record.cutover_at.is_some() {
             // The target served: stale caches may still point at it. Its fence stays up
-            // until every process has the source again: with the directory watched, once
-            // every process has acknowledged the flip back (the barrier); without, once
-            // the caches have expired (the directory's for one TTL, a connection's for one
-            // more). Also when a rollback that had flipped back is resumed.
+            // (and it is kept) until every process has the source again: with the directory
+            // watched, once every process has acknowledged the flip back (the barrier);
+            // without, once the caches have expired (the directory's for one TTL, a
+            // connection's for one more). Also when a rollback that had flipped back is
+            // resumed.
             if self.tenancy.watch_options().enabled {
                 self.await_acknowledged(&mut run.record, epoch).await?;
             } else {
@@ -183,7 +191,6 @@ impl Mover {
                 .await?;
             }
         }
-        capture::set_fence(&run.source, sf, false).await?;
         capture::remove(&run.source, sf, &run.tables).await?;
         if let Err(e) = self.abandon(&run.target, &run.tables, sf).await {
             warnings.push(format!("the target's storage was left behind: {e}"));

@@ -124,10 +124,14 @@ pub(crate) struct TableMeta {
     pub pk: String,
     pub kind: KeyKind,
     pub columns: Vec<String>,
-    /// Per column: `json` or `jsonb` for a column of JSON documents (PostgreSQL), which
-    /// the catch-up between databases parses itself (see `pg_copy::apply`).
+    /// Per column (PostgreSQL only, else empty): whether it holds JSON documents (`json`,
+    /// `jsonb`, or a domain over one), and its type as the target spells it
+    /// (`format_type`), which the catch-up between databases parses values into (see
+    /// `pg_copy::apply`).
     #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
-    pub json: Vec<Option<&'static str>>,
+    pub json: Vec<bool>,
+    #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
+    pub types: Vec<String>,
 }
 
 /// One side of a move: a connection that reaches the side's tables under `qualifier`.
@@ -225,6 +229,23 @@ impl Side {
             .await?
             .iter()
             .map(|r| Ok((r.try_get_by_index(0)?, r.try_get_by_index(1)?)))
+            .collect()
+    }
+
+    /// PostgreSQL: the table's column types in column order, spelled as this side's
+    /// sessions name them (`format_type`: typmods and domains included).
+    async fn formatted_types(&self, table: &str) -> Result<Vec<String>, TenancyError> {
+        let stmt = self.stmt(
+            "SELECT format_type(a.atttypid, a.atttypmod) FROM pg_attribute a \
+             WHERE a.attrelid = (quote_ident($1) || '.' || quote_ident($2))::regclass \
+               AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum",
+            vec![self.qualifier.clone().into(), table.into()],
+        );
+        self.conn
+            .query_all_raw(stmt)
+            .await?
+            .iter()
+            .map(|r| Ok(r.try_get_by_index(0)?))
             .collect()
     }
 
@@ -354,12 +375,28 @@ pub(crate) async fn tables(
         }
         let json = columns
             .iter()
-            .map(|(_, t)| match source.backend {
-                DbBackend::Postgres if t.eq_ignore_ascii_case("json") => Some("json"),
-                DbBackend::Postgres if t.eq_ignore_ascii_case("jsonb") => Some("jsonb"),
-                _ => None,
+            .map(|(_, t)| {
+                source.backend == DbBackend::Postgres
+                    && (t.eq_ignore_ascii_case("json") || t.eq_ignore_ascii_case("jsonb"))
             })
             .collect();
+        let types = if target.backend == DbBackend::Postgres {
+            let types = target.formatted_types(name).await?;
+            if types.len() != columns.len() {
+                return Err(TenancyError::Move {
+                    storefront: String::new(),
+                    phase: "prepare".into(),
+                    reason: format!(
+                        "table `{name}`: the target's catalog lists {} columns, its information schema {}",
+                        types.len(),
+                        columns.len()
+                    ),
+                });
+            }
+            types
+        } else {
+            Vec::new()
+        };
         let columns: Vec<String> = columns.into_iter().map(|(n, _)| n).collect();
         let pk = source.primary_key(name).await?;
         let (pk, sql_type) = match pk.as_slice() {
@@ -389,6 +426,7 @@ pub(crate) async fn tables(
                 kind,
                 columns,
                 json,
+                types,
             },
         );
     }
