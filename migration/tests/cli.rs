@@ -31,8 +31,32 @@ fn server_url() -> Option<String> {
     }
 }
 
+/// `url` with a password in its user info (the test server trusts local connections, so
+/// it is never checked), and the password: every command's output is searched for it.
+fn with_password(url: &str) -> (String, String) {
+    const PASSWORD: &str = "Cli-s3cret-pw";
+    let (scheme, rest) = url.split_once("://").expect("a server URL");
+    let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
+    match authority.rsplit_once('@') {
+        Some((user, _)) if user.contains(':') => {
+            let password = user.split_once(':').map(|(_, p)| p).unwrap_or_default();
+            (url.to_owned(), password.to_owned())
+        }
+        Some((user, host)) => (
+            format!("{scheme}://{user}:{PASSWORD}@{host}/{path}"),
+            PASSWORD.to_owned(),
+        ),
+        None => (
+            format!("{scheme}://postgres:{PASSWORD}@{authority}/{path}"),
+            PASSWORD.to_owned(),
+        ),
+    }
+}
+
 struct Cli {
     config: PathBuf,
+    /// The databases' password: no output may carry it.
+    secret: String,
 }
 
 impl Cli {
@@ -45,11 +69,17 @@ impl Cli {
             .env_remove("TENANCY_CONFIG")
             .output()
             .unwrap();
-        (
-            out.status.code().unwrap_or(-1),
+        let (stdout, stderr) = (
             String::from_utf8_lossy(&out.stdout).into_owned(),
             String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
+        );
+        assert!(
+            !self.secret.is_empty()
+                && !stdout.contains(&self.secret)
+                && !stderr.contains(&self.secret),
+            "{args:?} printed the password:\n{stdout}\n{stderr}"
+        );
+        (out.status.code().unwrap_or(-1), stdout, stderr)
     }
 
     fn json(&self, args: &[&str]) -> Value {
@@ -66,6 +96,8 @@ async fn operator_cli_against_postgres() {
     let Some(server) = server_url() else {
         return;
     };
+    // Every URL the CLI is given carries a password.
+    let (server, secret) = with_password(&server);
     let tag = Uuid::new_v4().simple().to_string();
     let name = format!("tenancy_test_cli{}", &tag[..12]);
     let admin = Database::connect(server.as_str()).await.unwrap();
@@ -99,7 +131,7 @@ async fn operator_cli_against_postgres() {
         ),
     )
     .unwrap();
-    let cli = Cli { config };
+    let cli = Cli { config, secret };
 
     // config check, then bad usage exits 2.
     let checked = cli.json(&["config", "check"]);
@@ -279,6 +311,22 @@ async fn operator_cli_against_postgres() {
     let all = cli.json(&["move", "status"]);
     assert_eq!(all.as_array().unwrap().len(), 2, "{all}");
     let _ = shared_db.close().await;
+
+    // The storefront in its own database: its URL is shown, without the password.
+    let shown = cli.json(&["storefront", "show", &large.to_string()]);
+    assert_eq!(shown["placement"]["type"], "database", "{shown}");
+    assert!(
+        shown["placement"]["url"]
+            .as_str()
+            .is_some_and(|u| u.contains("***")),
+        "{shown}"
+    );
+    let (code, text, _) = cli.run(&["storefront", "show", &large.to_string()]);
+    assert_eq!(code, 0, "{text}");
+    let (code, text, _) = cli.run(&["storefront", "list"]);
+    assert_eq!(code, 0, "{text}");
+    let (code, text, _) = cli.run(&["config", "check"]);
+    assert_eq!(code, 0, "{text}");
 
     // drop needs the confirmation; show of a dropped storefront fails with exit 1.
     let (code, _, stderr) =

@@ -135,7 +135,9 @@ impl Default for MigrationThresholds {
 }
 
 /// The seed's `database_config`, plus the framework's pool and naming settings.
-#[derive(Clone, Debug, Deserialize, Serialize)]
+///
+/// `Debug` hides the passwords of both URLs.
+#[derive(Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct DatabaseConfig {
     /// The shared database.
@@ -183,6 +185,48 @@ pub struct DatabaseConfig {
     /// `process_lease`).
     #[serde(default = "default_barrier", with = "duration")]
     pub cutover_barrier_wait: Duration,
+}
+
+impl std::fmt::Debug for DatabaseConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Every field by name: one added later must be placed here, secret or not.
+        let Self {
+            shared_database_url,
+            tenant_database_pattern,
+            max_connections_per_tenant,
+            shared_pool_size,
+            connection_budget,
+            acquire_timeout,
+            idle_timeout,
+            schema_name_pattern,
+            directory_cache,
+            directory_watch,
+            directory_poll_interval,
+            process_lease,
+            process_heartbeat,
+            cutover_barrier_wait,
+        } = self;
+        use crate::backend::redact;
+        f.debug_struct("DatabaseConfig")
+            .field("shared_database_url", &redact(shared_database_url))
+            .field(
+                "tenant_database_pattern",
+                &tenant_database_pattern.as_deref().map(redact),
+            )
+            .field("max_connections_per_tenant", max_connections_per_tenant)
+            .field("shared_pool_size", shared_pool_size)
+            .field("connection_budget", connection_budget)
+            .field("acquire_timeout", acquire_timeout)
+            .field("idle_timeout", idle_timeout)
+            .field("schema_name_pattern", schema_name_pattern)
+            .field("directory_cache", directory_cache)
+            .field("directory_watch", directory_watch)
+            .field("directory_poll_interval", directory_poll_interval)
+            .field("process_lease", process_lease)
+            .field("process_heartbeat", process_heartbeat)
+            .field("cutover_barrier_wait", cutover_barrier_wait)
+            .finish()
+    }
 }
 
 impl DatabaseConfig {

@@ -77,7 +77,8 @@ impl TenantState {
 pub struct TenantRecord {
     /// The storefront.
     pub storefront: StorefrontId,
-    /// Where its rows are.
+    /// Where its rows are (serialised with a database URL's password hidden).
+    #[serde(serialize_with = "crate::tenant::serialize_redacted")]
     pub placement: Placement,
     /// Its state.
     pub state: TenantState,

@@ -62,7 +62,7 @@ const FENCE_WAIT: Duration = Duration::from_secs(30);
 /// Without [`directory`](Self::directory) every storefront is in the shared placement
 /// (as with [`Tenancy::new`]); with it, each storefront is wherever the directory table
 /// says, created if missing.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct TenancyOptions {
     shared_url: Option<String>,
     max_connections: u32,
@@ -74,6 +74,35 @@ pub struct TenancyOptions {
     /// The shared pool was opened here from `shared_url` (so another connection made from
     /// the URL reaches the same database, schema and all).
     opened_from_url: bool,
+}
+
+impl std::fmt::Debug for TenancyOptions {
+    /// The shared URL without its password.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let Self {
+            shared_url,
+            max_connections,
+            registry,
+            directory,
+            pools,
+            fence_wait,
+            watch,
+            opened_from_url,
+        } = self;
+        f.debug_struct("TenancyOptions")
+            .field(
+                "shared_url",
+                &shared_url.as_deref().map(crate::backend::redact),
+            )
+            .field("max_connections", max_connections)
+            .field("registry", registry)
+            .field("directory", directory)
+            .field("pools", pools)
+            .field("fence_wait", fence_wait)
+            .field("watch", watch)
+            .field("opened_from_url", opened_from_url)
+            .finish()
+    }
 }
 
 impl Default for TenancyOptions {

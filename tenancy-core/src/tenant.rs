@@ -126,7 +126,17 @@ impl FromStr for TenantType {
 }
 
 /// Where one storefront's rows are, concretely.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+///
+/// `Debug` and `Display` hide a database URL's password (`Serialize` keeps it: the
+/// directory and the moves table store placements to connect with).
+///
+/// ```
+/// use tenancy_core::Placement;
+///
+/// let p = Placement::Database { url: "postgres://app:s3cret@db/shop".into() };
+/// assert!(!format!("{p:?} {p}").contains("s3cret"));
+/// ```
+#[derive(Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "lowercase")]
 pub enum Placement {
     /// In the shared database, isolated by the tenant column.
@@ -159,6 +169,43 @@ impl Placement {
         match self {
             Placement::Schema { schema } => Some(schema),
             _ => None,
+        }
+    }
+}
+
+impl Placement {
+    /// The same placement with a database URL's password replaced by `***`, for output.
+    pub fn redacted(&self) -> Placement {
+        match self {
+            Placement::Database { url } => Placement::Database {
+                url: crate::backend::redact(url),
+            },
+            other => other.clone(),
+        }
+    }
+}
+
+/// Serialises a placement for output (an API, a report): as [`Placement`]'s own form, with
+/// a database URL's password hidden. Records that are shown (a move, a directory row) use
+/// it; the mover and the directory store placements by themselves, password and all.
+pub(crate) fn serialize_redacted<S: serde::Serializer>(
+    placement: &Placement,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    Serialize::serialize(&placement.redacted(), serializer)
+}
+
+impl fmt::Debug for Placement {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Placement::Shared => f.write_str("Shared"),
+            Placement::Schema { schema } => {
+                f.debug_struct("Schema").field("schema", schema).finish()
+            }
+            Placement::Database { url } => f
+                .debug_struct("Database")
+                .field("url", &crate::backend::redact(url))
+                .finish(),
         }
     }
 }

@@ -29,7 +29,7 @@ use crate::TenancyError;
 /// assert!(DatabaseUrl::parse("oracle://x/y").is_err());
 /// # Ok::<(), tenancy_core::TenancyError>(())
 /// ```
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct DatabaseUrl {
     raw: String,
     backend: DbBackend,
@@ -143,6 +143,15 @@ impl DatabaseUrl {
             .or_else(|| self.raw.strip_prefix("sqlite:"))?;
         let path = rest.split('?').next()?;
         (!path.is_empty() && path != ":memory:").then_some(path)
+    }
+}
+
+impl fmt::Debug for DatabaseUrl {
+    /// The URL without its password, like `Display`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("DatabaseUrl")
+            .field(&redact_text(&self.raw))
+            .finish()
     }
 }
 

@@ -155,9 +155,11 @@ pub struct MoveRecord {
     pub id: uuid::Uuid,
     /// The storefront.
     pub storefront: StorefrontId,
-    /// Where it was.
+    /// Where it was (serialised with a database URL's password hidden).
+    #[serde(serialize_with = "crate::tenant::serialize_redacted")]
     pub source: Placement,
-    /// Where it goes.
+    /// Where it goes (serialised with a database URL's password hidden).
+    #[serde(serialize_with = "crate::tenant::serialize_redacted")]
     pub target: Placement,
     /// Where the move is.
     pub phase: Phase,
