@@ -1,7 +1,8 @@
 //! The operator side: `/admin` (a dashboard page), its JSON API, and `/metrics`.
 //!
-//! These routes are not behind the storefront layer: they see every storefront. Put them
-//! behind your own authentication (or bind the service to localhost, as the example does).
+//! These routes are not behind the storefront layer: they see every storefront, so they
+//! are behind [`crate::access`]: an allowed `Host`, the operator token, JSON on every
+//! `POST`.
 
 use std::{
     sync::Arc,
@@ -37,9 +38,11 @@ pub struct PlanCache {
     plan: Vec<Recommendation>,
 }
 
-/// The operator routes.
+/// The operator routes, behind [`access::guard`](crate::access::guard) (host, token,
+/// JSON), and the login that sets the dashboard's cookie.
 pub fn routes(state: AppState) -> Router {
-    Router::new()
+    let access = state.admin.clone();
+    let guarded = Router::new()
         .route("/admin", get(page))
         .route("/admin/api/state", get(dashboard_state))
         .route("/admin/api/moves", post(start_move))
@@ -53,6 +56,14 @@ pub fn routes(state: AppState) -> Router {
         )
         .route("/metrics", get(prometheus))
         .with_state(state)
+        .layer(axum::middleware::from_fn_with_state(
+            access.clone(),
+            crate::access::guard,
+        ));
+    Router::new()
+        .route("/admin/login", get(crate::access::login))
+        .with_state(access)
+        .merge(guarded)
 }
 
 async fn page() -> Html<&'static str> {

@@ -10,6 +10,7 @@
 
 #![recursion_limit = "256"]
 
+pub mod access;
 pub mod admin;
 pub mod api;
 pub mod error;
@@ -34,13 +35,19 @@ pub struct AppState {
     pub tenancy: Arc<Tenancy>,
     /// The configuration (patterns for new placements, move options, thresholds).
     pub config: Arc<TenancyConfig>,
+    /// Who may use the operator side.
+    pub admin: access::AdminAccess,
     plan: admin::SharedPlan,
 }
 
 impl AppState {
     /// Connects to the configured shared database, applies the migrations there (shared
-    /// placement's tables, the directory) and makes sure the global countries exist.
-    pub async fn connect(config: TenancyConfig) -> Result<Self, TenancyError> {
+    /// placement's tables, the directory) and makes sure the global countries exist. The
+    /// operator side answers to `admin`.
+    pub async fn connect(
+        config: TenancyConfig,
+        admin: access::AdminAccess,
+    ) -> Result<Self, TenancyError> {
         let tenancy = Tenancy::connect_with(&config, entities::registry()).await?;
         Migrator::up(tenancy.shared(), None).await?;
         let backend = tenancy.shared().get_database_backend();
@@ -55,6 +62,7 @@ impl AppState {
         Ok(Self {
             tenancy: Arc::new(tenancy),
             config: Arc::new(config),
+            admin,
             plan: Arc::default(),
         })
     }

@@ -5,11 +5,11 @@
 //! cargo run -p smartseller -- --database-url postgres://postgres@127.0.0.1:5432/smartseller
 //! ```
 //!
-//! Then `curl -H 'x-storefront: <id>' localhost:3000/customers`, and open
-//! <http://localhost:3000/admin>.
+//! Then `curl -H 'x-storefront: <id>' localhost:3000/customers`, and open the dashboard
+//! link it prints (`/admin/login?token=...`; set the token with `SMARTSELLER_ADMIN_TOKEN`).
 
 use clap::Parser;
-use smartseller::{app, config_for, AppState};
+use smartseller::{access::AdminAccess, app, config_for, AppState};
 use tenancy_core::{http::Resolve, Placement, StorefrontId, TenantType};
 
 #[derive(Parser)]
@@ -29,6 +29,14 @@ struct Args {
     /// supports (shared, schema, database). Existing ones are kept.
     #[arg(long, default_value_t = 3)]
     demo: usize,
+    /// The operator token that `/admin`, its API and `/metrics` need (at least 16
+    /// characters). Without one a random token is made and printed at start.
+    #[arg(long, env = "SMARTSELLER_ADMIN_TOKEN", hide_env_values = true)]
+    admin_token: Option<String>,
+    /// A host name (`host` or `host:port`) the operator side answers to, besides
+    /// localhost and the listening address; repeat for several.
+    #[arg(long)]
+    admin_host: Vec<String>,
 }
 
 #[tokio::main]
@@ -44,7 +52,16 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         let path = std::env::temp_dir().join("smartseller.sqlite");
         format!("sqlite://{}?mode=rwc", path.display())
     });
-    let state = AppState::connect(config_for(&url)?).await?;
+    let listener = tokio::net::TcpListener::bind(&args.listen).await?;
+    let addr = listener.local_addr()?;
+    let (token, made) = match args.admin_token {
+        Some(token) => (token, false),
+        None => (AdminAccess::random_token(), true),
+    };
+    let mut hosts = AdminAccess::local_hosts(&addr);
+    hosts.extend(args.admin_host);
+    let admin = AdminAccess::new(&token, hosts)?;
+    let state = AppState::connect(config_for(&url)?, admin).await?;
     let sqlite = url.starts_with("sqlite:");
     let kinds: &[TenantType] = if sqlite {
         &[TenantType::Shared, TenantType::Database]
@@ -67,12 +84,22 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         println!("storefront {id}: {}", record.placement.tenant_type());
     }
     let router = app(state, args.resolve.clone())?;
-    let listener = tokio::net::TcpListener::bind(&args.listen).await?;
     println!(
-        "listening on http://{} (storefront by {}); dashboard at /admin, metrics at /metrics",
-        listener.local_addr()?,
+        "listening on http://{addr} (storefront by {}); metrics at /metrics (Authorization: Bearer <admin token>)",
         args.resolve.describe()
     );
+    if made {
+        // Printed once, to the operator who started the service (never logged).
+        println!(
+            "dashboard: http://localhost:{}/admin/login?token={token}",
+            addr.port()
+        );
+    } else {
+        println!(
+            "dashboard: http://localhost:{}/admin/login?token=<SMARTSELLER_ADMIN_TOKEN>",
+            addr.port()
+        );
+    }
     axum::serve(listener, router)
         .with_graceful_shutdown(async {
             let _ = tokio::signal::ctrl_c().await;

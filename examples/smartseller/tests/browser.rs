@@ -194,7 +194,18 @@ async fn dashboard_moves_a_storefront_under_writes() {
         let _ = client.close().await;
         return;
     };
-    let state = AppState::connect(config_for(&test.url).expect("config"))
+    // The operator side answers to this address, with this token (the browser logs in).
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr: SocketAddr = listener.local_addr().expect("addr");
+    let token = smartseller::access::AdminAccess::random_token();
+    let access = smartseller::access::AdminAccess::new(
+        &token,
+        smartseller::access::AdminAccess::local_hosts(&addr),
+    )
+    .expect("access");
+    let state = AppState::connect(config_for(&test.url).expect("config"), access)
         .await
         .expect("connect");
     let moving = StorefrontId::new_random();
@@ -207,10 +218,6 @@ async fn dashboard_moves_a_storefront_under_writes() {
         .provision(bystander, Some(Placement::Shared))
         .await
         .expect("provision");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr: SocketAddr = listener.local_addr().expect("addr");
     let router = app(state.clone(), Resolve::header("x-storefront")).expect("app");
     let server = tokio::spawn(async move { axum::serve(listener, router).await });
     let base = format!("http://{addr}");
@@ -237,10 +244,22 @@ async fn dashboard_moves_a_storefront_under_writes() {
         .collect();
 
     // The operator opens the dashboard and asks for a move to a schema of its own.
-    client
-        .goto(&format!("{base}/admin"))
+    // Without logging in, the dashboard's API refuses it.
+    let refused = http
+        .get(format!("{base}/admin/api/state"))
+        .send()
         .await
-        .expect("open /admin");
+        .expect("state");
+    assert_eq!(refused.status(), 401);
+    client
+        .goto(&format!("{base}/admin/login?token={token}"))
+        .await
+        .expect("log in");
+    assert_eq!(
+        client.current_url().await.expect("url").path(),
+        "/admin",
+        "the login leads to the dashboard"
+    );
     let row = format!("tr[data-storefront=\"{moving}\"]");
     client
         .wait()

@@ -18,7 +18,7 @@ use tenancy_core::{
 use tenancy_tests::Backend;
 
 mod common;
-use common::{customer, req, send, setup, teardown};
+use common::{admin_req, customer, req, send, setup, teardown, ADMIN_HOST, ADMIN_TOKEN};
 
 /// Everything one storefront creates through the API.
 struct Made {
@@ -278,14 +278,7 @@ async fn each_strategy_resolves_the_same_storefront() {
         );
     }
     // Operator routes are outside the layer: no storefront needed.
-    let (s, _) = send(
-        &by_path,
-        Request::builder()
-            .uri("/metrics")
-            .body(Body::empty())
-            .expect("r"),
-    )
-    .await;
+    let (s, _) = send(&by_path, admin_req("GET", "/metrics", None)).await;
     assert_eq!(s, StatusCode::OK);
     teardown(test, state, &storefronts).await;
 }
@@ -492,14 +485,7 @@ async fn metrics_and_admin_move() {
     for i in 0..5 {
         make(&app, sf, &format!("m{i}")).await;
     }
-    let (s, text) = send(
-        &app,
-        Request::builder()
-            .uri("/metrics")
-            .body(Body::empty())
-            .expect("r"),
-    )
-    .await;
+    let (s, text) = send(&app, admin_req("GET", "/metrics", None)).await;
     assert_eq!(s, StatusCode::OK);
     let text = text.as_str().expect("text").to_owned();
     let line = text
@@ -527,10 +513,9 @@ async fn metrics_and_admin_move() {
     // Move it to its own database from the admin API, and watch it to the cutover.
     let (s, body) = send(
         &app,
-        req(
+        admin_req(
             "POST",
             "/admin/api/moves",
-            None,
             Some(json!({ "storefront": sf, "to": "database" })),
         ),
     )
@@ -538,10 +523,9 @@ async fn metrics_and_admin_move() {
     assert_eq!(s, StatusCode::ACCEPTED, "{body}");
     let (s, body) = send(
         &app,
-        req(
+        admin_req(
             "POST",
             "/admin/api/moves",
-            None,
             Some(json!({ "storefront": sf, "to": "shared" })),
         ),
     )
@@ -553,7 +537,7 @@ async fn metrics_and_admin_move() {
     );
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     loop {
-        let (_, st) = send(&app, req("GET", "/admin/api/state", None, None)).await;
+        let (_, st) = send(&app, admin_req("GET", "/admin/api/state", None)).await;
         let mv = st["moves"].as_array().and_then(|m| {
             m.iter()
                 .find(|m| m["storefront"] == sf.to_string())
@@ -591,14 +575,7 @@ async fn metrics_and_admin_move() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let (_, text) = send(
-        &app,
-        Request::builder()
-            .uri("/metrics")
-            .body(Body::empty())
-            .expect("r"),
-    )
-    .await;
+    let (_, text) = send(&app, admin_req("GET", "/metrics", None)).await;
     let text = text.as_str().expect("text").to_owned();
     assert!(
         text.contains(&format!(
@@ -617,11 +594,10 @@ async fn metrics_and_admin_move() {
     assert_eq!(list["total"], 5, "{list}");
     let (s, done) = send(
         &app,
-        req(
+        admin_req(
             "POST",
             &format!("/admin/api/moves/{sf}/complete"),
-            None,
-            None,
+            Some(json!({})),
         ),
     )
     .await;
@@ -630,5 +606,209 @@ async fn metrics_and_admin_move() {
         (StatusCode::OK, json!("completed")),
         "{done}"
     );
+    teardown(test, state, &storefronts).await;
+}
+
+/// A request's headers, as name and value.
+type Headers<'a> = &'a [(&'a str, &'a str)];
+
+/// The operator side is closed to anyone without the token, to a foreign `Host` (a DNS
+/// rebinding page), and to requests a browser sends across sites without asking (a form,
+/// a `text/plain` POST): each is refused before anything runs, and a switched move stays
+/// switched through every such attempt on rollback and complete.
+#[tokio::test]
+async fn the_operator_side_needs_the_token_the_host_and_json() {
+    let Some((test, state, storefronts)) = setup(Backend::Sqlite).await else {
+        return;
+    };
+    let app = app(state.clone(), Resolve::header("x-storefront")).expect("app");
+    let build = |method: &str, uri: &str, headers: &[(&str, &str)], body: &str| {
+        let mut b = Request::builder().method(method).uri(uri);
+        for (k, v) in headers {
+            b = b.header(*k, *v);
+        }
+        b.body(Body::from(body.to_owned())).expect("request")
+    };
+    let bearer = format!("Bearer {ADMIN_TOKEN}");
+    let cookie = format!("smartseller_admin={ADMIN_TOKEN}");
+    for uri in ["/admin", "/admin/api/state", "/metrics"] {
+        let cases: [(Headers, StatusCode, &str); 6] = [
+            (
+                &[("host", ADMIN_HOST)],
+                StatusCode::UNAUTHORIZED,
+                "no token",
+            ),
+            (
+                &[
+                    ("host", ADMIN_HOST),
+                    ("authorization", "Bearer not-the-token-at-all"),
+                ],
+                StatusCode::UNAUTHORIZED,
+                "a wrong token",
+            ),
+            (
+                &[
+                    ("host", ADMIN_HOST),
+                    ("authorization", &format!("Bearer {ADMIN_TOKEN}x")),
+                ],
+                StatusCode::UNAUTHORIZED,
+                "the token and more",
+            ),
+            (
+                &[("host", "evil.example"), ("authorization", &bearer)],
+                StatusCode::MISDIRECTED_REQUEST,
+                "a foreign host",
+            ),
+            (
+                &[("host", ADMIN_HOST), ("authorization", &bearer)],
+                StatusCode::OK,
+                "the bearer token",
+            ),
+            (
+                &[("host", ADMIN_HOST), ("cookie", &cookie)],
+                StatusCode::OK,
+                "the login cookie",
+            ),
+        ];
+        for (headers, expected, what) in cases {
+            let (s, body) = send(&app, build("GET", uri, headers, "")).await;
+            assert_eq!(s, expected, "GET {uri} with {what}: {body}");
+        }
+    }
+    // The login sets the cookie only for the right token, on an allowed host.
+    let (s, _) = send(
+        &app,
+        build(
+            "GET",
+            "/admin/login?token=wrong-token-0000000",
+            &[("host", ADMIN_HOST)],
+            "",
+        ),
+    )
+    .await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    let login = format!("/admin/login?token={ADMIN_TOKEN}");
+    let (s, _) = send(&app, build("GET", &login, &[("host", "evil.example")], "")).await;
+    assert_eq!(s, StatusCode::MISDIRECTED_REQUEST);
+    let res = tower::ServiceExt::oneshot(
+        app.clone(),
+        build("GET", &login, &[("host", ADMIN_HOST)], ""),
+    )
+    .await
+    .expect("login");
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    let set = res
+        .headers()
+        .get("set-cookie")
+        .and_then(|v| v.to_str().ok())
+        .expect("a cookie")
+        .to_owned();
+    assert!(
+        set.starts_with(&cookie) && set.contains("HttpOnly") && set.contains("SameSite=Strict"),
+        "{set}"
+    );
+
+    // A switched move, and what a page of another site could send its way.
+    let (sf, _) = storefronts[0];
+    let (other, _) = storefronts[1];
+    let mover = state.mover();
+    let target = state
+        .config
+        .placement_for(sf, Some(tenancy_core::TenantType::Database))
+        .expect("target");
+    mover
+        .start::<migration::Migrator>(sf, target)
+        .await
+        .expect("start");
+    mover
+        .cutover::<migration::Migrator>(sf)
+        .await
+        .expect("cutover");
+    let attempts: [(Headers, &str, StatusCode, &str); 5] = [
+        (
+            &[("content-type", "application/x-www-form-urlencoded")],
+            "",
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "a cross-site form",
+        ),
+        (
+            &[("content-type", "text/plain")],
+            "{}",
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "a text/plain POST",
+        ),
+        (
+            &[],
+            "",
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "a POST with no body",
+        ),
+        (
+            &[
+                ("content-type", "application/json"),
+                ("origin", "https://evil.example"),
+            ],
+            "{}",
+            StatusCode::FORBIDDEN,
+            "JSON from another origin",
+        ),
+        (
+            &[
+                ("content-type", "application/json"),
+                ("sec-fetch-site", "cross-site"),
+            ],
+            "{}",
+            StatusCode::FORBIDDEN,
+            "JSON the browser calls cross-site",
+        ),
+    ];
+    for action in ["rollback", "complete"] {
+        let uri = format!("/admin/api/moves/{sf}/{action}");
+        for (extra, body, expected, what) in &attempts {
+            let mut headers: Vec<(&str, &str)> = vec![("host", ADMIN_HOST), ("cookie", &cookie)];
+            headers.extend_from_slice(extra);
+            let (s, answer) = send(&app, build("POST", &uri, &headers, body)).await;
+            assert_eq!(s, *expected, "{action} with {what}: {answer}");
+            let record = mover.status(sf).await.expect("status").expect("record");
+            assert_eq!(
+                record.phase,
+                tenancy_core::mover::Phase::Switched,
+                "{action} with {what} changed the move"
+            );
+        }
+    }
+    let form = build(
+        "POST",
+        "/admin/api/moves",
+        &[
+            ("host", ADMIN_HOST),
+            ("cookie", &cookie),
+            ("content-type", "application/x-www-form-urlencoded"),
+        ],
+        &format!("storefront={other}&to=database"),
+    );
+    let (s, _) = send(&app, form).await;
+    assert_eq!(s, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    assert!(
+        mover.status(other).await.expect("status").is_none(),
+        "no move was started"
+    );
+    // The operator's own JSON request goes through.
+    let (s, back) = send(
+        &app,
+        admin_req(
+            "POST",
+            &format!("/admin/api/moves/{sf}/rollback"),
+            Some(json!({})),
+        ),
+    )
+    .await;
+    assert_eq!(
+        (s, back["phase"].clone()),
+        (StatusCode::OK, json!("rolled-back")),
+        "{back}"
+    );
+    // A move record in an answer names its database without the password (none here, but
+    // the placement is redacted all the same).
     teardown(test, state, &storefronts).await;
 }

@@ -225,7 +225,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // The framework side: storefronts in mixed placements.
     let mut config = config_for(&tenancy_url)?;
     config.tenant_strategy.database_config.directory_cache = *args.directory_cache;
-    let state = AppState::connect(config).await?;
+    // The load touches no operator route: a random token no one holds.
+    let access = smartseller::access::AdminAccess::new(
+        &smartseller::access::AdminAccess::random_token(),
+        ["localhost"],
+    )?;
+    let state = AppState::connect(config, access).await?;
     let ids: Vec<StorefrontId> = (0..args.storefronts)
         .map(|_| StorefrontId::new_random())
         .collect();

@@ -10,7 +10,7 @@ use axum::{
 };
 use http_body_util::BodyExt;
 use serde_json::{json, Value};
-use smartseller::{config_for, AppState};
+use smartseller::{access::AdminAccess, config_for, AppState};
 use tenancy_core::{Placement, StorefrontId};
 use tenancy_tests::{Backend, TestDb};
 use tower::ServiceExt;
@@ -19,7 +19,7 @@ use tower::ServiceExt;
 /// backend supports.
 pub async fn setup(backend: Backend) -> Option<(TestDb, AppState, Vec<(StorefrontId, Placement)>)> {
     let test = TestDb::migrated(backend).await?;
-    let state = AppState::connect(config_for(&test.url).expect("config"))
+    let state = AppState::connect(config_for(&test.url).expect("config"), admin_access())
         .await
         .expect("connect");
     let mut placements = vec![Placement::Shared];
@@ -86,4 +86,26 @@ pub fn req(
 
 pub fn customer(name: &str) -> Value {
     json!({ "email": format!("{name}@example.com"), "first_name": name, "last_name": "Test" })
+}
+
+/// The operator token of the tests' service.
+pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
+
+/// The host the tests' operator side answers to.
+pub const ADMIN_HOST: &str = "localhost:3000";
+
+pub fn admin_access() -> AdminAccess {
+    AdminAccess::new(ADMIN_TOKEN, [ADMIN_HOST]).expect("admin access")
+}
+
+/// A request to the operator side with the token and the allowed host.
+pub fn admin_req(method: &str, uri: &str, body: Option<Value>) -> Request<Body> {
+    let mut r = req(method, uri, None, body);
+    let headers = r.headers_mut();
+    headers.insert(
+        "authorization",
+        format!("Bearer {ADMIN_TOKEN}").parse().expect("header"),
+    );
+    headers.insert("host", ADMIN_HOST.parse().expect("header"));
+    r
 }

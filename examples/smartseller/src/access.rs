@@ -1,0 +1,255 @@
+//! Who may use the operator side (`/admin`, its API and `/metrics`): these routes see and
+//! move every storefront, so each request must
+//!
+//! - name an allowed host in `Host` (a page on another domain that rebinds its DNS name to
+//!   this service is same-origin with it, but sends its own name as `Host`);
+//! - carry the operator token, as `Authorization: Bearer <token>` (scripts, Prometheus'
+//!   `bearer_token`) or the cookie `/admin/login?token=<token>` sets (the dashboard in a
+//!   browser; `HttpOnly`, `SameSite=Strict`); tokens are compared in constant time;
+//! - for a `POST`, come as `application/json` and, if the browser names its origin, from an
+//!   allowed host: a cross-site form or a `text/plain` request (which a browser sends to
+//!   any site without asking) is refused before anything runs.
+
+use std::sync::Arc;
+
+use axum::{
+    extract::{Query, Request, State},
+    http::{header, HeaderMap, Method, StatusCode},
+    middleware::Next,
+    response::{IntoResponse, Redirect, Response},
+};
+use serde::Deserialize;
+use subtle::ConstantTimeEq;
+
+/// The cookie the login sets.
+pub const COOKIE: &str = "smartseller_admin";
+
+/// The operator token and the hosts the operator side answers to.
+#[derive(Clone)]
+pub struct AdminAccess {
+    token: Arc<str>,
+    hosts: Arc<[String]>,
+}
+
+impl std::fmt::Debug for AdminAccess {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AdminAccess")
+            .field("token", &"***")
+            .field("hosts", &self.hosts)
+            .finish()
+    }
+}
+
+impl AdminAccess {
+    /// Access with `token` (at least 16 characters) for requests whose `Host` is one of
+    /// `hosts` (`host` or `host:port`, compared without case).
+    pub fn new(
+        token: &str,
+        hosts: impl IntoIterator<Item = impl Into<String>>,
+    ) -> Result<Self, String> {
+        if token.chars().count() < 16 {
+            return Err("the admin token must have at least 16 characters".into());
+        }
+        // It goes into a cookie: visible ASCII without the cookie's own separators.
+        if !token
+            .chars()
+            .all(|c| c.is_ascii_graphic() && !matches!(c, ';' | ',' | '"' | '\\'))
+        {
+            return Err(
+                "the admin token may hold visible ASCII characters except ; , \" and \\".into(),
+            );
+        }
+        let hosts: Vec<String> = hosts
+            .into_iter()
+            .map(|h| h.into().to_ascii_lowercase())
+            .collect();
+        if hosts.is_empty() {
+            return Err("the admin side needs at least one allowed host".into());
+        }
+        Ok(Self {
+            token: token.into(),
+            hosts: hosts.into(),
+        })
+    }
+
+    /// A random token (two v4 UUIDs: 244 random bits), for a service started without one.
+    pub fn random_token() -> String {
+        format!(
+            "{}{}",
+            uuid::Uuid::new_v4().simple(),
+            uuid::Uuid::new_v4().simple()
+        )
+    }
+
+    /// The hosts a service listening on `addr` answers to: `localhost`, `127.0.0.1` and
+    /// `[::1]` with its port, and the address as given.
+    pub fn local_hosts(addr: &std::net::SocketAddr) -> Vec<String> {
+        let port = addr.port();
+        let mut hosts = vec![
+            format!("localhost:{port}"),
+            format!("127.0.0.1:{port}"),
+            format!("[::1]:{port}"),
+            addr.to_string(),
+        ];
+        if port == 80 {
+            hosts.extend(["localhost", "127.0.0.1", "[::1]"].map(String::from));
+        }
+        hosts
+    }
+
+    fn token_matches(&self, given: &str) -> bool {
+        bool::from(given.as_bytes().ct_eq(self.token.as_bytes()))
+    }
+
+    fn host_allowed(&self, host: &str) -> bool {
+        let host = host.trim().to_ascii_lowercase();
+        self.hosts.contains(&host)
+    }
+
+    /// The request's host: `Host`, or the authority of an absolute-form target; `None`
+    /// when it names none, or two that differ.
+    fn host_of(req: &Request) -> Option<String> {
+        let mut hosts = req.headers().get_all(header::HOST).iter();
+        let header = match (hosts.next(), hosts.next()) {
+            (Some(one), None) => Some(one.to_str().ok()?.to_owned()),
+            (None, _) => None,
+            (Some(_), Some(_)) => return None,
+        };
+        let authority = req.uri().authority().map(|a| a.as_str().to_owned());
+        match (header, authority) {
+            (Some(h), Some(a)) if !h.eq_ignore_ascii_case(&a) => None,
+            (Some(h), _) => Some(h),
+            (None, a) => a,
+        }
+    }
+
+    /// The token the request carries: the bearer token, or the login cookie.
+    fn presented(headers: &HeaderMap) -> Option<String> {
+        if let Some(auth) = headers.get(header::AUTHORIZATION) {
+            let auth = auth.to_str().ok()?;
+            let (scheme, token) = auth.split_once(' ')?;
+            return scheme
+                .eq_ignore_ascii_case("bearer")
+                .then(|| token.trim().to_owned());
+        }
+        headers
+            .get_all(header::COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(';'))
+            .filter_map(|pair| pair.trim().split_once('='))
+            .find(|(name, _)| *name == COOKIE)
+            .map(|(_, value)| value.to_owned())
+    }
+
+    /// Whether a browser says the request comes from a page of another site: its `Origin`
+    /// is not an allowed host, or `Sec-Fetch-Site` says `cross-site`.
+    fn cross_site(&self, headers: &HeaderMap) -> bool {
+        if headers
+            .get("sec-fetch-site")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.eq_ignore_ascii_case("cross-site"))
+        {
+            return true;
+        }
+        match headers.get(header::ORIGIN).map(|v| v.to_str()) {
+            None => false,
+            Some(Err(_)) => true,
+            Some(Ok(origin)) => {
+                let host = origin
+                    .strip_prefix("http://")
+                    .or_else(|| origin.strip_prefix("https://"));
+                !host.is_some_and(|h| self.host_allowed(h))
+            }
+        }
+    }
+}
+
+fn refuse(status: StatusCode, why: &str) -> Response {
+    (status, axum::Json(serde_json::json!({ "error": why }))).into_response()
+}
+
+/// The guard in front of every operator route but the login.
+pub async fn guard(State(access): State<AdminAccess>, req: Request, next: Next) -> Response {
+    match AdminAccess::host_of(&req) {
+        Some(host) if access.host_allowed(&host) => {}
+        _ => {
+            return refuse(
+                StatusCode::MISDIRECTED_REQUEST,
+                "this host does not serve the operator side",
+            )
+        }
+    }
+    match AdminAccess::presented(req.headers()) {
+        Some(token) if access.token_matches(&token) => {}
+        _ => {
+            return (
+                StatusCode::UNAUTHORIZED,
+                [(header::WWW_AUTHENTICATE, "Bearer")],
+                axum::Json(serde_json::json!({
+                    "error": "the operator side needs the admin token (Authorization: Bearer, or /admin/login?token=...)"
+                })),
+            )
+                .into_response()
+        }
+    }
+    if req.method() != Method::GET && req.method() != Method::HEAD {
+        if access.cross_site(req.headers()) {
+            return refuse(
+                StatusCode::FORBIDDEN,
+                "a request from another site is refused",
+            );
+        }
+        let json = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"));
+        if !json {
+            return refuse(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "operator actions take a JSON body (content-type: application/json)",
+            );
+        }
+    }
+    next.run(req).await
+}
+
+/// `?token=` of the login.
+#[derive(Deserialize)]
+pub struct Login {
+    token: String,
+}
+
+/// `GET /admin/login?token=...`: with the right token (and an allowed host), sets the login
+/// cookie and sends the browser to the dashboard.
+pub async fn login(
+    State(access): State<AdminAccess>,
+    Query(login): Query<Login>,
+    req: Request,
+) -> Response {
+    match AdminAccess::host_of(&req) {
+        Some(host) if access.host_allowed(&host) => {}
+        _ => {
+            return refuse(
+                StatusCode::MISDIRECTED_REQUEST,
+                "this host does not serve the operator side",
+            )
+        }
+    }
+    if !access.token_matches(&login.token) {
+        return refuse(StatusCode::UNAUTHORIZED, "wrong admin token");
+    }
+    (
+        [(
+            header::SET_COOKIE,
+            format!(
+                "{COOKIE}={}; HttpOnly; SameSite=Strict; Path=/",
+                login.token
+            ),
+        )],
+        Redirect::to("/admin"),
+    )
+        .into_response()
+}
