@@ -905,6 +905,19 @@ fn throttle_statements(backend: Backend) -> (Vec<String>, Vec<String>) {
     }
 }
 
+/// A tight pause budget and a short time to meet it, for the convergence tests.
+fn converging_options() -> MoveOptions {
+    MoveOptions {
+        batch_size: 50,
+        catch_up_batch: 20,
+        max_lag: 5,
+        retention: Duration::ZERO,
+        pause_budget: Duration::from_millis(100),
+        converge_within: Duration::from_secs(3),
+        ..MoveOptions::default()
+    }
+}
+
 /// Writers that log changes faster than the catch-up can replay them (the target is
 /// throttled: every customer row written there sleeps): the cutover fences nothing past
 /// its pause budget, says why with both rates, and the storefront keeps serving from the
@@ -919,18 +932,7 @@ async fn cannot_converge(backend: Backend) {
         let target = Placement::Database {
             url: test.sibling_url("tenancy_test_conv"),
         };
-        let mover = Mover::new(
-            &tenancy,
-            MoveOptions {
-                batch_size: 50,
-                catch_up_batch: 20,
-                max_lag: 5,
-                retention: Duration::ZERO,
-                pause_budget: Duration::from_millis(100),
-                converge_within: Duration::from_secs(3),
-                ..MoveOptions::default()
-            },
-        );
+        let mover = Mover::new(&tenancy, converging_options());
         mover
             .start::<Migrator>(sf, target.clone())
             .await
@@ -1024,18 +1026,7 @@ async fn rollback_cannot_converge(backend: Backend) {
         let target = Placement::Database {
             url: test.sibling_url("tenancy_test_rconv"),
         };
-        let mover = Mover::new(
-            &tenancy,
-            MoveOptions {
-                batch_size: 50,
-                catch_up_batch: 20,
-                max_lag: 5,
-                retention: Duration::ZERO,
-                pause_budget: Duration::from_millis(100),
-                converge_within: Duration::from_secs(3),
-                ..MoveOptions::default()
-            },
-        );
+        let mover = Mover::new(&tenancy, converging_options());
         mover
             .start::<Migrator>(sf, target.clone())
             .await

@@ -97,6 +97,17 @@ impl AdminAccess {
         hosts
     }
 
+    /// The answer to a request whose host is not an allowed one (421), if it is not.
+    fn foreign_host(&self, req: &Request) -> Option<Response> {
+        match Self::host_of(req) {
+            Some(host) if self.host_allowed(&host) => None,
+            _ => Some(refuse(
+                StatusCode::MISDIRECTED_REQUEST,
+                "this host does not serve the operator side",
+            )),
+        }
+    }
+
     fn token_matches(&self, given: &str) -> bool {
         bool::from(given.as_bytes().ct_eq(self.token.as_bytes()))
     }
@@ -171,14 +182,8 @@ fn refuse(status: StatusCode, why: &str) -> Response {
 
 /// The guard in front of every operator route but the login.
 pub async fn guard(State(access): State<AdminAccess>, req: Request, next: Next) -> Response {
-    match AdminAccess::host_of(&req) {
-        Some(host) if access.host_allowed(&host) => {}
-        _ => {
-            return refuse(
-                StatusCode::MISDIRECTED_REQUEST,
-                "this host does not serve the operator side",
-            )
-        }
+    if let Some(refused) = access.foreign_host(&req) {
+        return refused;
     }
     match AdminAccess::presented(req.headers()) {
         Some(token) if access.token_matches(&token) => {}
@@ -229,14 +234,8 @@ pub async fn login(
     Query(login): Query<Login>,
     req: Request,
 ) -> Response {
-    match AdminAccess::host_of(&req) {
-        Some(host) if access.host_allowed(&host) => {}
-        _ => {
-            return refuse(
-                StatusCode::MISDIRECTED_REQUEST,
-                "this host does not serve the operator side",
-            )
-        }
+    if let Some(refused) = access.foreign_host(&req) {
+        return refused;
     }
     if !access.token_matches(&login.token) {
         return refuse(StatusCode::UNAUTHORIZED, "wrong admin token");

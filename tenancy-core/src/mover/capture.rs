@@ -255,15 +255,25 @@ async fn current_guard_row(
     side: &Side,
     storefront: StorefrontId,
 ) -> Result<Option<i64>, TenancyError> {
-    // Read as a 64-bit integer on every backend (the column is smallint, TINYINT or
-    // INTEGER; MySQL spells the cast SIGNED).
-    let cast = match side.backend {
-        DbBackend::MySql => "SIGNED",
-        DbBackend::Postgres => "BIGINT",
-        _ => "INTEGER",
+    fence_column(side, storefront, "guard").await
+}
+
+/// One column of the storefront's fence row on `side` (`guard`, or `fenced`), if it has
+/// one: read as a 64-bit integer on every backend (the columns are boolean, smallint,
+/// TINYINT or INTEGER; MySQL spells the cast SIGNED).
+async fn fence_column(
+    side: &Side,
+    storefront: StorefrontId,
+    column: &str,
+) -> Result<Option<i64>, TenancyError> {
+    let (cast, value) = match side.backend {
+        DbBackend::MySql => ("SIGNED", column.to_owned()),
+        // A boolean casts to integer, not to bigint.
+        DbBackend::Postgres => ("BIGINT", format!("{column}::int")),
+        _ => ("INTEGER", column.to_owned()),
     };
     let sql = format!(
-        "SELECT CAST(guard AS {cast}) FROM {} WHERE storefront_id = {}",
+        "SELECT CAST({value} AS {cast}) FROM {} WHERE storefront_id = {}",
         side.table(FENCE),
         side.storefront_literal(storefront)
     );
@@ -602,24 +612,9 @@ pub(crate) async fn set_fence(
 
 /// Whether the storefront's writes are fenced on `side` (no fence row: not fenced).
 pub(crate) async fn fence_up(side: &Side, storefront: StorefrontId) -> Result<bool, TenancyError> {
-    let cast = match side.backend {
-        DbBackend::MySql => "SIGNED",
-        DbBackend::Postgres => "INTEGER",
-        _ => "INTEGER",
-    };
-    let sql = format!(
-        "SELECT CAST(fenced AS {cast}) FROM {} WHERE storefront_id = {}",
-        side.table(FENCE),
-        side.storefront_literal(storefront)
-    );
-    let row = side
-        .conn
-        .query_one_raw(sea_orm::Statement::from_string(side.backend, sql))
-        .await?;
-    Ok(match row {
-        Some(r) => r.try_get_by_index::<i32>(0)? != 0,
-        None => false,
-    })
+    Ok(fence_column(side, storefront, "fenced")
+        .await?
+        .is_some_and(|v| v != 0))
 }
 
 /// Appends `key` of `table` to the changelog by hand: a row the copy could not write
