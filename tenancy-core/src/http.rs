@@ -126,31 +126,38 @@ impl Resolve {
     }
 
     /// Finds the storefront id in a request; the new URI when the strategy strips a prefix.
+    ///
+    /// A request that could be read as naming two storefronts, or two hosts, is refused
+    /// whatever the strategy: two headers of the strategy's name, two `Host` headers, or an
+    /// absolute-form target whose authority is not the `Host` (a proxy in front may route
+    /// or filter on the other one).
     fn find(
         &self,
         headers: &HeaderMap,
         uri: &Uri,
     ) -> Result<(StorefrontId, Option<Uri>), Rejection> {
+        let host = single_host(headers, uri)?;
         match self {
             Resolve::Header(name) => {
-                let value = headers.get(name).ok_or_else(|| {
+                let mut values = headers.get_all(name).iter();
+                let value = values.next().ok_or_else(|| {
                     Rejection::bad(format!(
                         "the request has no `{name}` header naming its storefront"
                     ))
                 })?;
+                if values.next().is_some() {
+                    return Err(Rejection::bad(format!(
+                        "the request has more than one `{name}` header: name one storefront"
+                    )));
+                }
                 let text = value
                     .to_str()
                     .map_err(|_| Rejection::bad(format!("the `{name}` header is not text")))?;
-                Ok((
-                    parse_id(text.trim(), &format!("the `{name}` header"))?,
-                    None,
-                ))
+                Ok((parse_id(text, &format!("the `{name}` header"))?, None))
             }
             Resolve::Subdomain { base } => {
-                let host = headers
-                    .get(axum::http::header::HOST)
-                    .and_then(|h| h.to_str().ok())
-                    .or_else(|| uri.host())
+                let host = host
+                    .as_deref()
                     .ok_or_else(|| Rejection::bad("the request has no Host header"))?;
                 let host = host.rsplit_once(':').map_or(host, |(h, port)| {
                     if port.chars().all(|c| c.is_ascii_digit()) {
@@ -159,18 +166,21 @@ impl Resolve {
                         host
                     }
                 });
-                let host = host.to_ascii_lowercase();
-                let label = host
+                // The base is matched without case (host names have none); the storefront's
+                // label must be spelled canonically, as the header and the path must.
+                let lower = host.to_ascii_lowercase();
+                let label = lower
                     .strip_suffix(base.as_str())
                     .and_then(|rest| rest.strip_suffix('.'))
                     .filter(|label| !label.is_empty() && !label.contains('.'))
+                    .map(|label| &host[..label.len()])
                     .ok_or_else(|| {
                         Rejection::bad(format!(
-                            "the host `{host}` is not a storefront subdomain of `{base}`"
+                            "the host `{lower}` is not a storefront subdomain of `{base}`"
                         ))
                     })?;
                 Ok((
-                    parse_id(label, &format!("the subdomain of `{host}`"))?,
+                    parse_id(label, &format!("the subdomain of `{lower}`"))?,
                     None,
                 ))
             }
@@ -232,11 +242,49 @@ impl std::str::FromStr for Resolve {
     }
 }
 
+/// The storefront id in `text`, spelled canonically: the 36-character lowercase hyphenated
+/// form and nothing else (no braces, `urn:uuid:`, upper case, simple form or padding), so
+/// that a proxy that allows or blocks storefronts by their text sees the id the service
+/// acts on.
 fn parse_id(text: &str, what: &str) -> Result<StorefrontId, Rejection> {
-    text.parse::<StorefrontId>().map_err(|_| {
-        let shown: String = text.chars().take(64).collect();
-        Rejection::bad(format!("{what} (`{shown}`) is not a storefront id"))
-    })
+    let shown = || text.chars().take(64).collect::<String>();
+    let id = text
+        .parse::<StorefrontId>()
+        .map_err(|_| Rejection::bad(format!("{what} (`{}`) is not a storefront id", shown())))?;
+    if id.to_string() != text {
+        return Err(Rejection::bad(format!(
+            "{what} (`{}`) is not spelled canonically: write storefront ids as `{id}`",
+            shown()
+        )));
+    }
+    Ok(id)
+}
+
+/// The request's host: its one `Host` header, or the authority of an absolute-form target;
+/// refused when there are two `Host` headers or the two disagree.
+fn single_host(headers: &HeaderMap, uri: &Uri) -> Result<Option<String>, Rejection> {
+    let mut hosts = headers.get_all(axum::http::header::HOST).iter();
+    let header = match (hosts.next(), hosts.next()) {
+        (_, Some(_)) => {
+            return Err(Rejection::bad(
+                "the request has more than one Host header: name one host",
+            ))
+        }
+        (Some(h), None) => Some(
+            h.to_str()
+                .map_err(|_| Rejection::bad("the Host header is not text"))?
+                .to_owned(),
+        ),
+        (None, None) => None,
+    };
+    let authority = uri.authority().map(|a| a.as_str().to_owned());
+    match (header, authority) {
+        (Some(h), Some(a)) if !h.eq_ignore_ascii_case(&a) => Err(Rejection::bad(format!(
+            "the request's target names host `{a}` and its Host header `{h}`: name one host"
+        ))),
+        (Some(h), _) => Ok(Some(h)),
+        (None, a) => Ok(a),
+    }
 }
 
 /// A refused request: status and a one-line reason, answered as JSON

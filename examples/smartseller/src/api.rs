@@ -57,6 +57,46 @@ fn per_page() -> u64 {
     20
 }
 
+/// The deepest page a list serves (its offset stays far inside the database's integers).
+const MAX_PAGE: u64 = 100_000;
+
+impl Page {
+    /// `(page, per_page)`, refused with a 422 naming the field when out of range.
+    fn checked(&self) -> Result<(u64, u64), ApiError> {
+        if !(1..=200).contains(&self.per_page) {
+            return Err(ApiError::unprocessable(format!(
+                "`per_page` must be 1 to 200, not {}",
+                self.per_page
+            )));
+        }
+        if self.page > MAX_PAGE {
+            return Err(ApiError::unprocessable(format!(
+                "`page` must be at most {MAX_PAGE}, not {}",
+                self.page
+            )));
+        }
+        Ok((self.page, self.per_page))
+    }
+}
+
+/// Refuses `value` (the field `field`) when it is longer than `max` characters: the
+/// columns are bounded (MySQL's `VARCHAR(255)`, the SKU's 64), and a value a column cannot
+/// hold is the client's mistake, not the server's.
+fn bounded(field: &str, value: &str, max: usize) -> Result<(), ApiError> {
+    let n = value.chars().count();
+    if n > max {
+        return Err(ApiError::unprocessable(format!(
+            "`{field}` has {n} characters; at most {max}"
+        )));
+    }
+    Ok(())
+}
+
+/// The most items one order may carry.
+const MAX_ORDER_ITEMS: usize = 100;
+/// The largest quantity of one item.
+const MAX_QUANTITY: i32 = 10_000;
+
 #[derive(Serialize)]
 struct Customers {
     total: u64,
@@ -67,8 +107,9 @@ async fn list_customers(
     tenant: Tenant,
     Query(p): Query<Page>,
 ) -> Result<Json<Customers>, ApiError> {
+    let (page, per_page) = p.checked()?;
     let (customers, total) = CustomerRepository::new(&*tenant)
-        .list(p.page, p.per_page.clamp(1, 200))
+        .list(page, per_page)
         .await?;
     Ok(Json(Customers { total, customers }))
 }
@@ -87,6 +128,12 @@ async fn create_customer(
 ) -> Result<(StatusCode, Json<customer::Model>), ApiError> {
     if !c.email.contains('@') {
         return Err(ApiError::unprocessable("email must contain @"));
+    }
+    bounded("email", &c.email, 254)?;
+    bounded("first_name", &c.first_name, 100)?;
+    bounded("last_name", &c.last_name, 100)?;
+    if let Some(phone) = &c.phone {
+        bounded("phone", phone, 32)?;
     }
     let created = CustomerRepository::new(&*tenant)
         .create(NewCustomer {
@@ -124,6 +171,8 @@ async fn rename_customer(
     Path(id): Path<Uuid>,
     Json(r): Json<Rename>,
 ) -> Result<Json<customer::Model>, ApiError> {
+    bounded("first_name", &r.first_name, 100)?;
+    bounded("last_name", &r.last_name, 100)?;
     CustomerRepository::new(&*tenant)
         .rename(id, &r.first_name, &r.last_name)
         .await?
@@ -153,6 +202,10 @@ async fn add_address(
     Path(id): Path<Uuid>,
     Json(a): Json<AddressIn>,
 ) -> Result<(StatusCode, Json<customer_address::Model>), ApiError> {
+    bounded("line1", &a.line1, 200)?;
+    bounded("city", &a.city, 100)?;
+    bounded("postal_code", &a.postal_code, 20)?;
+    bounded("country_code", &a.country_code, 2)?;
     customer_or_404(&tenant, id).await?;
     // Countries are global: the same table for every storefront.
     if Country::find_by_id(a.country_code.clone())
@@ -254,9 +307,12 @@ async fn add_cart_item(
     Path(id): Path<Uuid>,
     Json(i): Json<CartItemIn>,
 ) -> Result<(StatusCode, Json<cart_item::Model>), ApiError> {
-    if i.quantity < 1 {
-        return Err(ApiError::unprocessable("quantity must be at least 1"));
+    if !(1..=MAX_QUANTITY).contains(&i.quantity) {
+        return Err(ApiError::unprocessable(format!(
+            "`quantity` must be 1 to {MAX_QUANTITY}"
+        )));
     }
+    bounded("sku", &i.sku, 64)?;
     if ShoppingCart::find_by_id(id).one(&*tenant).await?.is_none() {
         return Err(ApiError::not_found(format!("no cart {id}")));
     }
@@ -307,6 +363,25 @@ async fn place_order(
         return Err(ApiError::unprocessable(
             "an order needs items with a positive quantity and a price",
         ));
+    }
+    if o.items.len() > MAX_ORDER_ITEMS {
+        return Err(ApiError::unprocessable(format!(
+            "`items` has {} entries; an order holds at most {MAX_ORDER_ITEMS}",
+            o.items.len()
+        )));
+    }
+    if o.currency.len() != 3 || !o.currency.chars().all(|c| c.is_ascii_uppercase()) {
+        return Err(ApiError::unprocessable(
+            "`currency` must be a three-letter code such as EUR",
+        ));
+    }
+    for i in &o.items {
+        bounded("items[].sku", &i.sku, 64)?;
+        if i.quantity > MAX_QUANTITY {
+            return Err(ApiError::unprocessable(format!(
+                "`items[].quantity` must be at most {MAX_QUANTITY}"
+            )));
+        }
     }
     customer_or_404(&tenant, o.customer_id).await?;
     let total: i64 = o
@@ -361,11 +436,12 @@ async fn list_orders(
     Query(p): Query<Page>,
 ) -> Result<Json<Vec<order::Model>>, ApiError> {
     use sea_orm::QuerySelect;
+    let (page, per_page) = p.checked()?;
     Ok(Json(
         Order::find()
             .order_by_desc(order::Column::CreatedAt)
-            .offset(p.page * p.per_page.clamp(1, 200))
-            .limit(p.per_page.clamp(1, 200))
+            .offset(page * per_page)
+            .limit(per_page)
             .all(&*tenant)
             .await?,
     ))

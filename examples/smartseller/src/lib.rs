@@ -119,3 +119,46 @@ pub fn config_for(url: &str) -> Result<TenancyConfig, TenancyError> {
         "tenant_strategy:\n  default_type: shared\n  migration_thresholds:\n    customers: 100000\n    orders: 500000\n  database_config:\n    shared_database_url: {url:?}\n    tenant_database_pattern: {database_pattern:?}\n    schema_name_pattern: \"sf_{{storefront_id}}\"\n    directory_cache: 1s\n  migration_config:\n    batch_size: 1000\n    dual_write_duration: 1h\n"
     ))
 }
+
+/// Serves `router` on `listener` over HTTP/1.1 until `shutdown` resolves: like
+/// `axum::serve`, but a client must send its whole request head within `header_timeout`
+/// (one that sends half its headers and waits is disconnected, instead of holding a
+/// connection open for as long as it likes). Connections already open finish on their own.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    router: Router,
+    header_timeout: std::time::Duration,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> std::io::Result<()> {
+    use hyper_util::{
+        rt::{TokioIo, TokioTimer},
+        service::TowerToHyperService,
+    };
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(header_timeout);
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, _) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(pair) => pair,
+                // Out of file descriptors and the like: wait a moment, keep serving.
+                Err(e) => {
+                    tracing::warn!("accepting a connection failed: {e}");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => return Ok(()),
+        };
+        let service = TowerToHyperService::new(router.clone());
+        let connection = http
+            .serve_connection(TokioIo::new(stream), service)
+            .with_upgrades();
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::debug!("connection ended: {e}");
+            }
+        });
+    }
+}

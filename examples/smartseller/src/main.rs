@@ -37,6 +37,10 @@ struct Args {
     /// localhost and the listening address; repeat for several.
     #[arg(long)]
     admin_host: Vec<String>,
+    /// How long a client may take to send a request's head (request line and headers)
+    /// before it is disconnected.
+    #[arg(long, default_value = "10s")]
+    header_timeout: humantime::Duration,
 }
 
 #[tokio::main]
@@ -100,10 +104,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             addr.port()
         );
     }
-    axum::serve(listener, router)
-        .with_graceful_shutdown(async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
-        .await?;
+    smartseller::serve(listener, router, *args.header_timeout, async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
+    .await?;
     Ok(())
 }

@@ -812,3 +812,302 @@ async fn the_operator_side_needs_the_token_the_host_and_json() {
     // the placement is redacted all the same).
     teardown(test, state, &storefronts).await;
 }
+
+/// Statements run for `sf` so far in this process.
+fn statements(state: &smartseller::AppState, sf: StorefrontId) -> u64 {
+    state.tenancy.stats().summary(sf).map_or(0, |s| s.count)
+}
+
+/// A request that could be read as naming two storefronts (or two hosts), or that spells
+/// its storefront other than canonically, is answered 400 and runs no statement; parameters
+/// and fields out of range get a 4xx naming them, and the service keeps answering.
+#[tokio::test]
+async fn the_edge_refuses_ambiguous_and_oversize_requests() {
+    let Some((test, state, storefronts)) = setup(Backend::Sqlite).await else {
+        return;
+    };
+    let (sf, _) = storefronts[0];
+    let (other, _) = storefronts[1];
+    let by_header = app(state.clone(), Resolve::header("x-storefront")).expect("app");
+    let by_host = app(state.clone(), Resolve::subdomain("shops.example.com")).expect("app");
+    let by_path = app(state.clone(), Resolve::path_prefix("/s")).expect("app");
+    let upper = sf.to_string().to_uppercase();
+    let simple = sf.as_uuid().simple().to_string();
+    let build = |uri: &str, headers: &[(&str, String)]| {
+        let mut b = Request::builder().method("GET").uri(uri);
+        for (k, v) in headers {
+            b = b.header(*k, v.as_str());
+        }
+        b.body(Body::empty()).expect("request")
+    };
+    let id = sf.to_string();
+    let ambiguous: Vec<(&Router, Request<Body>, &str)> = vec![
+        (
+            &by_header,
+            build(
+                "/customers",
+                &[
+                    ("x-storefront", id.clone()),
+                    ("x-storefront", other.to_string()),
+                ],
+            ),
+            "two storefront headers",
+        ),
+        (
+            &by_header,
+            build(
+                "/customers",
+                &[("x-storefront", id.clone()), ("x-storefront", id.clone())],
+            ),
+            "the same storefront header twice",
+        ),
+        (
+            &by_header,
+            build(
+                "/customers",
+                &[
+                    ("x-storefront", id.clone()),
+                    ("host", "a.example".into()),
+                    ("host", "b.example".into()),
+                ],
+            ),
+            "two Host headers",
+        ),
+        (
+            &by_host,
+            build(
+                "http://evil.shops.example.com/customers",
+                &[("host", format!("{sf}.shops.example.com"))],
+            ),
+            "a target whose authority is not the Host",
+        ),
+        (
+            &by_header,
+            build("/customers", &[("x-storefront", upper.clone())]),
+            "upper case",
+        ),
+        (
+            &by_header,
+            build("/customers", &[("x-storefront", format!("{{{id}}}"))]),
+            "braces",
+        ),
+        (
+            &by_header,
+            build("/customers", &[("x-storefront", format!("urn:uuid:{id}"))]),
+            "a URN",
+        ),
+        (
+            &by_header,
+            build("/customers", &[("x-storefront", simple.clone())]),
+            "the simple form",
+        ),
+        (
+            &by_header,
+            build("/customers", &[("x-storefront", format!(" {id}"))]),
+            "padding",
+        ),
+        (
+            &by_host,
+            build(
+                "/customers",
+                &[("host", format!("{upper}.shops.example.com"))],
+            ),
+            "an upper-case subdomain",
+        ),
+        (
+            &by_path,
+            build(&format!("/s/{upper}/customers"), &[]),
+            "an upper-case path segment",
+        ),
+        (
+            &by_path,
+            build(&format!("/s/{simple}/customers"), &[]),
+            "a simple-form path segment",
+        ),
+    ];
+    let before = statements(&state, sf) + statements(&state, other);
+    for (app, request, what) in ambiguous {
+        let (s, body) = send(app, request).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{what}: {body}");
+    }
+    assert_eq!(
+        statements(&state, sf) + statements(&state, other),
+        before,
+        "a refused request ran statements"
+    );
+    // The canonical spelling still works, by every strategy.
+    let (s, _) = send(
+        &by_header,
+        build("/customers", &[("x-storefront", id.clone())]),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, _) = send(
+        &by_host,
+        build("/customers", &[("host", format!("{sf}.shops.example.com"))]),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+
+    // Out-of-range parameters and oversize fields: a 4xx naming the field.
+    let get = |uri: &str| req("GET", uri, Some(sf), None);
+    let cases: Vec<(Request<Body>, StatusCode, &str)> = vec![
+        (
+            get("/customers?page=9223372036854775808"),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "page",
+        ),
+        (
+            get("/orders?page=9223372036854775808&per_page=200"),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "page",
+        ),
+        (
+            get("/customers?page=18446744073709551616"),
+            StatusCode::BAD_REQUEST,
+            "page",
+        ),
+        (
+            get("/customers?per_page=0"),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "per_page",
+        ),
+        (
+            get("/orders?per_page=100000"),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "per_page",
+        ),
+        (
+            req(
+                "POST",
+                "/customers",
+                Some(sf),
+                Some(json!({
+                "email": "long@example.com", "first_name": "x".repeat(300), "last_name": "y" })),
+            ),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "first_name",
+        ),
+        (
+            req(
+                "POST",
+                "/customers",
+                Some(sf),
+                Some(json!({
+                "email": format!("{}@example.com", "e".repeat(300)), "first_name": "x", "last_name": "y" })),
+            ),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "email",
+        ),
+    ];
+    for (request, expected, field) in cases {
+        let (s, body) = send(&by_header, request).await;
+        assert_eq!(s, expected, "{field}: {body}");
+        assert!(
+            body.to_string().contains(field),
+            "the answer names `{field}`: {body}"
+        );
+    }
+    let made = make(&by_header, sf, "edge").await;
+    let items: Vec<serde_json::Value> = (0..25_000)
+        .map(|_| json!({ "sku": "A-1", "quantity": 1, "unit_price_cents": 1 }))
+        .collect();
+    let orders: Vec<(serde_json::Value, &str)> = vec![
+        (
+            json!({ "customer_id": made.customer, "currency": "EUR", "items": items }),
+            "items",
+        ),
+        (
+            json!({ "customer_id": made.customer, "currency": "EURO",
+                    "items": [{ "sku": "A-1", "quantity": 1, "unit_price_cents": 1 }] }),
+            "currency",
+        ),
+        (
+            json!({ "customer_id": made.customer, "currency": "EUR",
+                    "items": [{ "sku": "S".repeat(65), "quantity": 1, "unit_price_cents": 1 }] }),
+            "sku",
+        ),
+        (
+            json!({ "customer_id": made.customer, "currency": "EUR",
+                    "items": [{ "sku": "A-1", "quantity": 2_000_000_000, "unit_price_cents": 1 }] }),
+            "quantity",
+        ),
+    ];
+    for (order, field) in orders {
+        let (s, body) = send(&by_header, req("POST", "/orders", Some(sf), Some(order))).await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{field}: {body}");
+        assert!(
+            body.to_string().contains(field),
+            "the answer names `{field}`: {body}"
+        );
+    }
+    // Still serving.
+    let (s, list) = send(&by_header, get("/customers")).await;
+    assert_eq!(
+        (s, list["total"].clone()),
+        (StatusCode::OK, json!(1)),
+        "{list}"
+    );
+    teardown(test, state, &storefronts).await;
+}
+
+/// A client that sends half its request head and waits is disconnected once the header
+/// timeout passes; a whole request on another connection is answered meanwhile.
+#[tokio::test]
+async fn a_stalled_request_head_is_disconnected() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let Some((test, state, storefronts)) = setup(Backend::Sqlite).await else {
+        return;
+    };
+    let router = app(state.clone(), Resolve::header("x-storefront")).expect("app");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(smartseller::serve(
+        listener,
+        router,
+        Duration::from_millis(500),
+        async {
+            let _ = stopped.await;
+        },
+    ));
+    let mut stalled = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    stalled
+        .write_all(b"GET /customers HTTP/1.1\r\nHost: localhost\r\nx-storef")
+        .await
+        .expect("half a head");
+    // A whole request meanwhile.
+    let mut whole = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    whole
+        .write_all(
+            format!(
+                "GET /customers HTTP/1.1\r\nHost: localhost\r\nx-storefront: {}\r\nConnection: close\r\n\r\n",
+                storefronts[0].0
+            )
+            .as_bytes(),
+        )
+        .await
+        .expect("request");
+    let mut answer = Vec::new();
+    tokio::time::timeout(Duration::from_secs(20), whole.read_to_end(&mut answer))
+        .await
+        .expect("the whole request is answered")
+        .expect("read");
+    assert!(
+        answer.starts_with(b"HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&answer)
+    );
+    // The stalled one is closed by the server (its answer, if any, then end of stream).
+    let mut rest = Vec::new();
+    let ended = tokio::time::timeout(Duration::from_secs(20), stalled.read_to_end(&mut rest)).await;
+    assert!(
+        ended.is_ok(),
+        "a connection that stalled in its head was still open 20 s later"
+    );
+    let _ = stop.send(());
+    server.await.expect("server task").expect("server");
+    teardown(test, state, &storefronts).await;
+}
