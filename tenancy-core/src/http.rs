@@ -186,6 +186,7 @@ impl Resolve {
             }
             Resolve::PathPrefix { prefix } => {
                 let path = uri.path();
+                refuse_ambiguous_path(path)?;
                 let rest = path
                     .strip_prefix(prefix.as_str())
                     .and_then(|r| r.strip_prefix('/'))
@@ -258,6 +259,27 @@ fn parse_id(text: &str, what: &str) -> Result<StorefrontId, Rejection> {
         )));
     }
     Ok(id)
+}
+
+/// Refuses a path that a proxy in front may read otherwise than the router: a `.` or
+/// `..` segment (`/s/<blocked>/../<allowed>/...` is `/s/<allowed>/...` to a proxy that
+/// normalises, and `<blocked>` here), an empty segment, or an encoded dot, slash or
+/// backslash.
+fn refuse_ambiguous_path(path: &str) -> Result<(), Rejection> {
+    let lower = path.to_ascii_lowercase();
+    let segments: Vec<&str> = path.split('/').skip(1).collect();
+    let last = segments.len().saturating_sub(1);
+    let odd_segment = segments
+        .iter()
+        .enumerate()
+        .any(|(i, s)| *s == "." || *s == ".." || (s.is_empty() && i != last));
+    if odd_segment || ["%2e", "%2f", "%5c"].iter().any(|e| lower.contains(e)) {
+        let shown: String = path.chars().take(128).collect();
+        return Err(Rejection::bad(format!(
+            "the path `{shown}` has dot or empty segments or an encoded dot or slash: name the storefront plainly"
+        )));
+    }
+    Ok(())
 }
 
 /// The request's host: its one `Host` header, or the authority of an absolute-form target;

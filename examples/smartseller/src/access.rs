@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use axum::{
     extract::{Query, Request, State},
-    http::{header, HeaderMap, Method, StatusCode},
+    http::{header, HeaderMap, HeaderValue, Method, StatusCode},
     middleware::Next,
     response::{IntoResponse, Redirect, Response},
 };
@@ -41,14 +41,14 @@ impl std::fmt::Debug for AdminAccess {
 }
 
 impl AdminAccess {
-    /// Access with `token` (at least 16 characters) for requests whose `Host` is one of
+    /// Access with `token` (at least 32 characters) for requests whose `Host` is one of
     /// `hosts` (`host` or `host:port`, compared without case).
     pub fn new(
         token: &str,
         hosts: impl IntoIterator<Item = impl Into<String>>,
     ) -> Result<Self, String> {
-        if token.chars().count() < 16 {
-            return Err("the admin token must have at least 16 characters".into());
+        if token.chars().count() < 32 {
+            return Err("the admin token must have at least 32 characters".into());
         }
         // It goes into a cookie: visible ASCII without the cookie's own separators.
         if !token
@@ -82,15 +82,18 @@ impl AdminAccess {
     }
 
     /// The hosts a service listening on `addr` answers to: `localhost`, `127.0.0.1` and
-    /// `[::1]` with its port, and the address as given.
+    /// `[::1]` with its port, and the address as given unless it is unspecified.
     pub fn local_hosts(addr: &std::net::SocketAddr) -> Vec<String> {
         let port = addr.port();
         let mut hosts = vec![
             format!("localhost:{port}"),
             format!("127.0.0.1:{port}"),
             format!("[::1]:{port}"),
-            addr.to_string(),
         ];
+        // Not `0.0.0.0` or `[::]`: some browsers let public pages address them.
+        if !addr.ip().is_unspecified() {
+            hosts.push(addr.to_string());
+        }
         if port == 80 {
             hosts.extend(["localhost", "127.0.0.1", "[::1]"].map(String::from));
         }
@@ -136,13 +139,16 @@ impl AdminAccess {
 
     /// The token the request carries: the bearer token, or the login cookie.
     fn presented(headers: &HeaderMap) -> Option<String> {
-        if let Some(auth) = headers.get(header::AUTHORIZATION) {
-            let auth = auth.to_str().ok()?;
-            let (scheme, token) = auth.split_once(' ')?;
-            return scheme
-                .eq_ignore_ascii_case("bearer")
-                .then(|| token.trim().to_owned());
+        let bearer = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split_once(' '))
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map(|(_, token)| token.trim().to_owned());
+        if bearer.is_some() {
+            return bearer;
         }
+        // (Another scheme, such as a proxy's Basic, leaves the cookie to decide.)
         headers
             .get_all(header::COOKIE)
             .iter()
@@ -218,7 +224,17 @@ pub async fn guard(State(access): State<AdminAccess>, req: Request, next: Next) 
             );
         }
     }
-    next.run(req).await
+    let mut response = next.run(req).await;
+    // The operator side is never framed (a same-site page could frame the dashboard and
+    // have its buttons clicked) and never cached.
+    let headers = response.headers_mut();
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static("frame-ancestors 'none'"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
 }
 
 /// `?token=` of the login.
@@ -244,7 +260,7 @@ pub async fn login(
         [(
             header::SET_COOKIE,
             format!(
-                "{COOKIE}={}; HttpOnly; SameSite=Strict; Path=/",
+                "{COOKIE}={}; HttpOnly; SameSite=Strict; Path=/; Max-Age=43200",
                 login.token
             ),
         )],

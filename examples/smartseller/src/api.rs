@@ -89,11 +89,20 @@ fn bounded(field: &str, value: &str, max: usize) -> Result<(), ApiError> {
             "`{field}` has {n} characters; at most {max}"
         )));
     }
+    // PostgreSQL's text holds no NUL, and no field here wants a control character.
+    if value.chars().any(char::is_control) {
+        return Err(ApiError::unprocessable(format!(
+            "`{field}` contains a control character"
+        )));
+    }
     Ok(())
 }
 
 /// The most items one order may carry.
 const MAX_ORDER_ITEMS: usize = 100;
+/// The highest unit price, in cents (ten million currency units): any order's total
+/// (100 items of 10,000 at this price) stays far inside an `i64`.
+const MAX_UNIT_PRICE_CENTS: i64 = 1_000_000_000;
 /// The largest quantity of one item.
 const MAX_QUANTITY: i32 = 10_000;
 
@@ -382,13 +391,23 @@ async fn place_order(
                 "`items[].quantity` must be at most {MAX_QUANTITY}"
             )));
         }
+        if i.unit_price_cents > MAX_UNIT_PRICE_CENTS {
+            return Err(ApiError::unprocessable(format!(
+                "`items[].unit_price_cents` must be at most {MAX_UNIT_PRICE_CENTS}"
+            )));
+        }
     }
     customer_or_404(&tenant, o.customer_id).await?;
-    let total: i64 = o
+    // Bounded above (at most 10^17), and checked all the same.
+    let total = o
         .items
         .iter()
-        .map(|i| i64::from(i.quantity).saturating_mul(i.unit_price_cents))
-        .sum();
+        .try_fold(0i64, |sum, i| {
+            i64::from(i.quantity)
+                .checked_mul(i.unit_price_cents)
+                .and_then(|line| sum.checked_add(line))
+        })
+        .ok_or_else(|| ApiError::unprocessable("the order's total is too large"))?;
     let now = Utc::now();
     // The order and its items commit together; if a storefront move fences the
     // transaction halfway, it runs again from the start on the new placement.

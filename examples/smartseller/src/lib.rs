@@ -120,23 +120,56 @@ pub fn config_for(url: &str) -> Result<TenancyConfig, TenancyError> {
     ))
 }
 
+/// How long a client may take (see [`serve`]).
+#[derive(Clone, Copy, Debug)]
+pub struct Timeouts {
+    /// To send a request's head (request line and headers); then it is disconnected.
+    pub head: std::time::Duration,
+    /// For a whole request, its body read and its answer made; then it is answered 408.
+    pub request: std::time::Duration,
+}
+
+/// Answers 408 when the request (its body included) is not done within the limit.
+async fn deadline(
+    axum::extract::State(limit): axum::extract::State<std::time::Duration>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    match tokio::time::timeout(limit, next.run(req)).await {
+        Ok(response) => response,
+        Err(_) => (
+            axum::http::StatusCode::REQUEST_TIMEOUT,
+            axum::Json(serde_json::json!({
+                "error": format!("the request took longer than {} ms", limit.as_millis())
+            })),
+        )
+            .into_response(),
+    }
+}
+
 /// Serves `router` on `listener` over HTTP/1.1 until `shutdown` resolves: like
-/// `axum::serve`, but a client must send its whole request head within `header_timeout`
-/// (one that sends half its headers and waits is disconnected, instead of holding a
-/// connection open for as long as it likes). Connections already open finish on their own.
+/// `axum::serve`, but a client must send its whole request head within `timeouts.head`
+/// (one that sends half its headers and waits is disconnected) and be done, body and
+/// all, within `timeouts.request` (answered 408), instead of holding a connection for as
+/// long as it likes. Connections already open finish on their own.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     router: Router,
-    header_timeout: std::time::Duration,
+    timeouts: Timeouts,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> std::io::Result<()> {
     use hyper_util::{
         rt::{TokioIo, TokioTimer},
         service::TowerToHyperService,
     };
+    let router = router.layer(axum::middleware::from_fn_with_state(
+        timeouts.request,
+        deadline,
+    ));
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())
-        .header_read_timeout(header_timeout);
+        .header_read_timeout(timeouts.head);
     tokio::pin!(shutdown);
     loop {
         let (stream, _) = tokio::select! {

@@ -41,6 +41,9 @@ struct Args {
     /// before it is disconnected.
     #[arg(long, default_value = "10s")]
     header_timeout: humantime::Duration,
+    /// How long a whole request (its body included) may take before it is answered 408.
+    #[arg(long, default_value = "30s")]
+    request_timeout: humantime::Duration,
 }
 
 #[tokio::main]
@@ -104,7 +107,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             addr.port()
         );
     }
-    smartseller::serve(listener, router, *args.header_timeout, async {
+    let timeouts = smartseller::Timeouts {
+        head: *args.header_timeout,
+        request: *args.request_timeout,
+    };
+    smartseller::serve(listener, router, timeouts, async {
         let _ = tokio::signal::ctrl_c().await;
     })
     .await?;

@@ -674,6 +674,20 @@ async fn the_operator_side_needs_the_token_the_host_and_json() {
             let (s, body) = send(&app, build("GET", uri, headers, "")).await;
             assert_eq!(s, expected, "GET {uri} with {what}: {body}");
         }
+        // Never framed, never cached.
+        let res = tower::ServiceExt::oneshot(
+            app.clone(),
+            build(
+                "GET",
+                uri,
+                &[("host", ADMIN_HOST), ("authorization", &bearer)],
+                "",
+            ),
+        )
+        .await
+        .expect("answer");
+        assert_eq!(res.headers()["x-frame-options"], "DENY", "{uri}");
+        assert_eq!(res.headers()["cache-control"], "no-store", "{uri}");
     }
     // The login sets the cookie only for the right token, on an allowed host.
     let (s, _) = send(
@@ -924,6 +938,21 @@ async fn the_edge_refuses_ambiguous_and_oversize_requests() {
             build(&format!("/s/{simple}/customers"), &[]),
             "a simple-form path segment",
         ),
+        (
+            &by_path,
+            build(&format!("/s/{id}/../{other}/customers"), &[]),
+            "a dot-dot segment",
+        ),
+        (
+            &by_path,
+            build(&format!("/s/{id}/%2e%2e/{other}/customers"), &[]),
+            "an encoded dot-dot",
+        ),
+        (
+            &by_path,
+            build(&format!("/s/{id}//customers"), &[]),
+            "an empty segment",
+        ),
     ];
     let before = statements(&state, sf) + statements(&state, other);
     for (app, request, what) in ambiguous {
@@ -999,6 +1028,19 @@ async fn the_edge_refuses_ambiguous_and_oversize_requests() {
             StatusCode::UNPROCESSABLE_ENTITY,
             "email",
         ),
+        (
+            // PostgreSQL's text holds no NUL: it was a 500 there.
+            req(
+                "POST",
+                "/customers",
+                Some(sf),
+                Some(
+                    json!({ "email": "nul@example.com", "first_name": "a\u{0}b", "last_name": "y" }),
+                ),
+            ),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "first_name",
+        ),
     ];
     for (request, expected, field) in cases {
         let (s, body) = send(&by_header, request).await;
@@ -1032,6 +1074,13 @@ async fn the_edge_refuses_ambiguous_and_oversize_requests() {
                     "items": [{ "sku": "A-1", "quantity": 2_000_000_000, "unit_price_cents": 1 }] }),
             "quantity",
         ),
+        (
+            // A total past i64: it panicked (debug) or wrapped (release).
+            json!({ "customer_id": made.customer, "currency": "EUR",
+                    "items": [{ "sku": "a", "quantity": 1, "unit_price_cents": i64::MAX },
+                              { "sku": "b", "quantity": 1, "unit_price_cents": 1 }] }),
+            "unit_price_cents",
+        ),
     ];
     for (order, field) in orders {
         let (s, body) = send(&by_header, req("POST", "/orders", Some(sf), Some(order))).await;
@@ -1052,6 +1101,7 @@ async fn the_edge_refuses_ambiguous_and_oversize_requests() {
 }
 
 /// A client that sends half its request head and waits is disconnected once the header
+/// timeout passes, and one that sends half its body is answered 408 once the request
 /// timeout passes; a whole request on another connection is answered meanwhile.
 #[tokio::test]
 async fn a_stalled_request_head_is_disconnected() {
@@ -1065,14 +1115,13 @@ async fn a_stalled_request_head_is_disconnected() {
         .expect("bind");
     let addr = listener.local_addr().expect("addr");
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(smartseller::serve(
-        listener,
-        router,
-        Duration::from_millis(500),
-        async {
-            let _ = stopped.await;
-        },
-    ));
+    let timeouts = smartseller::Timeouts {
+        head: Duration::from_millis(500),
+        request: Duration::from_secs(1),
+    };
+    let server = tokio::spawn(smartseller::serve(listener, router, timeouts, async {
+        let _ = stopped.await;
+    }));
     let mut stalled = tokio::net::TcpStream::connect(addr).await.expect("connect");
     stalled
         .write_all(b"GET /customers HTTP/1.1\r\nHost: localhost\r\nx-storef")
@@ -1106,6 +1155,29 @@ async fn a_stalled_request_head_is_disconnected() {
     assert!(
         ended.is_ok(),
         "a connection that stalled in its head was still open 20 s later"
+    );
+    // A whole head, then half the body it announced: answered 408 once the request
+    // timeout passes.
+    let mut slow = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    slow.write_all(
+        format!(
+            "POST /customers HTTP/1.1\r\nHost: localhost\r\nx-storefront: {}\r\n\
+             content-type: application/json\r\ncontent-length: 100\r\n\r\n{{\"email\"",
+            storefronts[0].0
+        )
+        .as_bytes(),
+    )
+    .await
+    .expect("half a body");
+    let mut answer = vec![0u8; 64];
+    let n = tokio::time::timeout(Duration::from_secs(20), slow.read(&mut answer))
+        .await
+        .expect("a stalled body is answered within 20 s")
+        .expect("read");
+    assert!(
+        answer[..n].starts_with(b"HTTP/1.1 408"),
+        "{}",
+        String::from_utf8_lossy(&answer[..n])
     );
     let _ = stop.send(());
     server.await.expect("server task").expect("server");

@@ -89,7 +89,7 @@ pub fn customer(name: &str) -> Value {
 }
 
 /// The operator token of the tests' service.
-pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
+pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789abcdefghij";
 
 /// The host the tests' operator side answers to.
 pub const ADMIN_HOST: &str = "localhost:3000";
