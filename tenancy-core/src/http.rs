@@ -136,7 +136,7 @@ impl Resolve {
         headers: &HeaderMap,
         uri: &Uri,
     ) -> Result<(StorefrontId, Option<Uri>), Rejection> {
-        let host = single_host(headers, uri)?;
+        let host = request_host(headers, uri)?;
         match self {
             Resolve::Header(name) => {
                 let mut values = headers.get_all(name).iter();
@@ -282,9 +282,11 @@ fn refuse_ambiguous_path(path: &str) -> Result<(), Rejection> {
     Ok(())
 }
 
-/// The request's host: its one `Host` header, or the authority of an absolute-form target;
-/// refused when there are two `Host` headers or the two disagree.
-fn single_host(headers: &HeaderMap, uri: &Uri) -> Result<Option<String>, Rejection> {
+/// The request's host: its one `Host` header, or the authority of an absolute-form target
+/// (`None` when it names neither); refused when there are two `Host` headers or the two
+/// disagree. The storefront layer reads the host this way, and so should a guard of the
+/// application's own that checks it (an operator side answering to some hosts only).
+pub fn request_host(headers: &HeaderMap, uri: &Uri) -> Result<Option<String>, Rejection> {
     let mut hosts = headers.get_all(axum::http::header::HOST).iter();
     let header = match (hosts.next(), hosts.next()) {
         (_, Some(_)) => {

@@ -453,6 +453,10 @@ async fn postgres_json_column_is_validated() {
 /// also compares every row's text on both sides.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn postgres_changed_rows_of_every_type_replay_exactly() {
+    tenancy_tests::movekit::bounded(module_path!(), every_type_replays_exactly()).await
+}
+
+async fn every_type_replays_exactly() {
     let Some((test, tenancy)) = env(Backend::Postgres, Duration::from_millis(200)).await else {
         return;
     };

@@ -102,7 +102,11 @@ impl AdminAccess {
 
     /// The answer to a request whose host is not an allowed one (421), if it is not.
     fn foreign_host(&self, req: &Request) -> Option<Response> {
-        match Self::host_of(req) {
+        // One host, read as the storefront layer reads it (two, or two that differ: none).
+        match tenancy_core::http::request_host(req.headers(), req.uri())
+            .ok()
+            .flatten()
+        {
             Some(host) if self.host_allowed(&host) => None,
             _ => Some(refuse(
                 StatusCode::MISDIRECTED_REQUEST,
@@ -118,23 +122,6 @@ impl AdminAccess {
     fn host_allowed(&self, host: &str) -> bool {
         let host = host.trim().to_ascii_lowercase();
         self.hosts.contains(&host)
-    }
-
-    /// The request's host: `Host`, or the authority of an absolute-form target; `None`
-    /// when it names none, or two that differ.
-    fn host_of(req: &Request) -> Option<String> {
-        let mut hosts = req.headers().get_all(header::HOST).iter();
-        let header = match (hosts.next(), hosts.next()) {
-            (Some(one), None) => Some(one.to_str().ok()?.to_owned()),
-            (None, _) => None,
-            (Some(_), Some(_)) => return None,
-        };
-        let authority = req.uri().authority().map(|a| a.as_str().to_owned());
-        match (header, authority) {
-            (Some(h), Some(a)) if !h.eq_ignore_ascii_case(&a) => None,
-            (Some(h), _) => Some(h),
-            (None, a) => a,
-        }
     }
 
     /// The token the request carries: the bearer token, or the login cookie.

@@ -730,14 +730,14 @@ async fn the_operator_side_needs_the_token_the_host_and_json() {
         .config
         .placement_for(sf, Some(tenancy_core::TenantType::Database))
         .expect("target");
-    mover
-        .start::<migration::Migrator>(sf, target)
+    let moved = async {
+        mover.start::<migration::Migrator>(sf, target).await?;
+        mover.cutover::<migration::Migrator>(sf).await
+    };
+    tokio::time::timeout(Duration::from_secs(120), moved)
         .await
-        .expect("start");
-    mover
-        .cutover::<migration::Migrator>(sf)
-        .await
-        .expect("cutover");
+        .expect("the move finished within 120 s")
+        .expect("move");
     let attempts: [(Headers, &str, StatusCode, &str); 5] = [
         (
             &[("content-type", "application/x-www-form-urlencoded")],
@@ -807,16 +807,20 @@ async fn the_operator_side_needs_the_token_the_host_and_json() {
         mover.status(other).await.expect("status").is_none(),
         "no move was started"
     );
-    // The operator's own JSON request goes through.
-    let (s, back) = send(
-        &app,
-        admin_req(
-            "POST",
-            &format!("/admin/api/moves/{sf}/rollback"),
-            Some(json!({})),
+    // The operator's own JSON request goes through (a rollback: bounded like the move).
+    let (s, back) = tokio::time::timeout(
+        Duration::from_secs(120),
+        send(
+            &app,
+            admin_req(
+                "POST",
+                &format!("/admin/api/moves/{sf}/rollback"),
+                Some(json!({})),
+            ),
         ),
     )
-    .await;
+    .await
+    .expect("the rollback finished within 120 s");
     assert_eq!(
         (s, back["phase"].clone()),
         (StatusCode::OK, json!("rolled-back")),

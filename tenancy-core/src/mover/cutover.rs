@@ -171,26 +171,7 @@ impl Mover {
             };
             match toward {
                 Toward::Target => self.catch_up_until(run, false, Some(until)).await?,
-                Toward::Source => {
-                    let Run {
-                        record,
-                        source,
-                        target,
-                        tables,
-                        kinds,
-                    } = &mut *run;
-                    self.replay(
-                        record,
-                        target,
-                        source,
-                        tables,
-                        kinds,
-                        false,
-                        true,
-                        Some(until),
-                    )
-                    .await?
-                }
+                Toward::Source => self.catch_up_back(run, false, Some(until)).await?,
             }
             let seconds = pass.elapsed().as_secs_f64().max(1e-6);
             let applied = run.record.progress.applied - applied_before;

@@ -486,6 +486,25 @@ impl Mover {
             .await
     }
 
+    /// [`Self::catch_up_until`] the other way, for a rollback after the cutover: the
+    /// target's changelog onto the fenced source.
+    pub(super) async fn catch_up_back(
+        &self,
+        run: &mut Run,
+        drain: bool,
+        until: Option<std::time::Instant>,
+    ) -> Result<(), TenancyError> {
+        let Run {
+            record,
+            source,
+            target,
+            tables,
+            kinds,
+        } = run;
+        self.replay(record, target, source, tables, kinds, drain, true, until)
+            .await
+    }
+
     async fn validate(&self, run: &mut Run) -> Result<(), TenancyError> {
         let sf = run.record.storefront;
         let start_round = run.record.progress.round;

@@ -142,27 +142,22 @@ impl Mover {
             // A full lease for the fenced part.
             self.renew(&run.record).await?;
             capture::set_fence(&run.target, sf, true).await?;
-            let Run {
-                record,
-                source,
-                target,
-                tables,
-                kinds,
-            } = run;
-            self.replay(record, target, source, tables, kinds, true, true, None)
-                .await?;
+            self.catch_up_back(run, true, None).await?;
             // The source takes inserts again: past the keys the target handed out.
-            transfer::advance_sequences(source, tables).await?;
+            transfer::advance_sequences(&run.source, &run.tables).await?;
             if self.opts.validation_enabled {
-                let changed = capture::keys_since(target, sf, kinds, since).await?;
-                if let Err(e) = validate::changed_rows(target, source, tables, sf, &changed).await {
+                let changed = capture::keys_since(&run.target, sf, &run.kinds, since).await?;
+                let checked =
+                    validate::changed_rows(&run.target, &run.source, &run.tables, sf, &changed)
+                        .await;
+                if let Err(e) = checked {
                     if matches!(e, TenancyError::Validation { .. })
-                        && self.renew(record).await.is_ok()
+                        && self.renew(&run.record).await.is_ok()
                     {
                         // The target serves again while the operator looks at the
                         // difference; any other error (or a lost lease: another mover acts
                         // now) leaves it fenced.
-                        let _ = capture::set_fence(target, sf, false).await;
+                        let _ = capture::set_fence(&run.target, sf, false).await;
                     }
                     return Err(e);
                 }

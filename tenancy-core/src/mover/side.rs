@@ -124,10 +124,10 @@ pub(crate) struct TableMeta {
     pub pk: String,
     pub kind: KeyKind,
     pub columns: Vec<String>,
-    /// Per column (PostgreSQL only, else empty): whether it holds JSON documents (`json`,
-    /// `jsonb`, or a domain over one), and its type as the target spells it
-    /// (`format_type`), which the catch-up between databases parses values into (see
-    /// `pg_copy::apply`).
+    /// Per column: whether it holds JSON documents (`json`, `jsonb`, or a domain over one;
+    /// always false off PostgreSQL), and (PostgreSQL targets only, else empty) its type as
+    /// the target spells it (`format_type`), which the catch-up between databases parses
+    /// values into (see `pg_copy::apply`).
     #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
     pub json: Vec<bool>,
     #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
