@@ -185,6 +185,47 @@ pub struct DatabaseConfig {
     /// `process_lease`).
     #[serde(default = "default_barrier", with = "duration")]
     pub cutover_barrier_wait: Duration,
+    /// The second fence: PostgreSQL row-level security (see `tenancy_core::rls`).
+    #[serde(default)]
+    pub row_level_security: RowLevelSecurityConfig,
+}
+
+/// `database_config.row_level_security`: off unless `enabled`.
+///
+/// ```yaml
+/// row_level_security:
+///   enabled: true
+///   role: shop_app   # storefront statements run as this role (SET LOCAL ROLE)
+/// ```
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RowLevelSecurityConfig {
+    /// Turns it on (PostgreSQL only): the handle refuses to start unless the policies are
+    /// in place, and every storefront statement tells the database its storefront.
+    #[serde(default)]
+    pub enabled: bool,
+    /// The application role storefront statements take; without it, the role the shared
+    /// URL logs in as must be one the policies bind.
+    #[serde(default)]
+    pub role: Option<String>,
+}
+
+impl RowLevelSecurityConfig {
+    /// The setting as [`RowLevelSecurity`](crate::rls::RowLevelSecurity), `None` when off;
+    /// a malformed role is an error naming the key.
+    pub fn to_options(&self) -> Result<Option<crate::rls::RowLevelSecurity>, TenancyError> {
+        if !self.enabled {
+            return Ok(None);
+        }
+        let rls = crate::rls::RowLevelSecurity::new();
+        match &self.role {
+            None => Ok(Some(rls)),
+            Some(role) => rls.role(role).map(Some).map_err(|e| TenancyError::Config {
+                key: "tenant_strategy.database_config.row_level_security.role".into(),
+                message: e.to_string(),
+            }),
+        }
+    }
 }
 
 impl std::fmt::Debug for DatabaseConfig {
@@ -205,6 +246,7 @@ impl std::fmt::Debug for DatabaseConfig {
             process_lease,
             process_heartbeat,
             cutover_barrier_wait,
+            row_level_security,
         } = self;
         use crate::backend::redact;
         f.debug_struct("DatabaseConfig")
@@ -225,6 +267,7 @@ impl std::fmt::Debug for DatabaseConfig {
             .field("process_lease", process_lease)
             .field("process_heartbeat", process_heartbeat)
             .field("cutover_barrier_wait", cutover_barrier_wait)
+            .field("row_level_security", row_level_security)
             .finish()
     }
 }

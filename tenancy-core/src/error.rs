@@ -222,6 +222,17 @@ pub enum TenancyError {
         tried_ms: u64,
     },
 
+    /// Row-level security is switched on but not in place where this handle would rely on
+    /// it: a policy or grant missing, or a role that no policy binds (or, for the operator,
+    /// one the policies bind).
+    #[error("row-level security is not in place in {database}: {problems} (run `tenancy rls apply`, or see the `rls` module)")]
+    RowLevelSecurity {
+        /// The database (its URL without a password) or schema.
+        database: String,
+        /// What is wrong, `; `-separated.
+        problems: String,
+    },
+
     /// The mover stopped at a halt point (a test hook that simulates a crash).
     #[error("move of storefront {storefront} halted at {point}")]
     Halted {

@@ -169,13 +169,24 @@ impl Tenancy {
         let directory = self.require_directory()?;
         let latest = latest_migration::<M>();
         let shared = if opts.include_shared {
-            Some(match M::up(self.shared(), None).await {
+            let migrated = match M::up(self.shared(), None).await {
+                Ok(()) => match self.row_level_security() {
+                    // A migration may add a scoped table: it gets its policies at once.
+                    Some(rls) => {
+                        crate::rls::apply(self.shared(), self.registry(), rls.role_name(), None)
+                            .await
+                            .map(|_| ())
+                            .map_err(|e| e.to_string())
+                    }
+                    None => Ok(()),
+                },
+                Err(e) => Err(e.to_string()),
+            };
+            Some(match migrated {
                 Ok(()) => Outcome::Migrated {
                     version: latest.clone(),
                 },
-                Err(e) => Outcome::Failed {
-                    error: e.to_string(),
-                },
+                Err(error) => Outcome::Failed { error },
             })
         } else {
             None

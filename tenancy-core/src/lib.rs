@@ -76,6 +76,8 @@
 //! - [`tenant`]: [`StorefrontId`], [`TenantType`], [`Placement`];
 //! - [`registry`]: which tables are tenant-scoped and which are global;
 //! - [`rewrite`]: the allow list and the rewriter that confines each statement;
+//! - [`rls`]: the second fence on PostgreSQL, row-level security generated from the
+//!   registry;
 //! - [`Tenancy`] and [`TenancyOptions`] (module `tenancy`): the one handle and how it is
 //!   built (sqlx-style options, then `connect(url)`);
 //! - [`connection`]: [`TenantConnection`] and [`TenantTransaction`];
@@ -110,13 +112,14 @@ pub mod pool;
 pub mod provision;
 pub mod registry;
 pub mod rewrite;
+pub mod rls;
 pub mod stats;
 mod tenancy;
 pub mod tenant;
 pub mod watch;
 
 pub use backend::DatabaseUrl;
-pub use connection::{TenantConnection, TenantTransaction};
+pub use connection::{TenantConnection, TenantStream, TenantTransaction};
 pub use directory::{Directory, TenantRecord, TenantResolver, TenantState};
 pub use error::TenancyError;
 pub use pool::{DatabaseManager, PoolOptions};

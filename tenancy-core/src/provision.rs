@@ -210,6 +210,21 @@ impl Tenancy {
                         };
                         result
                             .map_err(db_step(storefront, format!("migrating schema {schema}")))?;
+                        if let (None, Some(rls)) = (down, self.row_level_security()) {
+                            // In the migrating transaction: the schema's tables are never
+                            // visible without their policies.
+                            crate::rls::apply_in(
+                                &txn,
+                                self.registry(),
+                                rls.role_name(),
+                                Some(schema),
+                            )
+                            .await
+                            .map_err(step(
+                                storefront,
+                                format!("row-level security in schema {schema}"),
+                            ))?;
+                        }
                         txn.commit()
                             .await
                             .map_err(db_step(storefront, "migrating"))?;
@@ -246,8 +261,20 @@ impl Tenancy {
                     None => M::up(&conn, None).await,
                     Some(steps) => M::down(&conn, Some(steps)).await,
                 };
+                let secured = match (&result, down, self.row_level_security()) {
+                    (Ok(()), None, Some(rls)) => {
+                        crate::rls::apply(&conn, self.registry(), rls.role_name(), None)
+                            .await
+                            .map(|_| ())
+                    }
+                    _ => Ok(()),
+                };
                 let _ = conn.close().await;
                 result.map_err(db_step(storefront, format!("migrating {}", redact(url))))?;
+                secured.map_err(step(
+                    storefront,
+                    format!("row-level security in {}", redact(url)),
+                ))?;
                 Ok(latest)
             }
         }

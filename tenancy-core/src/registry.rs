@@ -236,6 +236,13 @@ impl Registry {
         tables
     }
 
+    /// The functions added with [`Self::with_function`], sorted.
+    pub fn functions(&self) -> Vec<&str> {
+        let mut functions: Vec<_> = self.functions.iter().map(String::as_str).collect();
+        functions.sort();
+        functions
+    }
+
     /// True when no scoped table is registered.
     pub fn is_empty(&self) -> bool {
         self.tables.is_empty()

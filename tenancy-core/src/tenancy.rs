@@ -14,8 +14,8 @@ use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement};
 
 use crate::{
     config::TenancyConfig, connection::TenantConnection, directory::AllShared, rewrite::Rewriter,
-    stats::Stats, DatabaseManager, Directory, Placement, PoolOptions, Registry, StorefrontId,
-    TenancyError, TenantResolver, WatchOptions,
+    rls::RowLevelSecurity, stats::Stats, DatabaseManager, Directory, Placement, PoolOptions,
+    Registry, StorefrontId, TenancyError, TenantResolver, WatchOptions,
 };
 
 /// What every connection of one [`Tenancy`] shares.
@@ -32,6 +32,8 @@ pub(crate) struct Inner {
     pub(crate) watch_options: WatchOptions,
     /// This process's watcher, stopped (its lease given up) when the last handle goes.
     pub(crate) watch: Option<crate::watch::Watch>,
+    /// Row-level security: each storefront transaction opens with its prelude.
+    pub(crate) rls: Option<RowLevelSecurity>,
 }
 
 /// How long a statement refused by a move's fence is retried by default.
@@ -71,6 +73,7 @@ pub struct TenancyOptions {
     pools: PoolOptions,
     fence_wait: Duration,
     watch: WatchOptions,
+    rls: Option<RowLevelSecurity>,
     /// The shared pool was opened here from `shared_url` (so another connection made from
     /// the URL reaches the same database, schema and all).
     opened_from_url: bool,
@@ -87,6 +90,7 @@ impl std::fmt::Debug for TenancyOptions {
             pools,
             fence_wait,
             watch,
+            rls,
             opened_from_url,
         } = self;
         f.debug_struct("TenancyOptions")
@@ -100,6 +104,7 @@ impl std::fmt::Debug for TenancyOptions {
             .field("pools", pools)
             .field("fence_wait", fence_wait)
             .field("watch", watch)
+            .field("row_level_security", rls)
             .field("opened_from_url", opened_from_url)
             .finish()
     }
@@ -123,6 +128,7 @@ impl TenancyOptions {
             pools: PoolOptions::default(),
             fence_wait: FENCE_WAIT,
             watch: WatchOptions::default(),
+            rls: None,
             opened_from_url: false,
         }
     }
@@ -204,6 +210,17 @@ impl TenancyOptions {
         self
     }
 
+    /// Turns on the second fence: PostgreSQL row-level security (see [`crate::rls`]). Each
+    /// storefront transaction, and each single statement, then tells the database which
+    /// storefront it runs for (and takes the application role, if one is named), and the
+    /// handle refuses to start unless the policies, the grants and the roles are in place
+    /// in the shared database (`tenancy rls apply` puts them there). Provisioning and fleet
+    /// migrations apply the policies to each schema and database they create or migrate.
+    pub fn row_level_security(mut self, rls: RowLevelSecurity) -> Self {
+        self.rls = Some(rls);
+        self
+    }
+
     /// Opens the shared database at `url` and builds the handle.
     pub async fn connect(mut self, url: &str) -> Result<Tenancy, TenancyError> {
         let spec = crate::backend::PoolSpec::of(self.max_connections);
@@ -223,6 +240,14 @@ impl TenancyOptions {
     /// directory table when a directory is used).
     pub async fn connect_with(self, shared: DatabaseConnection) -> Result<Tenancy, TenancyError> {
         self.watch.validate()?;
+        let registry = self.registry.unwrap_or_else(Registry::from_entities);
+        if let Some(rls) = &self.rls {
+            let database = self
+                .shared_url
+                .as_deref()
+                .map_or_else(|| "the shared database".to_owned(), crate::backend::redact);
+            crate::rls::verify(&shared, &registry, rls, &database).await?;
+        }
         let directory = match self.directory {
             Some((ttl, default)) => {
                 let d = Arc::new(Directory::new(shared.clone(), ttl, default));
@@ -249,7 +274,7 @@ impl TenancyOptions {
             inner: Arc::new(Inner {
                 shared,
                 shared_url: self.shared_url,
-                rewriter: Rewriter::new(self.registry.unwrap_or_else(Registry::from_entities)),
+                rewriter: Rewriter::new(registry),
                 resolver,
                 directory,
                 pools: Some(pools),
@@ -257,6 +282,7 @@ impl TenancyOptions {
                 fence_wait: self.fence_wait,
                 watch_options: self.watch,
                 watch,
+                rls: self.rls,
             }),
         })
     }
@@ -295,6 +321,7 @@ impl Tenancy {
                 fence_wait: FENCE_WAIT,
                 watch_options: WatchOptions::default(),
                 watch: None,
+                rls: None,
             }),
         }
     }
@@ -338,6 +365,11 @@ impl Tenancy {
     /// The directory, when this handle uses one.
     pub fn directory(&self) -> Option<&Arc<Directory>> {
         self.inner.directory.as_ref()
+    }
+
+    /// Row-level security, when this handle has it on.
+    pub fn row_level_security(&self) -> Option<&RowLevelSecurity> {
+        self.inner.rls.as_ref()
     }
 
     /// The tenant pool manager, when this handle has one.
@@ -456,7 +488,11 @@ impl Tenancy {
             crate::config::UnknownStorefronts::Default => Some(Placement::Shared),
             crate::config::UnknownStorefronts::Reject => None,
         };
-        TenancyOptions::new()
+        let mut options = TenancyOptions::new();
+        if let Some(rls) = db.row_level_security.to_options()? {
+            options = options.row_level_security(rls);
+        }
+        options
             .registry(registry)
             .max_connections(db.shared_pool_size)
             .directory(db.directory_cache, default)

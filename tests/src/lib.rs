@@ -13,6 +13,7 @@ pub mod confinement;
 pub mod matrix;
 pub mod movekit;
 pub mod oracle;
+pub mod rls;
 
 /// One scenario, one test per backend: `on_every_backend!(name, scenario)` defines module
 /// `name` holding `#[tokio::test]`s `sqlite`, `postgres` and `mysql`, each awaiting
@@ -183,6 +184,11 @@ impl TestDb {
             .await
             .unwrap_or_else(|e| panic!("{backend}: seeding countries: {e}"));
         Some(test)
+    }
+
+    /// The server URL the test database was created from (none for SQLite).
+    pub fn admin_url(&self) -> Option<&str> {
+        self.admin_url.as_deref()
     }
 
     /// The SeaORM backend.

@@ -156,6 +156,10 @@ impl Capture<'_> {
     /// does (a write let through unlogged would be lost by the move), and an update that
     /// changes the key logs the old key too (its row is gone there). A guarded side refuses
     /// every write; the mover's own (guard 2) pass unlogged.
+    ///
+    /// It runs as its owner (the mover's role), so an application role bound by row-level
+    /// security needs no grant on the framework's tables; every name in it is qualified, and
+    /// the search path is pinned so nothing the caller's session puts first is called.
     pub(crate) fn pg_function(&self, function: &str) -> String {
         let Capture {
             changelog: cl,
@@ -165,7 +169,8 @@ impl Capture<'_> {
         } = self;
         let (message, guarded) = (literal(self.message), literal(self.guarded));
         format!(
-            "CREATE OR REPLACE FUNCTION {function}() RETURNS trigger LANGUAGE plpgsql AS $tenancy$
+            "CREATE OR REPLACE FUNCTION {function}() RETURNS trigger LANGUAGE plpgsql \
+             SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $tenancy$
 DECLARE r record; f boolean; g smallint;
 BEGIN
   IF TG_OP = 'DELETE' THEN r := OLD; ELSE r := NEW; END IF;

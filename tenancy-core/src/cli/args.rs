@@ -38,6 +38,10 @@ pub(crate) enum Command {
     Move(MoveCommand),
     /// The advisor's recommendation for every storefront.
     Plan,
+    /// PostgreSQL row-level security: install it, or check it, in the shared database and
+    /// every storefront schema and database.
+    #[command(subcommand)]
+    Rls(RlsCommand),
     /// Check the configuration.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -169,6 +173,24 @@ pub(crate) struct MoveStartArgs {
     /// Go on through the cutover once ready.
     #[arg(long)]
     pub(crate) cutover: bool,
+}
+
+/// `rls ...`
+#[derive(Debug, Subcommand)]
+pub(crate) enum RlsCommand {
+    /// Enable and force the policies on every registered scoped table, and grant the
+    /// application role what it needs; idempotent.
+    Apply(RlsArgs),
+    /// Report what is missing or wrong; exits 1 when anything is.
+    Check(RlsArgs),
+}
+
+/// The arguments of `rls apply` and `rls check`.
+#[derive(Debug, Args)]
+pub(crate) struct RlsArgs {
+    /// The application role (default: `row_level_security.role` of the configuration).
+    #[arg(long)]
+    pub(crate) role: Option<String>,
 }
 
 /// `config ...`

@@ -30,6 +30,7 @@ mod migrate;
 mod moves;
 mod plan;
 mod render;
+mod rls;
 mod storefront;
 
 use std::{ffi::OsString, process::ExitCode};
@@ -105,7 +106,18 @@ async fn run<M: MigratorTrait>(cli: Cli, registry: Registry) -> Result<Report, T
     if let Command::Config(ConfigCommand::Check) = &cli.command {
         return Ok(plan::config_check(&cli.config, &config));
     }
-    let tenancy = Tenancy::connect_with(&config, registry).await?;
+    let tenancy = if let Command::Rls(_) = &cli.command {
+        // Installing the policies cannot wait for them to be in place.
+        let mut unchecked = config.clone();
+        unchecked
+            .tenant_strategy
+            .database_config
+            .row_level_security
+            .enabled = false;
+        Tenancy::connect_with(&unchecked, registry).await?
+    } else {
+        Tenancy::connect_with(&config, registry).await?
+    };
     tenancy.require_directory()?;
     let cx = Context {
         tenancy,
@@ -129,6 +141,7 @@ async fn run<M: MigratorTrait>(cli: Cli, registry: Registry) -> Result<Report, T
         Command::Migrate(MigrateCommand::Status(args)) => migrate::status::<M>(&cx, args).await,
         Command::Move(command) => moves::run::<M>(&cx, command).await,
         Command::Plan => plan::plan(&cx).await,
+        Command::Rls(command) => rls::run(&cx, command).await,
     };
     // Give this process's lease up now: a cutover run right after need not wait for it.
     cx.tenancy.shutdown().await;

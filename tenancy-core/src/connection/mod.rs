@@ -35,11 +35,9 @@ use sea_orm::{
     ConnectionTrait, DatabaseConnection, DbBackend, DbErr, QueryStream, Statement, StreamTrait,
 };
 
+pub(crate) use self::traits::{Answer, Call};
 pub use self::transaction::TenantTransaction;
-use self::{
-    fence::Backoff,
-    traits::{Answer, Begin, Call},
-};
+use self::{fence::Backoff, traits::Begin};
 use crate::{
     pool::Lease, stats::QueryStats, tenancy::Inner, Placement, StorefrontId, TenancyError,
 };
@@ -395,6 +393,11 @@ impl TenantConnection {
         let placement = self.placement().await?;
         let home = self.home_of(&placement).await?;
         let txn = begin.on(home.conn()).await?;
+        if let Some(rls) = &self.inner.rls {
+            // After `BEGIN` (and SeaORM's `SET TRANSACTION`), before any statement.
+            txn.execute_unprepared(&rls.prelude(self.storefront))
+                .await?;
+        }
         let schema = placement.schema().map(str::to_owned);
         let own_database = matches!(home, Target::Tenant(_));
         let lease = match home {
@@ -419,7 +422,13 @@ impl TenantConnection {
     async fn call(&self, call: Call) -> Result<Answer, DbErr> {
         self.fenced_retry(|| async {
             let (target, stmt) = self.prepare(call.statement().clone()).await?;
-            call.with(stmt).run(target.conn()).await
+            match &self.inner.rls {
+                Some(rls) => {
+                    rls.call(target.conn(), self.storefront, call.with(stmt))
+                        .await
+                }
+                None => call.with(stmt).run(target.conn()).await,
+            }
         })
         .await
     }
@@ -427,8 +436,70 @@ impl TenantConnection {
 
 traits::connection_traits!(TenantConnection);
 
+/// The rows a [`TenantConnection`] streams.
+pub type TenantStream<'a> =
+    Pin<Box<dyn futures_util::Stream<Item = Result<sea_orm::QueryResult, DbErr>> + Send + 'a>>;
+
+impl TenantConnection {
+    /// With row-level security, a stream's statement runs in a transaction of its own that
+    /// opens with the prelude: a task holds it and hands the rows over a bounded channel.
+    /// It commits after the last row; if the stream is dropped early, the transaction is
+    /// dropped (rolled back) with it.
+    async fn secured_stream(&self, stmt: Statement) -> Result<TenantStream<'static>, DbErr> {
+        use futures_util::StreamExt;
+        let conn = self.clone();
+        let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
+        let (tx, mut rx) = tokio::sync::mpsc::channel(64);
+        tokio::spawn(async move {
+            let txn = match conn.open(Begin::Default).await {
+                Ok(txn) => txn,
+                Err(e) => {
+                    let _ = ready_tx.send(Err(e));
+                    return;
+                }
+            };
+            let mut rows = match txn.stream_raw(stmt).await {
+                Ok(rows) => rows,
+                Err(e) => {
+                    let _ = ready_tx.send(Err(e));
+                    return;
+                }
+            };
+            if ready_tx.send(Ok(())).is_err() {
+                return;
+            }
+            let mut failed = false;
+            while let Some(row) = rows.next().await {
+                failed |= row.is_err();
+                if tx.send(row).await.is_err() {
+                    return;
+                }
+            }
+            drop(rows);
+            let end = if failed {
+                txn.rollback().await
+            } else {
+                txn.commit().await
+            };
+            if let Err(e) = end {
+                let _ = tx.send(Err(e)).await;
+            }
+        });
+        ready_rx.await.map_err(|_| {
+            DbErr::Custom(format!(
+                "{}the task streaming storefront {}'s rows stopped before its first row",
+                crate::error::PREFIX,
+                self.storefront
+            ))
+        })??;
+        Ok(Box::pin(futures_util::stream::poll_fn(move |cx| {
+            rx.poll_recv(cx)
+        })))
+    }
+}
+
 impl StreamTrait for TenantConnection {
-    type Stream<'a> = QueryStream;
+    type Stream<'a> = TenantStream<'a>;
 
     fn get_database_backend(&self) -> DbBackend {
         self.inner.shared.get_database_backend()
@@ -437,11 +508,15 @@ impl StreamTrait for TenantConnection {
     fn stream_raw<'a>(
         &'a self,
         stmt: Statement,
-    ) -> Pin<Box<dyn Future<Output = Result<QueryStream, DbErr>> + 'a + Send>> {
+    ) -> Pin<Box<dyn Future<Output = Result<TenantStream<'a>, DbErr>> + 'a + Send>> {
         Box::pin(async move {
+            if self.inner.rls.is_some() {
+                return self.secured_stream(stmt).await;
+            }
             let (target, stmt) = self.prepare(stmt).await?;
             // The stream owns its pooled connection; the lease only guards its creation.
-            target.conn().stream_raw(stmt).await
+            let rows: QueryStream = target.conn().stream_raw(stmt).await?;
+            Ok(Box::pin(rows) as TenantStream<'a>)
         })
     }
 }

@@ -31,6 +31,13 @@ impl Mover {
                 reason: "no tenant-scoped table is registered (link the entities crate, or pass its registry)".into(),
             });
         }
+        // Before anything is recorded: a role the policies bind would copy no rows.
+        crate::rls::refuse_bound_mover(
+            self.tenancy.shared(),
+            &crate::rls::current_schema(self.tenancy.shared()).await?,
+            self.tenancy.row_level_security().is_some(),
+        )
+        .await?;
         store::install(self.tenancy.shared()).await?;
         if let Some(existing) = store::latest(self.tenancy.shared(), storefront).await? {
             if !existing.phase.is_finished() {

@@ -542,6 +542,8 @@ pub(crate) async fn open(
                         }
                     }
                 };
+                let rls_on = tenancy.row_level_security().is_some();
+                crate::rls::refuse_bound_mover(&side.conn, &side.qualifier, rls_on).await?;
                 sides.push(side);
             }
             let to = sides.pop();

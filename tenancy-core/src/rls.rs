@@ -1,0 +1,955 @@
+//! A second fence in the database: PostgreSQL row-level security generated from the
+//! registry.
+//!
+//! The rewriter confines every statement a [`TenantConnection`](crate::TenantConnection)
+//! sends, but it cannot see inside what the database runs by itself: a view over a scoped
+//! table, a function that reads one, a trigger. With row-level security on, every
+//! registered scoped table also carries two policies that admit only the rows of the
+//! storefront named by the transaction-local setting `tenancy.storefront_id`:
+//!
+//! - `tenancy_storefront`, permissive, and `tenancy_storefront_only`, restrictive (so a
+//!   permissive policy of the application's own cannot widen what a storefront sees);
+//! - both `USING` and `WITH CHECK`, so a storefront neither reads nor writes another's
+//!   rows, and a statement with no storefront set reads no row and writes none;
+//! - the table's row-level security is enabled and *forced*, so its owner is bound too.
+//!   Only a superuser or a role with `BYPASSRLS` passes: the operator's role, which
+//!   provisioning, fleet migrations and moves use.
+//!
+//! Each storefront transaction (and each single statement, which then runs in one) opens
+//! with one simple query that sets the storefront with `set_config(..., true)` and, when a
+//! role is configured, `SET LOCAL ROLE` to the application role: both end with the
+//! transaction, so they work through PgBouncer's transaction mode and never reach another
+//! statement of a pooled connection.
+//!
+//! [`apply`] installs the policies (and grants the application role what it needs) and
+//! [`check`] reports what is missing; both are idempotent, and `tenancy rls apply|check`
+//! runs them on the shared database and every storefront schema and database.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), tenancy_core::TenancyError> {
+//! use tenancy_core::{rls::RowLevelSecurity, TenancyOptions};
+//!
+//! // As the operator (the tables' owner or a superuser): install the policies.
+//! let operator = sea_orm::Database::connect("postgres://owner@db/shop").await?;
+//! let registry = tenancy_core::Registry::from_entities();
+//! tenancy_core::rls::apply(&operator, &registry, Some("shop_app"), None).await?;
+//!
+//! // The application: each storefront statement runs as `shop_app`, bound by them.
+//! let tenancy = TenancyOptions::new()
+//!     .row_level_security(RowLevelSecurity::new().role("shop_app")?)
+//!     .connect("postgres://owner@db/shop")
+//!     .await?;
+//! # let _ = tenancy; Ok(()) }
+//! ```
+
+use sea_orm::{
+    ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, Statement,
+    TransactionTrait,
+};
+
+use crate::{Registry, StorefrontId, TenancyError};
+
+/// The transaction-local setting the policies read.
+pub const SETTING: &str = "tenancy.storefront_id";
+/// The permissive policy's name.
+pub const POLICY: &str = "tenancy_storefront";
+/// The restrictive policy's name.
+pub const RESTRICTIVE_POLICY: &str = "tenancy_storefront_only";
+
+/// How a [`Tenancy`](crate::Tenancy)'s storefront statements meet row-level security: set
+/// with [`TenancyOptions::row_level_security`](crate::TenancyOptions::row_level_security)
+/// (PostgreSQL only).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RowLevelSecurity {
+    role: Option<String>,
+}
+
+impl RowLevelSecurity {
+    /// Storefront statements run as the role the connection logged in as (which must be
+    /// bound by the policies: not a superuser, no `BYPASSRLS`).
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Storefront statements run as `role` (`SET LOCAL ROLE` in each transaction), while
+    /// the framework's own work (provisioning, moves, migrations) keeps the connection's
+    /// role. The connection's role must be a member of `role`.
+    pub fn role(mut self, role: &str) -> Result<Self, TenancyError> {
+        validate_role(role)?;
+        self.role = Some(role.to_owned());
+        Ok(self)
+    }
+
+    /// The application role, if one is set.
+    pub fn role_name(&self) -> Option<&str> {
+        self.role.as_deref()
+    }
+
+    /// The simple query that opens each storefront transaction: the role, then the
+    /// storefront. The storefront is a UUID printed by its own type, the role a validated
+    /// identifier, quoted.
+    pub(crate) fn prelude(&self, storefront: StorefrontId) -> String {
+        let set = format!("SELECT set_config('{SETTING}', '{storefront}', true)");
+        match &self.role {
+            Some(role) => format!("SET LOCAL ROLE {}; {set}", quote(role)),
+            None => set,
+        }
+    }
+}
+
+/// The runtime side: how a [`TenantConnection`](crate::TenantConnection) runs a storefront's
+/// statements when row-level security is on.
+impl RowLevelSecurity {
+    /// Runs one storefront statement (outside any transaction of the caller's) in a
+    /// transaction of its own that opens with [`Self::prelude`]. `BEGIN` and the prelude
+    /// travel in one simple query, so a read costs one round trip more than without
+    /// row-level security: its read-only transaction is dropped, and the driver sends the
+    /// `ROLLBACK` as the connection goes back to the pool. A statement that may write
+    /// commits (two more). sqlx has no pipelining, which would fold the prelude into the
+    /// statement's own round trip.
+    #[cfg(feature = "postgres")]
+    pub(crate) async fn call(
+        &self,
+        conn: &DatabaseConnection,
+        storefront: StorefrontId,
+        call: crate::connection::Call,
+    ) -> Result<crate::connection::Answer, sea_orm::DbErr> {
+        use crate::connection::{Answer, Call};
+        use sea_orm::sqlx;
+        use sea_query_sqlx::SqlxValues;
+
+        let sea_orm::DatabaseConnectionType::SqlxPostgresPoolConnection(_) = &conn.inner else {
+            return Err(not_a_pool().into());
+        };
+        let pool = conn.get_postgres_connection_pool();
+        let stmt = call.statement();
+        let read_only = reads_only(&stmt.sql);
+        let begin = if read_only {
+            "BEGIN READ ONLY"
+        } else {
+            "BEGIN"
+        };
+        let mut txn = pool
+            .begin_with(sqlx::AssertSqlSafe(format!(
+                "{begin}; {}",
+                self.prelude(storefront)
+            )))
+            .await
+            .map_err(begin_err)?;
+        let values = stmt
+            .values
+            .clone()
+            .unwrap_or(sea_orm::sea_query::Values(Vec::new()));
+        let query = sqlx::query_with(sqlx::AssertSqlSafe(stmt.sql.as_str()), SqlxValues(values));
+        let answer = match &call {
+            Call::Unprepared(stmt) if stmt.values.is_none() => Answer::Exec(
+                sqlx::raw_sql(sqlx::AssertSqlSafe(stmt.sql.clone()))
+                    .execute(&mut *txn)
+                    .await
+                    .map_err(exec_err)?
+                    .into(),
+            ),
+            Call::Execute(_) | Call::Unprepared(_) => {
+                Answer::Exec(query.execute(&mut *txn).await.map_err(exec_err)?.into())
+            }
+            Call::QueryOne(_) => Answer::One(
+                query
+                    .fetch_optional(&mut *txn)
+                    .await
+                    .map_err(query_err)?
+                    .map(Into::into),
+            ),
+            Call::QueryAll(_) => Answer::All(
+                query
+                    .fetch_all(&mut *txn)
+                    .await
+                    .map_err(query_err)?
+                    .into_iter()
+                    .map(Into::into)
+                    .collect(),
+            ),
+        };
+        if !read_only {
+            txn.commit().await.map_err(exec_err)?;
+        }
+        // A read-only transaction is dropped: its rollback is queued, not waited for.
+        Ok(answer)
+    }
+
+    #[cfg(not(feature = "postgres"))]
+    pub(crate) async fn call(
+        &self,
+        _conn: &DatabaseConnection,
+        _storefront: StorefrontId,
+        _call: crate::connection::Call,
+    ) -> Result<crate::connection::Answer, sea_orm::DbErr> {
+        Err(not_a_pool().into())
+    }
+}
+
+/// Whether `sql` (as the rewriter rendered it) can only read: a plain `SELECT` without a
+/// locking clause. Anything else runs in a transaction that commits; a misjudged write
+/// would fail in the read-only transaction, never be lost.
+fn reads_only(sql: &str) -> bool {
+    let head: String = sql.trim_start().chars().take(7).collect();
+    if !head.eq_ignore_ascii_case("SELECT ") {
+        return false;
+    }
+    let upper = sql.to_ascii_uppercase();
+    !upper.contains(" FOR ")
+}
+
+fn not_a_pool() -> TenancyError {
+    TenancyError::Unsupported {
+        placement: "row-level security".into(),
+        backend: "this connection".into(),
+        reason: "row-level security runs on a PostgreSQL connection pool".into(),
+    }
+}
+
+#[cfg(feature = "postgres")]
+fn exec_err(e: sea_orm::sqlx::Error) -> sea_orm::DbErr {
+    sea_orm::DbErr::Exec(sea_orm::RuntimeErr::SqlxError(e.into()))
+}
+
+#[cfg(feature = "postgres")]
+fn query_err(e: sea_orm::sqlx::Error) -> sea_orm::DbErr {
+    sea_orm::DbErr::Query(sea_orm::RuntimeErr::SqlxError(e.into()))
+}
+
+/// As SeaORM reports a pool that timed out or closed, so that callers (and the pools'
+/// budget) see the same errors with row-level security on.
+#[cfg(feature = "postgres")]
+fn begin_err(e: sea_orm::sqlx::Error) -> sea_orm::DbErr {
+    use sea_orm::{sqlx::Error, ConnAcquireErr, DbErr};
+    match e {
+        Error::PoolTimedOut => DbErr::ConnectionAcquire(ConnAcquireErr::Timeout),
+        Error::PoolClosed => DbErr::ConnectionAcquire(ConnAcquireErr::ConnectionClosed),
+        other => query_err(other),
+    }
+}
+
+fn validate_role(role: &str) -> Result<(), TenancyError> {
+    let mut chars = role.chars();
+    let first_ok = chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_');
+    if !first_ok
+        || role.len() > 63
+        || !role
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '$')
+    {
+        return Err(TenancyError::InvalidName {
+            name: role.to_owned(),
+            reason: "a row-level security role is 1 to 63 ASCII letters, digits, `_` or `$`, \
+                     starting with a letter or `_`"
+                .into(),
+        });
+    }
+    Ok(())
+}
+
+fn quote(ident: &str) -> String {
+    format!("\"{}\"", ident.replace('"', "\"\""))
+}
+
+/// How a [`Finding`] about the schema itself (not one of its tables) names it.
+pub const SCHEMA_OBJECT: &str = "(schema)";
+
+/// One thing [`check`] found missing or wrong.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Finding {
+    /// The schema of the table (or the role's).
+    pub schema: String,
+    /// The table, view or function; `-` for the role itself, [`SCHEMA_OBJECT`] for the
+    /// schema.
+    pub table: String,
+    /// What is wrong.
+    pub problem: String,
+}
+
+impl std::fmt::Display for Finding {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}.{}: {}", self.schema, self.table, self.problem)
+    }
+}
+
+/// What [`apply`] did in one schema.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Applied {
+    /// The schema.
+    pub schema: String,
+    /// Tables whose security was changed (policies created, enabled or forced, grants).
+    pub changed: Vec<String>,
+    /// Tables that were already as they should be.
+    pub unchanged: usize,
+}
+
+/// One scoped table as the catalog has it.
+struct TableState {
+    table: String,
+    column: String,
+    column_type: String,
+    enabled: bool,
+    forced: bool,
+    policies: Vec<(String, bool, String, String, String)>,
+}
+
+fn expected_expr(column: &str, column_type: &str) -> String {
+    format!(
+        "({} = (SELECT NULLIF(current_setting('{SETTING}', true), '')::{column_type}))",
+        quote(column)
+    )
+}
+
+fn postgres_only(conn: &DatabaseConnection) -> Result<(), TenancyError> {
+    match conn.get_database_backend() {
+        DbBackend::Postgres => Ok(()),
+        other => Err(TenancyError::Unsupported {
+            placement: "row-level security".into(),
+            backend: format!("{other:?}"),
+            reason: "row-level security is a PostgreSQL feature; on this backend the rewriter \
+                     is the only fence"
+                .into(),
+        }),
+    }
+}
+
+/// The schema unqualified names resolve in (`schema`, or the connection's current one).
+async fn schema_of(
+    txn: &DatabaseTransaction,
+    schema: Option<&str>,
+) -> Result<String, TenancyError> {
+    if let Some(s) = schema {
+        return Ok(s.to_owned());
+    }
+    let row = txn
+        .query_one_raw(Statement::from_string(
+            DbBackend::Postgres,
+            "SELECT current_schema()::text",
+        ))
+        .await?;
+    match row {
+        Some(row) => Ok(row
+            .try_get_by_index::<Option<String>>(0)?
+            .unwrap_or_default()),
+        None => Ok(String::new()),
+    }
+}
+
+/// How PostgreSQL prints the policy expression for `column` of `column_type`, so that the
+/// check compares the catalog's text with the server's own rendering, not with a guess of
+/// it: a temporary table with the same column, a policy on it, its text, then the
+/// savepoint rolled back.
+async fn deparsed(
+    txn: &DatabaseTransaction,
+    column: &str,
+    column_type: &str,
+) -> Result<String, TenancyError> {
+    let probe = "tenancy_rls_probe";
+    let savepoint = txn.begin().await?;
+    for stmt in [
+        format!(
+            "CREATE TEMPORARY TABLE {probe} ({} {column_type})",
+            quote(column)
+        ),
+        format!(
+            "CREATE POLICY p ON pg_temp.{probe} USING {}",
+            expected_expr(column, column_type)
+        ),
+    ] {
+        savepoint.execute_unprepared(&stmt).await?;
+    }
+    let row = savepoint
+        .query_one_raw(Statement::from_string(
+            DbBackend::Postgres,
+            format!(
+                "SELECT pg_get_expr(polqual, polrelid) FROM pg_policy \
+                 WHERE polrelid = 'pg_temp.{probe}'::regclass"
+            ),
+        ))
+        .await?;
+    savepoint.rollback().await?;
+    Ok(row
+        .map(|r| r.try_get_by_index::<String>(0))
+        .transpose()?
+        .unwrap_or_default())
+}
+
+/// The registered scoped tables present in `schema`, with their security as the catalog
+/// has it.
+async fn tables(
+    txn: &DatabaseTransaction,
+    registry: &Registry,
+    schema: &str,
+) -> Result<Vec<TableState>, TenancyError> {
+    let mut out = Vec::new();
+    for (table, column) in registry.tables() {
+        let row = txn
+            .query_one_raw(Statement::from_sql_and_values(
+                DbBackend::Postgres,
+                "SELECT c.relrowsecurity, c.relforcerowsecurity, \
+                        format_type(a.atttypid, a.atttypmod) \
+                 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+                 JOIN pg_attribute a ON a.attrelid = c.oid AND a.attname = $3 AND NOT a.attisdropped \
+                 WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind IN ('r', 'p')",
+                [schema.into(), table.into(), column.into()],
+            ))
+            .await?;
+        let Some(row) = row else { continue };
+        let policies = txn
+            .query_all_raw(Statement::from_sql_and_values(
+                DbBackend::Postgres,
+                "SELECT p.polname::text, p.polpermissive, p.polcmd::text, \
+                        COALESCE(pg_get_expr(p.polqual, p.polrelid), ''), \
+                        COALESCE(pg_get_expr(p.polwithcheck, p.polrelid), '') \
+                 FROM pg_policy p JOIN pg_class c ON c.oid = p.polrelid \
+                 JOIN pg_namespace n ON n.oid = c.relnamespace \
+                 WHERE n.nspname = $1 AND c.relname = $2 AND p.polroles = '{0}'::oid[]",
+                [schema.into(), table.into()],
+            ))
+            .await?
+            .into_iter()
+            .map(|r| {
+                Ok((
+                    r.try_get_by_index::<String>(0)?,
+                    r.try_get_by_index::<bool>(1)?,
+                    r.try_get_by_index::<String>(2)?,
+                    r.try_get_by_index::<String>(3)?,
+                    r.try_get_by_index::<String>(4)?,
+                ))
+            })
+            .collect::<Result<Vec<_>, sea_orm::DbErr>>()?;
+        out.push(TableState {
+            table: table.to_owned(),
+            column: column.to_owned(),
+            enabled: row.try_get_by_index(0)?,
+            forced: row.try_get_by_index(1)?,
+            column_type: row.try_get_by_index(2)?,
+            policies,
+        });
+    }
+    Ok(out)
+}
+
+/// What is wrong with one table (empty: nothing).
+fn problems(state: &TableState, expected: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    if !state.enabled {
+        out.push("row-level security is not enabled".to_owned());
+    }
+    if !state.forced {
+        out.push("row-level security is not forced (its owner would pass)".to_owned());
+    }
+    for (name, permissive) in [(POLICY, true), (RESTRICTIVE_POLICY, false)] {
+        let kind = if permissive {
+            "permissive"
+        } else {
+            "restrictive"
+        };
+        match state.policies.iter().find(|p| p.0 == name) {
+            None => out.push(format!("the {kind} policy `{name}` is missing")),
+            Some((_, p, cmd, using, check)) => {
+                if *p != permissive || cmd != "*" || using != expected || check != expected {
+                    out.push(format!(
+                        "the {kind} policy `{name}` differs from the generated one (for all \
+                         commands, to PUBLIC, USING and WITH CHECK {expected})"
+                    ));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The grants `role` needs in `schema` that it lacks.
+async fn missing_grants(
+    txn: &DatabaseTransaction,
+    registry: &Registry,
+    schema: &str,
+    role: &str,
+) -> Result<Vec<(String, String)>, TenancyError> {
+    let mut wanted: Vec<(String, &str)> = registry
+        .tables()
+        .into_iter()
+        .map(|(t, _)| (t.to_owned(), "SELECT, INSERT, UPDATE, DELETE"))
+        .collect();
+    for (table, access) in registry.globals() {
+        let privileges = match access {
+            crate::GlobalAccess::ReadOnly => "SELECT",
+            crate::GlobalAccess::ReadWrite => "SELECT, INSERT, UPDATE, DELETE",
+        };
+        wanted.push((table.to_owned(), privileges));
+    }
+    let mut missing = Vec::new();
+    let usage = txn
+        .query_one_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "SELECT has_schema_privilege($1, $2, 'USAGE')",
+            [role.into(), schema.into()],
+        ))
+        .await?;
+    if let Some(row) = usage {
+        if !row.try_get_by_index::<bool>(0)? {
+            missing.push((SCHEMA_OBJECT.to_owned(), "USAGE".to_owned()));
+        }
+    }
+    for (table, privileges) in wanted {
+        // One privilege at a time: `has_table_privilege` with a list is true when any one
+        // of them is held.
+        let mut lacking = Vec::new();
+        for privilege in privileges.split(", ") {
+            let row = txn
+                .query_one_raw(Statement::from_sql_and_values(
+                    DbBackend::Postgres,
+                    "SELECT has_table_privilege($1, c.oid, $3) FROM pg_class c \
+                     JOIN pg_namespace n ON n.oid = c.relnamespace \
+                     WHERE n.nspname = $2 AND c.relname = $4",
+                    [
+                        role.into(),
+                        schema.into(),
+                        privilege.into(),
+                        table.clone().into(),
+                    ],
+                ))
+                .await?;
+            if let Some(row) = row {
+                if !row.try_get_by_index::<bool>(0)? {
+                    lacking.push(privilege);
+                }
+            }
+        }
+        if !lacking.is_empty() {
+            missing.push((table, lacking.join(", ")));
+        }
+    }
+    Ok(missing)
+}
+
+/// Problems of the role itself: missing, a superuser, or free of row-level security.
+async fn role_problems(txn: &DatabaseTransaction, role: &str) -> Result<Vec<String>, TenancyError> {
+    let row = txn
+        .query_one_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "SELECT rolsuper, rolbypassrls FROM pg_roles WHERE rolname = $1",
+            [role.into()],
+        ))
+        .await?;
+    let Some(row) = row else {
+        return Ok(vec![format!(
+            "the role `{role}` does not exist (create it: CREATE ROLE {role} LOGIN)"
+        )]);
+    };
+    let mut out = Vec::new();
+    if row.try_get_by_index::<bool>(0)? {
+        out.push(format!(
+            "the role `{role}` is a superuser, which no policy binds"
+        ));
+    }
+    if row.try_get_by_index::<bool>(1)? {
+        out.push(format!(
+            "the role `{role}` has BYPASSRLS, which no policy binds"
+        ));
+    }
+    Ok(out)
+}
+
+/// Views and functions through which a storefront's statement would read scoped rows past
+/// the policies: a view over a scoped table of `schema` that reads as an owner who passes
+/// every policy (a superuser, or `BYPASSRLS`) and is not `security_invoker`; a materialized
+/// view over one (it holds every storefront's rows); a function the registry allows that
+/// is `SECURITY DEFINER` with such an owner.
+async fn bypassing_objects(
+    txn: &DatabaseTransaction,
+    registry: &Registry,
+    schema: &str,
+) -> Result<Vec<(String, String)>, TenancyError> {
+    let scoped: Vec<String> = registry
+        .tables()
+        .iter()
+        .map(|(t, _)| t.to_string())
+        .collect();
+    let mut out = Vec::new();
+    let views = txn
+        .query_all_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "SELECT DISTINCT v.relname::text, t.relname::text, v.relkind::text, r.rolname::text, \
+                    (r.rolsuper OR r.rolbypassrls), \
+                    EXISTS (SELECT 1 FROM unnest(v.reloptions) o \
+                            WHERE o ~* '^security_invoker=(true|on|yes|1)$') \
+             FROM pg_rewrite rw \
+             JOIN pg_class v ON v.oid = rw.ev_class AND v.relkind IN ('v', 'm') \
+             JOIN pg_depend d ON d.objid = rw.oid AND d.classid = 'pg_rewrite'::regclass \
+                             AND d.refclassid = 'pg_class'::regclass \
+             JOIN pg_class t ON t.oid = d.refobjid AND t.oid <> v.oid \
+             JOIN pg_namespace tn ON tn.oid = t.relnamespace \
+             JOIN pg_roles r ON r.oid = v.relowner \
+             WHERE tn.nspname = $1 AND t.relname = ANY($2) \
+             ORDER BY 1, 2",
+            [schema.into(), scoped.into()],
+        ))
+        .await?;
+    for row in views {
+        let (view, table, kind): (String, String, String) = (
+            row.try_get_by_index(0)?,
+            row.try_get_by_index(1)?,
+            row.try_get_by_index(2)?,
+        );
+        let (owner, bypasses, invoker): (String, bool, bool) = (
+            row.try_get_by_index(3)?,
+            row.try_get_by_index(4)?,
+            row.try_get_by_index(5)?,
+        );
+        if kind == "m" {
+            out.push((
+                view,
+                format!(
+                    "a materialized view over the scoped table `{table}` holds every \
+                     storefront's rows, which no policy filters"
+                ),
+            ));
+        } else if bypasses && !invoker {
+            out.push((
+                view,
+                format!(
+                    "the view reads the scoped table `{table}` as its owner `{owner}`, whom no \
+                     policy binds: ALTER VIEW ... SET (security_invoker = true), or give it \
+                     to an owner the policies bind"
+                ),
+            ));
+        }
+    }
+    let functions: Vec<String> = registry.functions().iter().map(|f| f.to_string()).collect();
+    if !functions.is_empty() {
+        let definers = txn
+            .query_all_raw(Statement::from_sql_and_values(
+                DbBackend::Postgres,
+                "SELECT DISTINCT p.proname::text, r.rolname::text FROM pg_proc p \
+                 JOIN pg_roles r ON r.oid = p.proowner \
+                 WHERE p.prosecdef AND (r.rolsuper OR r.rolbypassrls) \
+                   AND lower(p.proname) = ANY($1) ORDER BY 1",
+                [functions.into()],
+            ))
+            .await?;
+        for row in definers {
+            let (function, owner): (String, String) =
+                (row.try_get_by_index(0)?, row.try_get_by_index(1)?);
+            out.push((
+                function,
+                format!(
+                    "a function the registry allows runs as its owner `{owner}` (SECURITY \
+                     DEFINER), whom no policy binds"
+                ),
+            ));
+        }
+    }
+    Ok(out)
+}
+
+/// Reports what is missing for row-level security in `schema` (default: the connection's
+/// current schema): on each registered scoped table present there, the two policies,
+/// enabled and forced; with `role`, the role's grants on the registered tables and that no
+/// attribute lets it pass. Empty when all is in place. Changes nothing.
+pub async fn check(
+    conn: &DatabaseConnection,
+    registry: &Registry,
+    role: Option<&str>,
+    schema: Option<&str>,
+) -> Result<Vec<Finding>, TenancyError> {
+    postgres_only(conn)?;
+    if let Some(role) = role {
+        validate_role(role)?;
+    }
+    let txn = conn.begin().await?;
+    let found = check_in(&txn, registry, role, schema).await;
+    txn.rollback().await?;
+    found
+}
+
+async fn check_in(
+    txn: &DatabaseTransaction,
+    registry: &Registry,
+    role: Option<&str>,
+    schema: Option<&str>,
+) -> Result<Vec<Finding>, TenancyError> {
+    let schema = schema_of(txn, schema).await?;
+    let mut findings = Vec::new();
+    let finding = |table: &str, problem: String| Finding {
+        schema: schema.clone(),
+        table: table.to_owned(),
+        problem,
+    };
+    for state in tables(txn, registry, &schema).await? {
+        let expected = deparsed(txn, &state.column, &state.column_type).await?;
+        for problem in problems(&state, &expected) {
+            findings.push(finding(&state.table, problem));
+        }
+    }
+    for (object, problem) in bypassing_objects(txn, registry, &schema).await? {
+        findings.push(finding(&object, problem));
+    }
+    if let Some(role) = role {
+        for problem in role_problems(txn, role).await? {
+            findings.push(finding("-", problem));
+        }
+        if findings.iter().all(|f| f.table != "-") {
+            for (table, privileges) in missing_grants(txn, registry, &schema, role).await? {
+                findings.push(finding(
+                    &table,
+                    format!("the role `{role}` lacks {privileges}"),
+                ));
+            }
+        }
+    }
+    Ok(findings)
+}
+
+/// Installs row-level security in `schema` (default: the connection's current schema), in
+/// one transaction: each registered scoped table present there gets both policies, enabled
+/// and forced; with `role`, the role gets `USAGE` on the schema and its sequences,
+/// `SELECT, INSERT, UPDATE, DELETE` on the scoped tables and what the registry allows on
+/// the global ones. Changes only what differs, so running it again changes nothing. Run it
+/// as the tables' owner or a superuser.
+pub async fn apply(
+    conn: &DatabaseConnection,
+    registry: &Registry,
+    role: Option<&str>,
+    schema: Option<&str>,
+) -> Result<Applied, TenancyError> {
+    postgres_only(conn)?;
+    let txn = conn.begin().await?;
+    let applied = apply_in(&txn, registry, role, schema).await?;
+    txn.commit().await?;
+    Ok(applied)
+}
+
+/// [`apply`] inside the caller's transaction (provisioning applies it in the transaction
+/// that migrated the schema, so a new schema is never visible without its policies).
+pub(crate) async fn apply_in(
+    txn: &DatabaseTransaction,
+    registry: &Registry,
+    role: Option<&str>,
+    schema: Option<&str>,
+) -> Result<Applied, TenancyError> {
+    if let Some(role) = role {
+        validate_role(role)?;
+    }
+    let schema = schema_of(txn, schema).await?;
+    if let Some(role) = role {
+        if let Some(problem) = role_problems(txn, role).await?.into_iter().next() {
+            return Err(TenancyError::RowLevelSecurity {
+                database: format!("schema {schema}"),
+                problems: problem,
+            });
+        }
+    }
+    let mut applied = Applied {
+        schema: schema.clone(),
+        ..Applied::default()
+    };
+    let q_schema = quote(&schema);
+    for state in tables(txn, registry, &schema).await? {
+        let expected = deparsed(txn, &state.column, &state.column_type).await?;
+        let wrong = problems(&state, &expected);
+        if wrong.is_empty() {
+            applied.unchanged += 1;
+            continue;
+        }
+        let table = format!("{q_schema}.{}", quote(&state.table));
+        let expr = expected_expr(&state.column, &state.column_type);
+        let mut ddl = vec![
+            format!("ALTER TABLE {table} ENABLE ROW LEVEL SECURITY"),
+            format!("ALTER TABLE {table} FORCE ROW LEVEL SECURITY"),
+        ];
+        for (name, kind) in [(POLICY, "PERMISSIVE"), (RESTRICTIVE_POLICY, "RESTRICTIVE")] {
+            ddl.push(format!("DROP POLICY IF EXISTS {} ON {table}", quote(name)));
+            ddl.push(format!(
+                "CREATE POLICY {} ON {table} AS {kind} FOR ALL TO PUBLIC USING {expr} WITH CHECK {expr}",
+                quote(name)
+            ));
+        }
+        for stmt in ddl {
+            txn.execute_unprepared(&stmt).await?;
+        }
+        applied.changed.push(state.table.clone());
+    }
+    if let Some(role) = role {
+        let missing = missing_grants(txn, registry, &schema, role).await?;
+        if !missing.is_empty() {
+            let q_role = quote(role);
+            txn.execute_unprepared(&format!("GRANT USAGE ON SCHEMA {q_schema} TO {q_role}"))
+                .await?;
+            txn.execute_unprepared(&format!(
+                "GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA {q_schema} TO {q_role}"
+            ))
+            .await?;
+            for (table, privileges) in missing {
+                if table == SCHEMA_OBJECT {
+                    applied.changed.push(table);
+                    continue;
+                }
+                txn.execute_unprepared(&format!(
+                    "GRANT {privileges} ON {q_schema}.{} TO {q_role}",
+                    quote(&table)
+                ))
+                .await?;
+                if !applied.changed.contains(&table) {
+                    applied.changed.push(table);
+                }
+            }
+        }
+    }
+    Ok(applied)
+}
+
+/// The connection's role, and whether it passes every policy (a superuser, or `BYPASSRLS`).
+async fn current_role<C: ConnectionTrait>(conn: &C) -> Result<(String, bool), TenancyError> {
+    let row = conn
+        .query_one_raw(Statement::from_string(
+            DbBackend::Postgres,
+            "SELECT current_user::text, rolsuper OR rolbypassrls FROM pg_roles \
+             WHERE rolname = current_user",
+        ))
+        .await?
+        .ok_or_else(|| TenancyError::RowLevelSecurity {
+            database: "this server".into(),
+            problems: "the connection's role is not in pg_roles".into(),
+        })?;
+    Ok((row.try_get_by_index(0)?, row.try_get_by_index(1)?))
+}
+
+/// What a [`Tenancy`](crate::Tenancy) with row-level security checks before it serves a
+/// statement: PostgreSQL; roles that split as they should (with [`RowLevelSecurity::role`],
+/// the connection's own role is the operator's and must pass the policies, or moves and
+/// provisioning through this handle would see no rows, and it must be able to take the
+/// application role; without it, the connection's role is the application's and must be
+/// bound); and [`check`] finding nothing in the shared database's schema. Fails closed:
+/// any problem refuses the handle, naming every one.
+pub(crate) async fn verify(
+    conn: &DatabaseConnection,
+    registry: &Registry,
+    rls: &RowLevelSecurity,
+    database: &str,
+) -> Result<(), TenancyError> {
+    postgres_only(conn)?;
+    let txn = conn.begin().await?;
+    let (user, bypasses) = current_role(&txn).await?;
+    let mut problems = Vec::new();
+    let app_role = match rls.role_name() {
+        Some(role) => {
+            if !bypasses {
+                problems.push(format!(
+                    "the connection's role `{user}` is bound by the policies, so the \
+                     framework's own work through this handle (moves, provisioning, fleet \
+                     migrations) would see no rows: connect as a superuser or a role with \
+                     BYPASSRLS; storefront statements run as `{role}`"
+                ));
+            }
+            role.to_owned()
+        }
+        None => {
+            if bypasses {
+                problems.push(format!(
+                    "the connection's role `{user}` is a superuser or has BYPASSRLS, which \
+                     no policy binds: connect as the application's role, or name it with \
+                     RowLevelSecurity::role"
+                ));
+            }
+            user.clone()
+        }
+    };
+    let found = check_in(&txn, registry, Some(&app_role), None).await;
+    let member = match rls.role_name() {
+        Some(role)
+            if found
+                .as_ref()
+                .is_ok_and(|f| f.iter().all(|f| f.table != "-")) =>
+        {
+            txn.query_one_raw(Statement::from_sql_and_values(
+                DbBackend::Postgres,
+                "SELECT pg_has_role(current_user, $1, 'MEMBER')",
+                [role.into()],
+            ))
+            .await?
+            .map(|r| r.try_get_by_index::<bool>(0))
+            .transpose()?
+            .unwrap_or(false)
+        }
+        _ => true,
+    };
+    txn.rollback().await?;
+    if !member {
+        problems.push(format!(
+            "the connection's role `{user}` cannot take the role `{}` (GRANT {} TO {user})",
+            rls.role_name().unwrap_or_default(),
+            rls.role_name().unwrap_or_default()
+        ));
+    }
+    problems.extend(found?.iter().map(Finding::to_string));
+    if problems.is_empty() {
+        return Ok(());
+    }
+    Err(TenancyError::RowLevelSecurity {
+        database: database.to_owned(),
+        problems: problems.join("; "),
+    })
+}
+
+/// The connection's current schema on PostgreSQL (empty elsewhere).
+pub(crate) async fn current_schema<C: ConnectionTrait>(conn: &C) -> Result<String, TenancyError> {
+    if conn.get_database_backend() != DbBackend::Postgres {
+        return Ok(String::new());
+    }
+    let row = conn
+        .query_one_raw(Statement::from_string(
+            DbBackend::Postgres,
+            "SELECT current_schema()::text",
+        ))
+        .await?;
+    Ok(row
+        .map(|r| r.try_get_by_index::<Option<String>>(0))
+        .transpose()?
+        .flatten()
+        .unwrap_or_default())
+}
+
+/// Refuses to move a storefront with a role the policies bind: its copy, validation and
+/// clean-up would see none of the storefront's rows (on PostgreSQL, where a table of
+/// `schema` has row-level security or `rls_on`).
+pub(crate) async fn refuse_bound_mover<C: ConnectionTrait>(
+    conn: &C,
+    schema: &str,
+    rls_on: bool,
+) -> Result<(), TenancyError> {
+    if conn.get_database_backend() != DbBackend::Postgres {
+        return Ok(());
+    }
+    let row = conn
+        .query_one_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "SELECT EXISTS (SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+                            WHERE n.nspname = $1 AND c.relrowsecurity AND c.relkind IN ('r', 'p'))",
+            [schema.into()],
+        ))
+        .await?;
+    let secured = row
+        .map(|r| r.try_get_by_index::<bool>(0))
+        .transpose()?
+        .unwrap_or(false);
+    if !secured && !rls_on {
+        return Ok(());
+    }
+    let (user, bypasses) = current_role(conn).await?;
+    if bypasses {
+        return Ok(());
+    }
+    Err(TenancyError::RowLevelSecurity {
+        database: format!("schema {schema}"),
+        problems: format!(
+            "the mover's role `{user}` is bound by row-level security here, so it would copy, \
+             validate and clean up none of the storefront's rows: move storefronts as a \
+             superuser or a role with BYPASSRLS"
+        ),
+    })
+}
