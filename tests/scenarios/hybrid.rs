@@ -5,10 +5,11 @@
 use std::time::Duration;
 
 use migration::Migrator;
-use tenancy_core::{Placement, PoolOptions, StorefrontId, TenancyError, TenancyOptions};
+use tenancy_core::{rls, Placement, PoolOptions, StorefrontId, TenancyError, TenancyOptions};
 use tenancy_tests::on_every_backend;
 use tenancy_tests::{
     matrix::{check_reads, check_writes, seed, Seeded},
+    rls::AppRole,
     Backend, TestDb,
 };
 
@@ -35,10 +36,26 @@ async fn count(
 }
 
 async fn hybrid(backend: Backend) {
+    hybrid_with(backend, false).await
+}
+
+/// The hybrid test; with `rls`, on PostgreSQL with row-level security on: provisioning
+/// applies the policies to each new schema and database, and every placement serves
+/// through them.
+async fn hybrid_with(backend: Backend, rls: bool) {
     let Some(test) = TestDb::migrated(backend).await else {
         return;
     };
-    let tenancy = TenancyOptions::new()
+    let mut options = TenancyOptions::new();
+    let role = if rls {
+        let role = AppRole::create(&test).await;
+        role.secure(&test, &entities::registry()).await;
+        options = options.row_level_security(role.options());
+        Some(role)
+    } else {
+        None
+    };
+    let tenancy = options
         .registry(entities::registry())
         .shared_url(test.url.clone())
         .directory(Duration::from_secs(30), None)
@@ -96,6 +113,27 @@ async fn hybrid(backend: Backend) {
             .await
             .unwrap_or_else(|e| panic!("{backend}: provisioning {placement}: {e}"));
         assert_eq!(&tenancy.placement(*id).await.unwrap(), placement);
+    }
+
+    // Provisioning put the fence in each new schema and database.
+    if let Some(role) = &role {
+        let registry = entities::registry();
+        for (_, placement) in &placements {
+            let found = match placement {
+                Placement::Shared => continue,
+                Placement::Schema { schema } => {
+                    rls::check(&test.db, &registry, Some(&role.name), Some(schema)).await
+                }
+                Placement::Database { url } => {
+                    let own = sea_orm::Database::connect(url.as_str()).await.unwrap();
+                    let found = rls::check(&own, &registry, Some(&role.name), None).await;
+                    own.close().await.unwrap();
+                    found
+                }
+            };
+            let found = found.unwrap_or_else(|e| panic!("check {placement}: {e}"));
+            assert!(found.is_empty(), "{placement}: {found:?}");
+        }
     }
 
     // Seed every storefront concurrently, through the same code.
@@ -189,7 +227,21 @@ async fn hybrid(backend: Backend) {
             .await
             .unwrap_or_else(|e| panic!("{backend}: dropping {id}: {e}"));
     }
+    let admin = test.admin_url().map(str::to_owned);
     test.teardown().await;
+    if let (Some(role), Some(admin)) = (role, admin) {
+        role.drop(&admin).await;
+    }
 }
 
 on_every_backend!(hybrid, hybrid);
+
+#[tokio::test]
+async fn hybrid_with_row_level_security_postgres() {
+    tokio::time::timeout(
+        Duration::from_secs(300),
+        hybrid_with(Backend::Postgres, true),
+    )
+    .await
+    .expect("the hybrid test finishes within 5 minutes");
+}

@@ -7,15 +7,30 @@ use tenancy_core::{StorefrontId, TenancyError, TenancyOptions};
 use tenancy_tests::on_every_backend;
 use tenancy_tests::{
     matrix::{check_reads, check_writes, seed, Seeded},
+    rls::AppRole,
     stmt, Backend, TestDb,
 };
 
 async fn matrix(backend: Backend) {
+    matrix_with(backend, false).await
+}
+
+/// The matrix; with `rls`, on PostgreSQL with row-level security on (statements run as an
+/// application role the policies bind).
+async fn matrix_with(backend: Backend, rls: bool) {
     let Some(test) = TestDb::migrated(backend).await else {
         return;
     };
-    let tenancy = TenancyOptions::new()
-        .registry(entities::registry())
+    let mut options = TenancyOptions::new().registry(entities::registry());
+    let role = if rls {
+        let role = AppRole::create(&test).await;
+        role.secure(&test, &entities::registry()).await;
+        options = options.row_level_security(role.options());
+        Some(role)
+    } else {
+        None
+    };
+    let tenancy = options
         .connect_with(test.db.clone())
         .await
         .expect("tenancy");
@@ -64,7 +79,21 @@ async fn matrix(backend: Backend) {
         Country::find().count(&tenancy.connection(a)).await.unwrap(),
         2
     );
+    let admin = test.admin_url().map(str::to_owned);
     test.teardown().await;
+    if let (Some(role), Some(admin)) = (role, admin) {
+        role.drop(&admin).await;
+    }
 }
 
 on_every_backend!(isolation_matrix, matrix);
+
+#[tokio::test]
+async fn isolation_matrix_with_row_level_security_postgres() {
+    tokio::time::timeout(
+        std::time::Duration::from_secs(300),
+        matrix_with(Backend::Postgres, true),
+    )
+    .await
+    .expect("the matrix finishes within 5 minutes");
+}

@@ -195,6 +195,10 @@ async fn rollback_after_cutover(backend: Backend) {
     let Some((test, tenancy)) = env(backend, Duration::from_millis(200)).await else {
         return;
     };
+    rollback_after_cutover_in(backend, test, tenancy).await;
+}
+
+async fn rollback_after_cutover_in(backend: Backend, test: TestDb, tenancy: Tenancy) {
     let sf = provisioned(&tenancy, &["a", "b", "c", "d"]).await;
     let target = target_for(&test, 2);
     let base = state(&tenancy.connection(sf)).await;
@@ -234,6 +238,24 @@ on_every_backend!(
     flavor = "multi_thread",
     worker_threads = 4
 );
+
+/// The rollback with row-level security on (writers as the application role).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn rollback_after_cutover_with_row_level_security_postgres() {
+    tenancy_tests::movekit::bounded(module_path!(), async {
+        let Some((test, tenancy, role)) =
+            tenancy_tests::movekit::env_with_rls(Duration::from_millis(200)).await
+        else {
+            return;
+        };
+        let admin = test.admin_url().map(str::to_owned);
+        rollback_after_cutover_in(Backend::Postgres, test, tenancy).await;
+        if let Some(admin) = admin {
+            role.drop(&admin).await;
+        }
+    })
+    .await;
+}
 
 /// Rows removed by a foreign key's `ON DELETE CASCADE` are changes like any other. MySQL
 /// fires no trigger for them, so after the catch-up an order deleted with its items (and a

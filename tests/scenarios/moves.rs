@@ -55,6 +55,10 @@ async fn chain(backend: Backend, steps: &[To]) {
     let Some((test, tenancy)) = env(backend, Duration::from_millis(300)).await else {
         return;
     };
+    chain_in(backend, steps, test, tenancy).await;
+}
+
+async fn chain_in(backend: Backend, steps: &[To], test: TestDb, tenancy: Tenancy) {
     let moving = StorefrontId::new_random();
     let bystander = StorefrontId::new_random();
     for id in [moving, bystander] {
@@ -249,6 +253,31 @@ async fn postgres_shared_schema_database_shared() {
         module_path!(),
         chain(Backend::Postgres, &[To::Schema, To::Database, To::Shared]),
     )
+    .await;
+}
+
+/// The same chain with row-level security on: the writers' statements run as an
+/// application role the policies bind; the mover, as the operator, passes them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_with_row_level_security_shared_schema_database_shared() {
+    tenancy_tests::movekit::bounded(module_path!(), async {
+        let Some((test, tenancy, role)) =
+            tenancy_tests::movekit::env_with_rls(Duration::from_millis(300)).await
+        else {
+            return;
+        };
+        let admin = test.admin_url().map(str::to_owned);
+        chain_in(
+            Backend::Postgres,
+            &[To::Schema, To::Database, To::Shared],
+            test,
+            tenancy,
+        )
+        .await;
+        if let Some(admin) = admin {
+            role.drop(&admin).await;
+        }
+    })
     .await;
 }
 

@@ -26,6 +26,21 @@ pub async fn env(backend: Backend, ttl: Duration) -> Option<(TestDb, Tenancy)> {
     Some((test, tenancy))
 }
 
+/// [`env`] on PostgreSQL with row-level security on: the policies applied, and the
+/// Tenancy's storefront statements run as a new application role (drop it after the
+/// test's teardown).
+pub async fn env_with_rls(ttl: Duration) -> Option<(TestDb, Tenancy, crate::rls::AppRole)> {
+    let test = TestDb::migrated(Backend::Postgres).await?;
+    let role = crate::rls::AppRole::create(&test).await;
+    role.secure(&test, &entities::registry()).await;
+    let tenancy = options(&test, ttl, entities::registry())
+        .row_level_security(role.options())
+        .connect_with(test.db.clone())
+        .await
+        .expect("tenancy with row-level security");
+    Some((test, tenancy, role))
+}
+
 /// A Tenancy over `test`'s database with `registry` and a directory cache of `ttl`, as
 /// [`env`] builds it.
 pub async fn tenancy_with(
@@ -33,6 +48,13 @@ pub async fn tenancy_with(
     ttl: Duration,
     registry: tenancy_core::Registry,
 ) -> Tenancy {
+    options(test, ttl, registry)
+        .connect_with(test.db.clone())
+        .await
+        .expect("tenancy")
+}
+
+fn options(test: &TestDb, ttl: Duration, registry: tenancy_core::Registry) -> TenancyOptions {
     TenancyOptions::new()
         .registry(registry)
         .shared_url(test.url.clone())
@@ -43,9 +65,6 @@ pub async fn tenancy_with(
             ..PoolOptions::default()
         })
         .fence_wait(Duration::from_secs(20))
-        .connect_with(test.db.clone())
-        .await
-        .expect("tenancy")
 }
 
 /// A second Tenancy over the same shared database, as another application process would
