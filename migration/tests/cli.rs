@@ -328,6 +328,63 @@ async fn operator_cli_against_postgres() {
     let (code, text, _) = cli.run(&["config", "check"]);
     assert_eq!(code, 0, "{text}");
 
+    // Row-level security over the shared database, the schema and the storefront database:
+    // check reports what is missing (exit 1), apply installs it, apply again changes
+    // nothing, and check is then clean.
+    let role = format!("tenancy_test_cliapp_{}", &tag[..12]);
+    admin
+        .execute_unprepared(&format!("CREATE ROLE \"{role}\" NOLOGIN"))
+        .await
+        .unwrap();
+    let (code, stdout, stderr) = cli.run(&["--json", "rls", "check", "--role", &role]);
+    assert_eq!(code, 1, "{stderr}\n{stdout}");
+    let before: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(before["ok"], false, "{before}");
+    let places = before["places"].as_array().unwrap();
+    let named = |f: &dyn Fn(&str) -> bool| {
+        places
+            .iter()
+            .any(|p| p["where"].as_str().is_some_and(|w| f(w)))
+    };
+    assert!(
+        named(&|w| w == "shared")
+            && named(&|w| w.starts_with("schema "))
+            && named(&|w| w.contains(":***@")),
+        "shared, the schemas, the database (its password hidden): {before}"
+    );
+    assert!(
+        places
+            .iter()
+            .all(|p| p["findings"].as_array().is_some_and(|f| !f.is_empty())),
+        "{before}"
+    );
+    let applied = cli.json(&["rls", "apply", "--role", &role]);
+    assert_eq!(applied["ok"], true, "{applied}");
+    assert!(
+        applied["places"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|p| p["changed"].as_array().is_some_and(|c| !c.is_empty())),
+        "{applied}"
+    );
+    let again = cli.json(&["rls", "apply", "--role", &role]);
+    assert!(
+        again["places"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|p| p["changed"].as_array().is_some_and(|c| c.is_empty())),
+        "{again}"
+    );
+    let clean = cli.json(&["rls", "check", "--role", &role]);
+    assert_eq!(clean["ok"], true, "{clean}");
+    let (code, text, _) = cli.run(&["rls", "check", "--role", &role]);
+    assert_eq!(code, 0, "{text}");
+    assert!(text.contains("nothing to report"), "{text}");
+    let (code, _, stderr) = cli.run(&["rls", "check", "--role", "bad-role"]);
+    assert_eq!(code, 2, "a malformed role is a usage error: {stderr}");
+
     // drop needs the confirmation; show of a dropped storefront fails with exit 1.
     let (code, _, stderr) =
         cli.run(&["storefront", "drop", &large.to_string(), "--confirm", "yes"]);
@@ -348,6 +405,10 @@ async fn operator_cli_against_postgres() {
 
     admin
         .execute_unprepared(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
+        .await
+        .unwrap();
+    admin
+        .execute_unprepared(&format!("DROP ROLE IF EXISTS \"{role}\""))
         .await
         .unwrap();
     let _ = std::fs::remove_dir_all(dir);
