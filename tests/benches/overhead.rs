@@ -152,6 +152,104 @@ async fn sqlite_memory() -> DatabaseConnection {
     db
 }
 
+/// Row-level security on PostgreSQL: the same lookup as an application role the policies
+/// bind, against plain SeaORM with the hand-written filter (as the test's superuser, which
+/// the policies do not slow down), interleaved as above. Once per statement (each in a
+/// transaction of its own, opened with the prelude), and ten lookups in one transaction
+/// (the prelude once).
+fn row_level_security(rt: &Runtime, test: &TestDb) -> tenancy_tests::rls::AppRole {
+    let role = rt.block_on(tenancy_tests::rls::AppRole::create(test));
+    rt.block_on(role.secure(test, &entities::registry()));
+    let shops = [StorefrontId::new_random(), StorefrontId::new_random()];
+    rt.block_on(seed(&test.db, &shops));
+    let tenancy = rt
+        .block_on(
+            TenancyOptions::new()
+                .registry(entities::registry())
+                .row_level_security(role.options())
+                .connect_with(test.db.clone()),
+        )
+        .expect("tenancy with row-level security");
+    let tconn = tenancy.connection(shops[0]);
+    let shop = *shops[0].as_uuid();
+    let email = "c777@example.com";
+    let (batch, rounds) = (200, 40);
+    let single = rt.block_on(interleaved(rounds, |plain| {
+        let (db, tconn) = (&test.db, &tconn);
+        async move {
+            for _ in 0..batch {
+                one_lookup(db, tconn, shop, email, plain).await;
+            }
+        }
+    }));
+    println!(
+        "RATIO postgres_rls: tenant_connection with row-level security / plain_seaorm = {:.3} (interleaved medians: {:.1} us / {:.1} us per lookup)",
+        single.1 / single.0,
+        single.1 / batch as f64 * 1e6,
+        single.0 / batch as f64 * 1e6
+    );
+    let in_txn = rt.block_on(interleaved(rounds, |plain| {
+        let (db, tconn) = (&test.db, &tconn);
+        async move {
+            use sea_orm::TransactionTrait;
+            for _ in 0..batch / 10 {
+                if plain {
+                    let txn = db.begin().await.expect("begin");
+                    for _ in 0..10 {
+                        let found = Customer::find()
+                            .filter(customer::Column::StorefrontId.eq(shop))
+                            .filter(customer::Column::Email.eq(email))
+                            .one(&txn)
+                            .await;
+                        assert!(found.expect("lookup").is_some());
+                    }
+                    txn.commit().await.expect("commit");
+                } else {
+                    let txn = tconn.begin().await.expect("begin");
+                    for _ in 0..10 {
+                        let found = Customer::find()
+                            .filter(customer::Column::Email.eq(email))
+                            .one(&txn)
+                            .await;
+                        assert!(found.expect("lookup").is_some());
+                    }
+                    txn.commit().await.expect("commit");
+                }
+            }
+        }
+    }));
+    println!(
+        "RATIO postgres_rls_transaction: ten lookups in a transaction with row-level security / plain_seaorm = {:.3} (interleaved medians: {:.1} us / {:.1} us per lookup)",
+        in_txn.1 / in_txn.0,
+        in_txn.1 / batch as f64 * 1e6,
+        in_txn.0 / batch as f64 * 1e6
+    );
+    rt.block_on(tenancy.shutdown());
+    role
+}
+
+/// Medians of `rounds` interleaved timings of `run(true)` (plain) and `run(false)`.
+async fn interleaved<F, Fut>(rounds: usize, run: F) -> (f64, f64)
+where
+    F: Fn(bool) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let (mut plain, mut tenant) = (Vec::new(), Vec::new());
+    for round in 0..rounds {
+        for first in [round % 2 == 0, round % 2 != 0] {
+            let start = std::time::Instant::now();
+            run(first).await;
+            let took = start.elapsed().as_secs_f64();
+            if first {
+                plain.push(took)
+            } else {
+                tenant.push(took)
+            }
+        }
+    }
+    (median(plain), median(tenant))
+}
+
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     v[v.len() / 2]
@@ -216,6 +314,11 @@ fn main() {
     c.final_summary();
 
     if let Some(pg) = pg {
+        let role = row_level_security(&rt, &pg);
+        let admin = pg.admin_url().map(str::to_owned);
         rt.block_on(pg.teardown());
+        if let Some(admin) = admin {
+            rt.block_on(role.drop(&admin));
+        }
     }
 }
