@@ -167,6 +167,13 @@ impl Tenancy {
     ) -> Result<FleetReport, TenancyError> {
         let started = Instant::now();
         let directory = self.require_directory()?;
+        crate::rls::refuse_bound_operator(
+            self.shared(),
+            &crate::rls::current_schema(self.shared()).await?,
+            self.row_level_security().is_some(),
+            "migrating the fleet",
+        )
+        .await?;
         let latest = latest_migration::<M>();
         let shared = if opts.include_shared {
             let migrated = match M::up(self.shared(), None).await {

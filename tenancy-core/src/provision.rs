@@ -197,6 +197,14 @@ impl Tenancy {
                         // DDL is transactional on PostgreSQL: the schema's migrations apply
                         // whole or not at all. `SET LOCAL` keeps the search path to this
                         // transaction, never to the pooled connection.
+                        let rls_on = self.row_level_security().is_some();
+                        crate::rls::refuse_bound_operator(
+                            shared,
+                            schema,
+                            rls_on,
+                            "migrating a schema",
+                        )
+                        .await?;
                         let txn = shared
                             .begin()
                             .await
@@ -257,6 +265,19 @@ impl Tenancy {
                     storefront,
                     format!("connecting to {}", redact(url)),
                 ))?;
+                let rls_on = self.row_level_security().is_some();
+                let schema = crate::rls::current_schema(&conn).await?;
+                if let Err(e) = crate::rls::refuse_bound_operator(
+                    &conn,
+                    &schema,
+                    rls_on,
+                    "migrating a database",
+                )
+                .await
+                {
+                    let _ = conn.close().await;
+                    return Err(e);
+                }
                 let result = match down {
                     None => M::up(&conn, None).await,
                     Some(steps) => M::down(&conn, Some(steps)).await,

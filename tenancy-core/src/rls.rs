@@ -103,16 +103,22 @@ impl RowLevelSecurity {
     /// Runs one storefront statement (outside any transaction of the caller's) in a
     /// transaction of its own that opens with [`Self::prelude`]. `BEGIN` and the prelude
     /// travel in one simple query, so a read costs one round trip more than without
-    /// row-level security: its read-only transaction is dropped, and the driver sends the
-    /// `ROLLBACK` as the connection goes back to the pool. A statement that may write
-    /// commits (two more). sqlx has no pipelining, which would fold the prelude into the
-    /// statement's own round trip.
+    /// row-level security: its read-only transaction's `ROLLBACK` is sent after the answer
+    /// is returned, before the connection goes back to the pool. A statement that may
+    /// write commits (two more). sqlx has no pipelining, which would fold the prelude into
+    /// the statement's own round trip.
+    ///
+    /// The transaction is this function's own, on a connection it holds: if anything
+    /// fails, or the caller stops waiting, midway (before the transaction is known to be
+    /// over), the connection is closed rather than returned to the pool, so no other
+    /// statement ever runs inside this storefront's transaction or as its role.
     #[cfg(feature = "postgres")]
     pub(crate) async fn call(
         &self,
         conn: &DatabaseConnection,
         storefront: StorefrontId,
         call: crate::connection::Call,
+        registry: &Registry,
     ) -> Result<crate::connection::Answer, sea_orm::DbErr> {
         use crate::connection::{Answer, Call};
         use sea_orm::sqlx;
@@ -123,57 +129,66 @@ impl RowLevelSecurity {
         };
         let pool = conn.get_postgres_connection_pool();
         let stmt = call.statement();
-        let read_only = reads_only(&stmt.sql);
+        let read_only = reads_only(&stmt.sql, registry);
         let begin = if read_only {
             "BEGIN READ ONLY"
         } else {
             "BEGIN"
         };
-        let mut txn = pool
-            .begin_with(sqlx::AssertSqlSafe(format!(
-                "{begin}; {}",
-                self.prelude(storefront)
-            )))
-            .await
-            .map_err(begin_err)?;
+        let mut held = Held::new(pool.acquire().await.map_err(begin_err)?);
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+            "{begin}; {}",
+            self.prelude(storefront)
+        )))
+        .execute(held.conn())
+        .await
+        .map_err(query_err)?;
         let values = stmt
             .values
             .clone()
             .unwrap_or(sea_orm::sea_query::Values(Vec::new()));
         let query = sqlx::query_with(sqlx::AssertSqlSafe(stmt.sql.as_str()), SqlxValues(values));
         let answer = match &call {
-            Call::Unprepared(stmt) if stmt.values.is_none() => Answer::Exec(
+            Call::Unprepared(stmt) if stmt.values.is_none() => {
                 sqlx::raw_sql(sqlx::AssertSqlSafe(stmt.sql.clone()))
-                    .execute(&mut *txn)
+                    .execute(held.conn())
                     .await
-                    .map_err(exec_err)?
-                    .into(),
-            ),
-            Call::Execute(_) | Call::Unprepared(_) => {
-                Answer::Exec(query.execute(&mut *txn).await.map_err(exec_err)?.into())
+                    .map(|r| Answer::Exec(r.into()))
+                    .map_err(exec_err)
             }
-            Call::QueryOne(_) => Answer::One(
-                query
-                    .fetch_optional(&mut *txn)
-                    .await
-                    .map_err(query_err)?
-                    .map(Into::into),
-            ),
-            Call::QueryAll(_) => Answer::All(
-                query
-                    .fetch_all(&mut *txn)
-                    .await
-                    .map_err(query_err)?
-                    .into_iter()
-                    .map(Into::into)
-                    .collect(),
-            ),
+            Call::Execute(_) | Call::Unprepared(_) => query
+                .execute(held.conn())
+                .await
+                .map(|r| Answer::Exec(r.into()))
+                .map_err(exec_err),
+            Call::QueryOne(_) => query
+                .fetch_optional(held.conn())
+                .await
+                .map(|r| Answer::One(r.map(Into::into)))
+                .map_err(query_err),
+            Call::QueryAll(_) => query
+                .fetch_all(held.conn())
+                .await
+                .map(|rows| Answer::All(rows.into_iter().map(Into::into).collect()))
+                .map_err(query_err),
         };
-        if !read_only {
-            txn.commit().await.map_err(exec_err)?;
+        match answer {
+            Ok(answer) if read_only => {
+                // Nothing to keep: end the transaction off the caller's path.
+                tokio::spawn(held.finish("ROLLBACK"));
+                Ok(answer)
+            }
+            Ok(answer) => {
+                held.end("COMMIT").await.map_err(exec_err)?;
+                Ok(answer)
+            }
+            Err(e) => {
+                // The statement's own error is the one to report; a failed rollback only
+                // means the connection is closed instead of reused.
+                let _ = held.end("ROLLBACK").await;
+                Err(e)
+            }
         }
-        // A read-only transaction is dropped: its rollback is queued, not waited for.
-        Ok(answer)
     }
 
     #[cfg(not(feature = "postgres"))]
@@ -182,21 +197,75 @@ impl RowLevelSecurity {
         _conn: &DatabaseConnection,
         _storefront: StorefrontId,
         _call: crate::connection::Call,
+        _registry: &Registry,
     ) -> Result<crate::connection::Answer, sea_orm::DbErr> {
         Err(not_a_pool().into())
     }
 }
 
 /// Whether `sql` (as the rewriter rendered it) can only read: a plain `SELECT` without a
-/// locking clause. Anything else runs in a transaction that commits; a misjudged write
-/// would fail in the read-only transaction, never be lost.
-fn reads_only(sql: &str) -> bool {
+/// locking clause that calls none of the functions the application registered (one of
+/// those may write). Anything else runs in a transaction that commits; a write misjudged
+/// as a read would fail in the read-only transaction, never be lost.
+pub(crate) fn reads_only(sql: &str, registry: &Registry) -> bool {
     let head: String = sql.trim_start().chars().take(7).collect();
     if !head.eq_ignore_ascii_case("SELECT ") {
         return false;
     }
-    let upper = sql.to_ascii_uppercase();
-    !upper.contains(" FOR ")
+    let lower = sql.to_ascii_lowercase();
+    let locks = lower
+        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .any(|word| word == "for");
+    !locks
+        && !registry
+            .functions()
+            .iter()
+            .any(|f| lower.contains(&f.to_ascii_lowercase()))
+}
+
+/// A pooled connection inside a transaction of [`RowLevelSecurity::call`]: closed when
+/// dropped unless the transaction was seen to end.
+#[cfg(feature = "postgres")]
+struct Held {
+    conn: sea_orm::sqlx::pool::PoolConnection<sea_orm::sqlx::Postgres>,
+    ended: bool,
+}
+
+#[cfg(feature = "postgres")]
+impl Held {
+    fn new(conn: sea_orm::sqlx::pool::PoolConnection<sea_orm::sqlx::Postgres>) -> Self {
+        Self { conn, ended: false }
+    }
+
+    fn conn(&mut self) -> &mut sea_orm::sqlx::PgConnection {
+        &mut self.conn
+    }
+
+    /// Ends the transaction with `sql` (`COMMIT` or `ROLLBACK`); the connection goes back
+    /// to the pool only if that succeeded.
+    async fn end(&mut self, sql: &'static str) -> Result<(), sea_orm::sqlx::Error> {
+        sea_orm::sqlx::raw_sql(sea_orm::sqlx::AssertSqlSafe(sql))
+            .execute(&mut *self.conn)
+            .await?;
+        self.ended = true;
+        Ok(())
+    }
+
+    /// [`Self::end`] as a task of its own.
+    async fn finish(mut self, sql: &'static str) {
+        if let Err(e) = self.end(sql).await {
+            tracing::debug!(error = %e, "ending a row-level security transaction failed; the connection is closed");
+        }
+    }
+}
+
+#[cfg(feature = "postgres")]
+impl Drop for Held {
+    fn drop(&mut self) {
+        if !self.ended {
+            self.conn.close_on_drop();
+        }
+    }
 }
 
 fn not_a_pool() -> TenancyError {
@@ -288,6 +357,9 @@ pub struct Applied {
 
 /// One scoped table as the catalog has it.
 struct TableState {
+    oid: i64,
+    /// The schema it is in (for the shared database, where the search path finds it).
+    schema: String,
     table: String,
     column: String,
     column_type: String,
@@ -377,60 +449,132 @@ async fn deparsed(
         .unwrap_or_default())
 }
 
-/// The registered scoped tables present in `schema`, with their security as the catalog
-/// has it.
+/// A registered table as the server resolves it: in `schema`, or (`None`, the shared
+/// database, whose statements name tables unqualified) the first schema of the search path
+/// that has it. Case-insensitive, as the registry is.
+async fn resolve(
+    txn: &DatabaseTransaction,
+    schema: Option<&str>,
+    table: &str,
+) -> Result<Option<(i64, String, String, String)>, TenancyError> {
+    let row = txn
+        .query_one_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "SELECT c.oid::bigint, n.nspname::text, c.relname::text, c.relkind::text \
+             FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+             WHERE lower(c.relname) = lower($2) \
+               AND c.relkind IN ('r', 'p', 'v', 'm', 'f') \
+               AND (($1 <> '' AND n.nspname = $1) \
+                    OR ($1 = '' AND n.nspname = ANY (current_schemas(false)))) \
+             ORDER BY array_position(current_schemas(false), n.nspname) NULLS LAST, 2, 3 \
+             LIMIT 1",
+            [schema.unwrap_or_default().into(), table.into()],
+        ))
+        .await?;
+    let Some(row) = row else { return Ok(None) };
+    Ok(Some((
+        row.try_get_by_index(0)?,
+        row.try_get_by_index(1)?,
+        row.try_get_by_index(2)?,
+        row.try_get_by_index(3)?,
+    )))
+}
+
+/// The registered scoped tables present in `schema` (see [`resolve`]), each with its
+/// partitions and inheritance children (a statement that names a partition is fenced by
+/// the partition's own policies, not its parent's), with their security as the catalog
+/// has it; and what makes a registered table unable to carry the policies.
 async fn tables(
     txn: &DatabaseTransaction,
     registry: &Registry,
-    schema: &str,
-) -> Result<Vec<TableState>, TenancyError> {
+    schema: Option<&str>,
+) -> Result<(Vec<TableState>, Vec<(String, String, String)>), TenancyError> {
     let mut out = Vec::new();
+    let mut unfit = Vec::new();
     for (table, column) in registry.tables() {
-        let row = txn
-            .query_one_raw(Statement::from_sql_and_values(
-                DbBackend::Postgres,
-                "SELECT c.relrowsecurity, c.relforcerowsecurity, \
-                        format_type(a.atttypid, a.atttypmod) \
-                 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
-                 JOIN pg_attribute a ON a.attrelid = c.oid AND a.attname = $3 AND NOT a.attisdropped \
-                 WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind IN ('r', 'p')",
-                [schema.into(), table.into(), column.into()],
-            ))
-            .await?;
-        let Some(row) = row else { continue };
-        let policies = txn
+        let Some((oid, nspname, relname, relkind)) = resolve(txn, schema, table).await? else {
+            continue;
+        };
+        match relkind.as_str() {
+            "r" | "p" => {}
+            // A view is fenced through the tables it reads (`bypassing_objects` looks at
+            // who it reads them as).
+            "v" | "m" => continue,
+            _ => {
+                unfit.push((
+                    nspname,
+                    relname,
+                    "registered as tenant-scoped, but a foreign table cannot carry \
+                     row-level security"
+                        .to_owned(),
+                ));
+                continue;
+            }
+        }
+        let family = txn
             .query_all_raw(Statement::from_sql_and_values(
                 DbBackend::Postgres,
-                "SELECT p.polname::text, p.polpermissive, p.polcmd::text, \
-                        COALESCE(pg_get_expr(p.polqual, p.polrelid), ''), \
-                        COALESCE(pg_get_expr(p.polwithcheck, p.polrelid), '') \
-                 FROM pg_policy p JOIN pg_class c ON c.oid = p.polrelid \
+                "WITH RECURSIVE tree(oid) AS ( \
+                     SELECT $1::bigint::oid \
+                     UNION SELECT i.inhrelid FROM pg_inherits i JOIN tree t ON i.inhparent = t.oid) \
+                 SELECT c.oid::bigint, n.nspname::text, c.relname::text, \
+                        c.relrowsecurity, c.relforcerowsecurity, \
+                        format_type(a.atttypid, a.atttypmod) \
+                 FROM tree JOIN pg_class c ON c.oid = tree.oid \
                  JOIN pg_namespace n ON n.oid = c.relnamespace \
-                 WHERE n.nspname = $1 AND c.relname = $2 AND p.polroles = '{0}'::oid[]",
-                [schema.into(), table.into()],
+                 LEFT JOIN pg_attribute a ON a.attrelid = c.oid AND a.attname = $2 \
+                                         AND NOT a.attisdropped \
+                 WHERE c.relkind IN ('r', 'p') ORDER BY 2, 3",
+                [oid.into(), column.into()],
             ))
-            .await?
-            .into_iter()
-            .map(|r| {
-                Ok((
-                    r.try_get_by_index::<String>(0)?,
-                    r.try_get_by_index::<bool>(1)?,
-                    r.try_get_by_index::<String>(2)?,
-                    r.try_get_by_index::<String>(3)?,
-                    r.try_get_by_index::<String>(4)?,
+            .await?;
+        for member in family {
+            let member_oid: i64 = member.try_get_by_index(0)?;
+            let (member_schema, member_table): (String, String) =
+                (member.try_get_by_index(1)?, member.try_get_by_index(2)?);
+            let Some(column_type) = member.try_get_by_index::<Option<String>>(5)? else {
+                unfit.push((
+                    member_schema,
+                    member_table,
+                    format!("registered as tenant-scoped by `{column}`, which it does not have"),
+                ));
+                continue;
+            };
+            let policies = txn
+                .query_all_raw(Statement::from_sql_and_values(
+                    DbBackend::Postgres,
+                    "SELECT p.polname::text, p.polpermissive, p.polcmd::text, \
+                            COALESCE(pg_get_expr(p.polqual, p.polrelid), ''), \
+                            COALESCE(pg_get_expr(p.polwithcheck, p.polrelid), '') \
+                     FROM pg_policy p \
+                     WHERE p.polrelid = $1::bigint::oid AND p.polroles = '{0}'::oid[]",
+                    [member_oid.into()],
                 ))
-            })
-            .collect::<Result<Vec<_>, sea_orm::DbErr>>()?;
-        out.push(TableState {
-            table: table.to_owned(),
-            column: column.to_owned(),
-            enabled: row.try_get_by_index(0)?,
-            forced: row.try_get_by_index(1)?,
-            column_type: row.try_get_by_index(2)?,
-            policies,
-        });
+                .await?
+                .into_iter()
+                .map(|r| {
+                    Ok((
+                        r.try_get_by_index::<String>(0)?,
+                        r.try_get_by_index::<bool>(1)?,
+                        r.try_get_by_index::<String>(2)?,
+                        r.try_get_by_index::<String>(3)?,
+                        r.try_get_by_index::<String>(4)?,
+                    ))
+                })
+                .collect::<Result<Vec<_>, sea_orm::DbErr>>()?;
+            out.push(TableState {
+                oid: member_oid,
+                schema: member_schema,
+                table: member_table,
+                column: column.to_owned(),
+                enabled: member.try_get_by_index(3)?,
+                forced: member.try_get_by_index(4)?,
+                column_type,
+                policies,
+            });
+        }
     }
-    Ok(out)
+    Ok((out, unfit))
 }
 
 /// What is wrong with one table (empty: nothing).
@@ -463,13 +607,17 @@ fn problems(state: &TableState, expected: &str) -> Vec<String> {
     out
 }
 
-/// The grants `role` needs in `schema` that it lacks.
+/// The grants `role` needs that it lacks: `USAGE` on `schema` (named
+/// [`SCHEMA_OBJECT`]), and on each registered table as [`resolve`] finds it from `within`,
+/// its schema, name and the missing privileges.
 async fn missing_grants(
     txn: &DatabaseTransaction,
     registry: &Registry,
     schema: &str,
+    within: Option<&str>,
+    members: &[(i64, String, String)],
     role: &str,
-) -> Result<Vec<(String, String)>, TenancyError> {
+) -> Result<Vec<(String, String, String)>, TenancyError> {
     let mut wanted: Vec<(String, &str)> = registry
         .tables()
         .into_iter()
@@ -492,10 +640,31 @@ async fn missing_grants(
         .await?;
     if let Some(row) = usage {
         if !row.try_get_by_index::<bool>(0)? {
-            missing.push((SCHEMA_OBJECT.to_owned(), "USAGE".to_owned()));
+            missing.push((
+                schema.to_owned(),
+                SCHEMA_OBJECT.to_owned(),
+                "USAGE".to_owned(),
+            ));
         }
     }
+    let mut targets = Vec::new();
     for (table, privileges) in wanted {
+        if let Some((oid, nspname, relname, _)) = resolve(txn, within, &table).await? {
+            targets.push((oid, nspname, relname, privileges));
+        }
+    }
+    // Partitions and inheritance children of the scoped tables: a view may name one.
+    for (oid, nspname, relname) in members {
+        if !targets.iter().any(|t| t.0 == *oid) {
+            targets.push((
+                *oid,
+                nspname.clone(),
+                relname.clone(),
+                "SELECT, INSERT, UPDATE, DELETE",
+            ));
+        }
+    }
+    for (oid, nspname, relname, privileges) in targets {
         // One privilege at a time: `has_table_privilege` with a list is true when any one
         // of them is held.
         let mut lacking = Vec::new();
@@ -503,15 +672,8 @@ async fn missing_grants(
             let row = txn
                 .query_one_raw(Statement::from_sql_and_values(
                     DbBackend::Postgres,
-                    "SELECT has_table_privilege($1, c.oid, $3) FROM pg_class c \
-                     JOIN pg_namespace n ON n.oid = c.relnamespace \
-                     WHERE n.nspname = $2 AND c.relname = $4",
-                    [
-                        role.into(),
-                        schema.into(),
-                        privilege.into(),
-                        table.clone().into(),
-                    ],
+                    "SELECT has_table_privilege($1, $2::bigint::oid, $3)",
+                    [role.into(), oid.into(), privilege.into()],
                 ))
                 .await?;
             if let Some(row) = row {
@@ -521,7 +683,7 @@ async fn missing_grants(
             }
         }
         if !lacking.is_empty() {
-            missing.push((table, lacking.join(", ")));
+            missing.push((nspname, relname, lacking.join(", ")));
         }
     }
     Ok(missing)
@@ -585,9 +747,9 @@ async fn bypassing_objects(
              JOIN pg_class t ON t.oid = d.refobjid AND t.oid <> v.oid \
              JOIN pg_namespace tn ON tn.oid = t.relnamespace \
              JOIN pg_roles r ON r.oid = v.relowner \
-             WHERE tn.nspname = $1 AND t.relname = ANY($2) \
+             WHERE tn.nspname = $1 AND lower(t.relname) = ANY(string_to_array($2, chr(31))) \
              ORDER BY 1, 2",
-            [schema.into(), scoped.into()],
+            [schema.into(), scoped.join("\u{1f}").into()],
         ))
         .await?;
     for row in views {
@@ -620,16 +782,22 @@ async fn bypassing_objects(
             ));
         }
     }
+    // Every SECURITY DEFINER function of the schema owned by such a role (a view or a
+    // registered function may call it), and every registered function anywhere; not the
+    // capture triggers' functions (`tncap_*`), which cannot be called but as triggers.
     let functions: Vec<String> = registry.functions().iter().map(|f| f.to_string()).collect();
-    if !functions.is_empty() {
+    {
         let definers = txn
             .query_all_raw(Statement::from_sql_and_values(
                 DbBackend::Postgres,
                 "SELECT DISTINCT p.proname::text, r.rolname::text FROM pg_proc p \
                  JOIN pg_roles r ON r.oid = p.proowner \
+                 JOIN pg_namespace n ON n.oid = p.pronamespace \
                  WHERE p.prosecdef AND (r.rolsuper OR r.rolbypassrls) \
-                   AND lower(p.proname) = ANY($1) ORDER BY 1",
-                [functions.into()],
+                   AND ((n.nspname = $2 AND p.prorettype <> 'trigger'::regtype) \
+                        OR lower(p.proname) = ANY(string_to_array($1, chr(31)))) \
+                 ORDER BY 1",
+                [functions.join("\u{1f}").into(), schema.into()],
             ))
             .await?;
         for row in definers {
@@ -638,8 +806,9 @@ async fn bypassing_objects(
             out.push((
                 function,
                 format!(
-                    "a function the registry allows runs as its owner `{owner}` (SECURITY \
-                     DEFINER), whom no policy binds"
+                    "the function runs as its owner `{owner}` (SECURITY DEFINER), whom no \
+                     policy binds: a view or a registered function that calls it reads past \
+                     the policies"
                 ),
             ));
         }
@@ -673,29 +842,41 @@ async fn check_in(
     role: Option<&str>,
     schema: Option<&str>,
 ) -> Result<Vec<Finding>, TenancyError> {
-    let schema = schema_of(txn, schema).await?;
+    let within = schema;
+    let schema = schema_of(txn, within).await?;
     let mut findings = Vec::new();
-    let finding = |table: &str, problem: String| Finding {
-        schema: schema.clone(),
+    let at = |schema: &str, table: &str, problem: String| Finding {
+        schema: schema.to_owned(),
         table: table.to_owned(),
         problem,
     };
-    for state in tables(txn, registry, &schema).await? {
+    let (states, unfit) = tables(txn, registry, within).await?;
+    for (table_schema, table, problem) in unfit {
+        findings.push(at(&table_schema, &table, problem));
+    }
+    let members: Vec<(i64, String, String)> = states
+        .iter()
+        .map(|t| (t.oid, t.schema.clone(), t.table.clone()))
+        .collect();
+    for state in states {
         let expected = deparsed(txn, &state.column, &state.column_type).await?;
         for problem in problems(&state, &expected) {
-            findings.push(finding(&state.table, problem));
+            findings.push(at(&state.schema, &state.table, problem));
         }
     }
     for (object, problem) in bypassing_objects(txn, registry, &schema).await? {
-        findings.push(finding(&object, problem));
+        findings.push(at(&schema, &object, problem));
     }
     if let Some(role) = role {
         for problem in role_problems(txn, role).await? {
-            findings.push(finding("-", problem));
+            findings.push(at(&schema, "-", problem));
         }
         if findings.iter().all(|f| f.table != "-") {
-            for (table, privileges) in missing_grants(txn, registry, &schema, role).await? {
-                findings.push(finding(
+            for (table_schema, table, privileges) in
+                missing_grants(txn, registry, &schema, within, &members, role).await?
+            {
+                findings.push(at(
+                    &table_schema,
                     &table,
                     format!("the role `{role}` lacks {privileges}"),
                 ));
@@ -735,7 +916,8 @@ pub(crate) async fn apply_in(
     if let Some(role) = role {
         validate_role(role)?;
     }
-    let schema = schema_of(txn, schema).await?;
+    let within = schema;
+    let schema = schema_of(txn, within).await?;
     if let Some(role) = role {
         if let Some(problem) = role_problems(txn, role).await?.into_iter().next() {
             return Err(TenancyError::RowLevelSecurity {
@@ -749,14 +931,25 @@ pub(crate) async fn apply_in(
         ..Applied::default()
     };
     let q_schema = quote(&schema);
-    for state in tables(txn, registry, &schema).await? {
+    let (states, unfit) = tables(txn, registry, within).await?;
+    if let Some((table_schema, table, problem)) = unfit.into_iter().next() {
+        return Err(TenancyError::RowLevelSecurity {
+            database: format!("schema {table_schema}"),
+            problems: format!("{table}: {problem}"),
+        });
+    }
+    let members: Vec<(i64, String, String)> = states
+        .iter()
+        .map(|t| (t.oid, t.schema.clone(), t.table.clone()))
+        .collect();
+    for state in states {
         let expected = deparsed(txn, &state.column, &state.column_type).await?;
         let wrong = problems(&state, &expected);
         if wrong.is_empty() {
             applied.unchanged += 1;
             continue;
         }
-        let table = format!("{q_schema}.{}", quote(&state.table));
+        let table = format!("{}.{}", quote(&state.schema), quote(&state.table));
         let expr = expected_expr(&state.column, &state.column_type);
         let mut ddl = vec![
             format!("ALTER TABLE {table} ENABLE ROW LEVEL SECURITY"),
@@ -775,7 +968,7 @@ pub(crate) async fn apply_in(
         applied.changed.push(state.table.clone());
     }
     if let Some(role) = role {
-        let missing = missing_grants(txn, registry, &schema, role).await?;
+        let missing = missing_grants(txn, registry, &schema, within, &members, role).await?;
         if !missing.is_empty() {
             let q_role = quote(role);
             txn.execute_unprepared(&format!("GRANT USAGE ON SCHEMA {q_schema} TO {q_role}"))
@@ -784,16 +977,15 @@ pub(crate) async fn apply_in(
                 "GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA {q_schema} TO {q_role}"
             ))
             .await?;
-            for (table, privileges) in missing {
-                if table == SCHEMA_OBJECT {
-                    applied.changed.push(table);
-                    continue;
+            for (table_schema, table, privileges) in missing {
+                if table != SCHEMA_OBJECT {
+                    txn.execute_unprepared(&format!(
+                        "GRANT {privileges} ON {}.{} TO {q_role}",
+                        quote(&table_schema),
+                        quote(&table)
+                    ))
+                    .await?;
                 }
-                txn.execute_unprepared(&format!(
-                    "GRANT {privileges} ON {q_schema}.{} TO {q_role}",
-                    quote(&table)
-                ))
-                .await?;
                 if !applied.changed.contains(&table) {
                     applied.changed.push(table);
                 }
@@ -914,13 +1106,15 @@ pub(crate) async fn current_schema<C: ConnectionTrait>(conn: &C) -> Result<Strin
         .unwrap_or_default())
 }
 
-/// Refuses to move a storefront with a role the policies bind: its copy, validation and
-/// clean-up would see none of the storefront's rows (on PostgreSQL, where a table of
-/// `schema` has row-level security or `rls_on`).
-pub(crate) async fn refuse_bound_mover<C: ConnectionTrait>(
+/// Refuses the framework's own work (`work`: moving a storefront, migrating, provisioning)
+/// with a role the policies bind: a move would copy, validate and clean up none of the
+/// storefront's rows, and a migration's data changes would reach none (on PostgreSQL,
+/// where a table of `schema` has row-level security or `rls_on`).
+pub(crate) async fn refuse_bound_operator<C: ConnectionTrait>(
     conn: &C,
     schema: &str,
     rls_on: bool,
+    work: &str,
 ) -> Result<(), TenancyError> {
     if conn.get_database_backend() != DbBackend::Postgres {
         return Ok(());
@@ -947,9 +1141,10 @@ pub(crate) async fn refuse_bound_mover<C: ConnectionTrait>(
     Err(TenancyError::RowLevelSecurity {
         database: format!("schema {schema}"),
         problems: format!(
-            "the mover's role `{user}` is bound by row-level security here, so it would copy, \
-             validate and clean up none of the storefront's rows: move storefronts as a \
-             superuser or a role with BYPASSRLS"
+            "{work} as the role `{user}`, which row-level security binds here, would see \
+             none of the storefronts' rows: run it as a superuser or a role with BYPASSRLS \
+             (a handle whose RowLevelSecurity names the application role, or the operator \
+             CLI)"
         ),
     })
 }

@@ -270,6 +270,19 @@ impl TenancyOptions {
             )),
             _ => None,
         };
+        if let (Some(d), Some(_)) = (&directory, &watch) {
+            // Until its first renewal the watcher vouches for no placement, and a
+            // transaction refuses to run on one it cannot confirm: hand out a handle that
+            // serves at once (or, after a lease's length, one that fails closed until the
+            // watcher gets through).
+            let deadline = std::time::Instant::now() + self.watch.lease;
+            while d.lapsed() && std::time::Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+            if d.lapsed() {
+                tracing::warn!("the directory watcher has not renewed its lease yet; transactions fail closed until it does");
+            }
+        }
         Ok(Tenancy {
             inner: Arc::new(Inner {
                 shared,

@@ -134,6 +134,21 @@ async fn hybrid_with(backend: Backend, rls: bool) {
             let found = found.unwrap_or_else(|e| panic!("check {placement}: {e}"));
             assert!(found.is_empty(), "{placement}: {found:?}");
         }
+        // A global table streamed by a storefront in its own database is read where it
+        // lives, in the shared database, inside the storefront's transaction.
+        use futures_util::StreamExt;
+        use sea_orm::StreamTrait;
+        let rows: Vec<_> = tenancy
+            .connection(database_id)
+            .stream_raw(sea_orm::Statement::from_string(
+                sea_orm::DbBackend::Postgres,
+                "SELECT code FROM countries",
+            ))
+            .await
+            .expect("stream")
+            .collect()
+            .await;
+        assert_eq!(rows.len(), 2, "{rows:?}");
     }
 
     // Seed every storefront concurrently, through the same code.

@@ -185,6 +185,29 @@ async fn views_and_functions_see_one_storefront() {
     assert_eq!(updated.rows_affected(), 0);
     raw.close().await.expect("close");
 
+    // A SECURITY DEFINER function owned by the superuser reads past the policies: a view
+    // could call it. The check names it.
+    test.db
+        .execute_unprepared(
+            "CREATE FUNCTION count_all() RETURNS bigint LANGUAGE sql SECURITY DEFINER \
+             AS 'SELECT count(*) FROM customers'",
+        )
+        .await
+        .expect("function");
+    let found = rls::check(&test.db, &registry, Some(&role.name), None)
+        .await
+        .expect("check");
+    assert!(
+        found
+            .iter()
+            .any(|f| f.table == "count_all" && f.problem.contains("SECURITY DEFINER")),
+        "{found:?}"
+    );
+    test.db
+        .execute_unprepared("DROP FUNCTION count_all()")
+        .await
+        .expect("drop");
+
     // Idempotent: a second apply changes nothing.
     let again = rls::apply(&test.db, &registry, Some(&role.name), None)
         .await
@@ -360,4 +383,164 @@ fn a_role_name_is_an_identifier() {
             .role_name(),
         Some("shop_app")
     );
+}
+
+/// A partitioned scoped table: a statement that names a partition directly (here through a
+/// view) is fenced by the partition's own policies, which `apply` installs too.
+async fn partitions() {
+    let Some(test) = TestDb::migrated(Backend::Postgres).await else {
+        return;
+    };
+    for ddl in [
+        "CREATE TABLE ledger (id uuid NOT NULL, storefront_id uuid NOT NULL, amount integer NOT NULL) \
+         PARTITION BY HASH (storefront_id)",
+        "CREATE TABLE ledger_p0 PARTITION OF ledger FOR VALUES WITH (MODULUS 2, REMAINDER 0)",
+        "CREATE TABLE ledger_p1 PARTITION OF ledger FOR VALUES WITH (MODULUS 2, REMAINDER 1)",
+        "CREATE VIEW ledger_parts WITH (security_invoker = true) AS \
+         SELECT storefront_id FROM ledger_p0 UNION ALL SELECT storefront_id FROM ledger_p1",
+    ] {
+        test.db.execute_unprepared(ddl).await.expect(ddl);
+    }
+    let registry = entities::registry()
+        .with_table("ledger", "storefront_id")
+        .with_global("ledger_parts");
+    let role = AppRole::create(&test).await;
+    let applied = rls::apply(&test.db, &registry, Some(&role.name), None)
+        .await
+        .expect("apply");
+    for table in ["ledger", "ledger_p0", "ledger_p1"] {
+        assert!(
+            applied.changed.iter().any(|t| t == table),
+            "{table}: {applied:?}"
+        );
+    }
+    assert!(rls::check(&test.db, &registry, Some(&role.name), None)
+        .await
+        .expect("check")
+        .is_empty());
+    // Rows of many storefronts, spread over both partitions.
+    let ids: Vec<StorefrontId> = (0..8).map(|_| StorefrontId::new_random()).collect();
+    for id in &ids {
+        test.db
+            .execute_unprepared(&format!(
+                "INSERT INTO ledger VALUES ('{}', '{id}', 1)",
+                uuid::Uuid::new_v4()
+            ))
+            .await
+            .expect("insert");
+    }
+    let tenancy = TenancyOptions::new()
+        .registry(registry)
+        .row_level_security(role.options())
+        .connect_with(test.db.clone())
+        .await
+        .expect("tenancy");
+    for id in &ids {
+        let db = tenancy.connection(*id);
+        assert_eq!(count(&db, "SELECT count(*) FROM ledger_parts").await, 1);
+        assert_eq!(count(&db, "SELECT count(*) FROM ledger").await, 1);
+    }
+    let admin = test.admin_url().map(str::to_owned);
+    test.teardown().await;
+    if let Some(admin) = admin {
+        role.drop(&admin).await;
+    }
+}
+
+#[tokio::test]
+async fn partitions_carry_the_policies_too() {
+    tokio::time::timeout(BOUND, partitions())
+        .await
+        .expect("bounded");
+}
+
+/// A storefront statement whose transaction fails to open, or whose caller stops waiting
+/// at any point, never leaves a pooled connection inside the storefront's transaction or
+/// as the application role: every connection of the pool reads as the operator again.
+async fn no_connection_keeps_a_storefront() {
+    let Some(test) = TestDb::migrated(Backend::Postgres).await else {
+        return;
+    };
+    let role = AppRole::create(&test).await;
+    role.secure(&test, &entities::registry()).await;
+    let tenancy = TenancyOptions::new()
+        .registry(entities::registry())
+        .max_connections(4)
+        .row_level_security(role.options())
+        .connect(&test.url)
+        .await
+        .expect("tenancy");
+    let a = StorefrontId::new_random();
+    let db = tenancy.connection(a);
+    seed(&db, "a", &["x", "y"], 1).await;
+
+    // The prelude fails (the role is gone under that name): a clear error naming it...
+    let renamed = format!("{}_away", role.name);
+    test.db
+        .execute_unprepared(&format!(
+            "ALTER ROLE \"{}\" RENAME TO \"{renamed}\"",
+            role.name
+        ))
+        .await
+        .expect("rename");
+    for _ in 0..6 {
+        let err = db
+            .query_one_raw(sql("SELECT count(*) FROM customers"))
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains(&role.name), "{err}");
+    }
+    test.db
+        .execute_unprepared(&format!(
+            "ALTER ROLE \"{renamed}\" RENAME TO \"{}\"",
+            role.name
+        ))
+        .await
+        .expect("rename back");
+    // ...and callers that stop waiting at every point of a statement's round trips.
+    for i in 0..200u64 {
+        let stop = Duration::from_micros(i * 37 % 3000);
+        let _ = tokio::time::timeout(
+            stop,
+            db.execute_raw(sql(
+                "UPDATE customers SET phone = 'p' WHERE first_name = 'x'",
+            )),
+        )
+        .await;
+        let _ = tokio::time::timeout(stop, db.query_all_raw(sql("SELECT id FROM customers"))).await;
+    }
+    // Every connection of the shared pool (four) is the operator's, outside any storefront.
+    let shared = tenancy.shared();
+    for _ in 0..40 {
+        let row = shared
+            .query_one_raw(sql(
+                "SELECT current_user::text, COALESCE(current_setting('tenancy.storefront_id', true), '')",
+            ))
+            .await
+            .expect("the pool serves")
+            .expect("a row");
+        let user: String = row.try_get_by_index(0).unwrap();
+        let setting: String = row.try_get_by_index(1).unwrap();
+        assert_eq!(user, "postgres");
+        assert_eq!(setting, "", "no storefront left on a pooled connection");
+    }
+    assert_eq!(
+        count(&db, "SELECT count(*) FROM customers").await,
+        2,
+        "the storefront still reads its rows"
+    );
+    tenancy.shutdown().await;
+    drop(tenancy);
+    let admin = test.admin_url().map(str::to_owned);
+    test.teardown().await;
+    if let Some(admin) = admin {
+        role.drop(&admin).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_pooled_connection_keeps_a_storefront() {
+    tokio::time::timeout(BOUND, no_connection_keeps_a_storefront())
+        .await
+        .expect("bounded");
 }

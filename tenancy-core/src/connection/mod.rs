@@ -424,7 +424,8 @@ impl TenantConnection {
             let (target, stmt) = self.prepare(call.statement().clone()).await?;
             match &self.inner.rls {
                 Some(rls) => {
-                    rls.call(target.conn(), self.storefront, call.with(stmt))
+                    let registry = self.inner.rewriter.registry();
+                    rls.call(target.conn(), self.storefront, call.with(stmt), registry)
                         .await
                 }
                 None => call.with(stmt).run(target.conn()).await,
@@ -442,22 +443,42 @@ pub type TenantStream<'a> =
 
 impl TenantConnection {
     /// With row-level security, a stream's statement runs in a transaction of its own that
-    /// opens with the prelude: a task holds it and hands the rows over a bounded channel.
-    /// It commits after the last row; if the stream is dropped early, the transaction is
-    /// dropped (rolled back) with it.
-    async fn secured_stream(&self, stmt: Statement) -> Result<TenantStream<'static>, DbErr> {
+    /// opens with the prelude, where the placement sends it (a global-only statement of a
+    /// storefront in its own database goes to the shared database, as without row-level
+    /// security): a task holds the transaction and hands the rows over a bounded channel.
+    /// It commits after the last row. If the stream is dropped early, a read is rolled
+    /// back; a statement that may write is run to its end and committed, as it would have
+    /// been outside a transaction.
+    async fn secured_stream(
+        &self,
+        rls: &crate::rls::RowLevelSecurity,
+        stmt: Statement,
+    ) -> Result<TenantStream<'static>, DbErr> {
         use futures_util::StreamExt;
-        let conn = self.clone();
+        use sea_orm::TransactionTrait;
+        let (target, stmt) = self.prepare(stmt).await?;
+        let (conn, lease) = match target {
+            Target::Shared(conn) => (conn.clone(), None),
+            Target::Tenant(lease) => ((*lease).clone(), Some(lease)),
+        };
+        let read_only = crate::rls::reads_only(&stmt.sql, self.inner.rewriter.registry());
+        let prelude = rls.prelude(self.storefront);
         let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
         let (tx, mut rx) = tokio::sync::mpsc::channel(64);
         tokio::spawn(async move {
-            let txn = match conn.open(Begin::Default).await {
+            // Keeps the storefront database's pool open while the stream runs.
+            let _lease = lease;
+            let txn = match conn.begin().await {
                 Ok(txn) => txn,
                 Err(e) => {
                     let _ = ready_tx.send(Err(e));
                     return;
                 }
             };
+            if let Err(e) = txn.execute_unprepared(&prelude).await {
+                let _ = ready_tx.send(Err(e));
+                return;
+            }
             let mut rows = match txn.stream_raw(stmt).await {
                 Ok(rows) => rows,
                 Err(e) => {
@@ -465,14 +486,15 @@ impl TenantConnection {
                     return;
                 }
             };
-            if ready_tx.send(Ok(())).is_err() {
-                return;
-            }
+            let mut listening = ready_tx.send(Ok(())).is_ok();
             let mut failed = false;
             while let Some(row) = rows.next().await {
                 failed |= row.is_err();
-                if tx.send(row).await.is_err() {
-                    return;
+                if listening && tx.send(row).await.is_err() {
+                    if read_only {
+                        return;
+                    }
+                    listening = false;
                 }
             }
             drop(rows);
@@ -481,7 +503,7 @@ impl TenantConnection {
             } else {
                 txn.commit().await
             };
-            if let Err(e) = end {
+            if let (Err(e), true) = (end, listening) {
                 let _ = tx.send(Err(e)).await;
             }
         });
@@ -510,8 +532,8 @@ impl StreamTrait for TenantConnection {
         stmt: Statement,
     ) -> Pin<Box<dyn Future<Output = Result<TenantStream<'a>, DbErr>> + 'a + Send>> {
         Box::pin(async move {
-            if self.inner.rls.is_some() {
-                return self.secured_stream(stmt).await;
+            if let Some(rls) = &self.inner.rls {
+                return self.secured_stream(rls, stmt).await;
             }
             let (target, stmt) = self.prepare(stmt).await?;
             // The stream owns its pooled connection; the lease only guards its creation.

@@ -32,10 +32,11 @@ impl Mover {
             });
         }
         // Before anything is recorded: a role the policies bind would copy no rows.
-        crate::rls::refuse_bound_mover(
+        crate::rls::refuse_bound_operator(
             self.tenancy.shared(),
             &crate::rls::current_schema(self.tenancy.shared()).await?,
             self.tenancy.row_level_security().is_some(),
+            "moving a storefront",
         )
         .await?;
         store::install(self.tenancy.shared()).await?;

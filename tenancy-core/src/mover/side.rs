@@ -543,7 +543,13 @@ pub(crate) async fn open(
                     }
                 };
                 let rls_on = tenancy.row_level_security().is_some();
-                crate::rls::refuse_bound_mover(&side.conn, &side.qualifier, rls_on).await?;
+                crate::rls::refuse_bound_operator(
+                    &side.conn,
+                    &side.qualifier,
+                    rls_on,
+                    "moving a storefront",
+                )
+                .await?;
                 sides.push(side);
             }
             let to = sides.pop();
