@@ -341,11 +341,8 @@ async fn operator_cli_against_postgres() {
     let before: Value = serde_json::from_str(&stdout).unwrap();
     assert_eq!(before["ok"], false, "{before}");
     let places = before["places"].as_array().unwrap();
-    let named = |f: &dyn Fn(&str) -> bool| {
-        places
-            .iter()
-            .any(|p| p["where"].as_str().is_some_and(|w| f(w)))
-    };
+    let named =
+        |f: &dyn Fn(&str) -> bool| places.iter().any(|p| p["where"].as_str().is_some_and(f));
     assert!(
         named(&|w| w == "shared")
             && named(&|w| w.starts_with("schema "))
