@@ -213,14 +213,15 @@ pub(crate) fn reads_only(sql: &str, registry: &Registry) -> bool {
         return false;
     }
     let lower = sql.to_ascii_lowercase();
-    let locks = lower
-        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
-        .any(|word| word == "for");
-    !locks
-        && !registry
-            .functions()
-            .iter()
-            .any(|f| lower.contains(&f.to_ascii_lowercase()))
+    let words: Vec<&str> = lower
+        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '$'))
+        .collect();
+    let locks = words.contains(&"for");
+    let functions = registry.functions();
+    // A registered function is called by its name as a whole word (quoted or not); a word
+    // that names one counts even where it is not a call: misjudging a read as a write only
+    // costs a `COMMIT`.
+    !locks && !words.iter().any(|w| functions.contains(w))
 }
 
 /// A pooled connection inside a transaction of [`RowLevelSecurity::call`]: closed when
@@ -244,11 +245,13 @@ impl Held {
     /// Ends the transaction with `sql` (`COMMIT` or `ROLLBACK`); the connection goes back
     /// to the pool only if that succeeded.
     async fn end(&mut self, sql: &'static str) -> Result<(), sea_orm::sqlx::Error> {
-        sea_orm::sqlx::raw_sql(sea_orm::sqlx::AssertSqlSafe(sql))
+        let result = sea_orm::sqlx::raw_sql(sea_orm::sqlx::AssertSqlSafe(sql))
             .execute(&mut *self.conn)
-            .await?;
-        self.ended = true;
-        Ok(())
+            .await;
+        // The server answered: the transaction is over either way (a `COMMIT` refused by a
+        // deferred constraint or a serialization failure ends it too).
+        self.ended = matches!(result, Ok(_) | Err(sea_orm::sqlx::Error::Database(_)));
+        result.map(|_| ())
     }
 
     /// [`Self::end`] as a task of its own.
@@ -449,12 +452,14 @@ async fn deparsed(
         .unwrap_or_default())
 }
 
-/// A registered table as the server resolves it: in `schema`, or (`None`, the shared
-/// database, whose statements name tables unqualified) the first schema of the search path
-/// that has it. Case-insensitive, as the registry is.
+/// A registered table as the server resolves it for the application's statements: in
+/// `schema`, or (`None`, the shared database, whose statements name tables unqualified)
+/// the first schema of `path` (the application role's search path, see [`app_path`]) that
+/// has it; a name spelled exactly as registered before one that differs only in case.
 async fn resolve(
     txn: &DatabaseTransaction,
     schema: Option<&str>,
+    path: &str,
     table: &str,
 ) -> Result<Option<(i64, String, String, String)>, TenancyError> {
     let row = txn
@@ -465,10 +470,12 @@ async fn resolve(
              WHERE lower(c.relname) = lower($2) \
                AND c.relkind IN ('r', 'p', 'v', 'm', 'f') \
                AND (($1 <> '' AND n.nspname = $1) \
-                    OR ($1 = '' AND n.nspname = ANY (current_schemas(false)))) \
-             ORDER BY array_position(current_schemas(false), n.nspname) NULLS LAST, 2, 3 \
+                    OR ($1 = '' AND n.nspname = ANY (string_to_array($3, chr(31))))) \
+             ORDER BY c.relname <> $2, \
+                      array_position(string_to_array($3, chr(31)), n.nspname::text) NULLS LAST, \
+                      2, 3 \
              LIMIT 1",
-            [schema.unwrap_or_default().into(), table.into()],
+            [schema.unwrap_or_default().into(), table.into(), path.into()],
         ))
         .await?;
     let Some(row) = row else { return Ok(None) };
@@ -480,6 +487,30 @@ async fn resolve(
     )))
 }
 
+/// The search path the application's statements resolve names in: the session's as
+/// `role` (a default path starts with `"$user"`, the role's own schema), or as the
+/// connection's own role without one. `chr(31)`-separated, for [`resolve`].
+async fn app_path(txn: &DatabaseTransaction, role: Option<&str>) -> Result<String, TenancyError> {
+    if let Some(role) = role {
+        txn.execute_unprepared(&format!("SET LOCAL ROLE {}", quote(role)))
+            .await?;
+    }
+    let row = txn
+        .query_one_raw(Statement::from_string(
+            DbBackend::Postgres,
+            "SELECT array_to_string(current_schemas(false), chr(31))",
+        ))
+        .await;
+    if role.is_some() {
+        txn.execute_unprepared("RESET ROLE").await?;
+    }
+    Ok(row?
+        .map(|r| r.try_get_by_index::<Option<String>>(0))
+        .transpose()?
+        .flatten()
+        .unwrap_or_default())
+}
+
 /// The registered scoped tables present in `schema` (see [`resolve`]), each with its
 /// partitions and inheritance children (a statement that names a partition is fenced by
 /// the partition's own policies, not its parent's), with their security as the catalog
@@ -488,11 +519,13 @@ async fn tables(
     txn: &DatabaseTransaction,
     registry: &Registry,
     schema: Option<&str>,
+    path: &str,
 ) -> Result<(Vec<TableState>, Vec<(String, String, String)>), TenancyError> {
     let mut out = Vec::new();
     let mut unfit = Vec::new();
     for (table, column) in registry.tables() {
-        let Some((oid, nspname, relname, relkind)) = resolve(txn, schema, table).await? else {
+        let Some((oid, nspname, relname, relkind)) = resolve(txn, schema, path, table).await?
+        else {
             continue;
         };
         match relkind.as_str() {
@@ -607,17 +640,20 @@ fn problems(state: &TableState, expected: &str) -> Vec<String> {
     out
 }
 
-/// The grants `role` needs that it lacks: `USAGE` on `schema` (named
-/// [`SCHEMA_OBJECT`]), and on each registered table as [`resolve`] finds it from `within`,
-/// its schema, name and the missing privileges.
+/// The grants `role` needs that it lacks: `USAGE` on each of `schemas` (named
+/// [`SCHEMA_OBJECT`]); on each registered table as [`resolve`] finds it, and on each of
+/// `members` (the scoped tables with their partitions), its schema, name and the missing
+/// privileges; `USAGE` on the sequences those tables own (their serial and identity
+/// columns), and on no other.
 async fn missing_grants(
     txn: &DatabaseTransaction,
     registry: &Registry,
-    schema: &str,
+    schemas: &[String],
     within: Option<&str>,
+    path: &str,
     members: &[(i64, String, String)],
     role: &str,
-) -> Result<Vec<(String, String, String)>, TenancyError> {
+) -> Result<Vec<Grant>, TenancyError> {
     let mut wanted: Vec<(String, &str)> = registry
         .tables()
         .into_iter()
@@ -631,25 +667,28 @@ async fn missing_grants(
         wanted.push((table.to_owned(), privileges));
     }
     let mut missing = Vec::new();
-    let usage = txn
-        .query_one_raw(Statement::from_sql_and_values(
-            DbBackend::Postgres,
-            "SELECT has_schema_privilege($1, $2, 'USAGE')",
-            [role.into(), schema.into()],
-        ))
-        .await?;
-    if let Some(row) = usage {
-        if !row.try_get_by_index::<bool>(0)? {
-            missing.push((
-                schema.to_owned(),
-                SCHEMA_OBJECT.to_owned(),
-                "USAGE".to_owned(),
-            ));
+    for schema in schemas {
+        let usage = txn
+            .query_one_raw(Statement::from_sql_and_values(
+                DbBackend::Postgres,
+                "SELECT has_schema_privilege($1, $2, 'USAGE')",
+                [role.into(), schema.clone().into()],
+            ))
+            .await?;
+        if let Some(row) = usage {
+            if !row.try_get_by_index::<bool>(0)? {
+                missing.push(Grant {
+                    kind: "SCHEMA",
+                    schema: schema.clone(),
+                    object: SCHEMA_OBJECT.to_owned(),
+                    privileges: "USAGE".to_owned(),
+                });
+            }
         }
     }
     let mut targets = Vec::new();
     for (table, privileges) in wanted {
-        if let Some((oid, nspname, relname, _)) = resolve(txn, within, &table).await? {
+        if let Some((oid, nspname, relname, _)) = resolve(txn, within, path, &table).await? {
             targets.push((oid, nspname, relname, privileges));
         }
     }
@@ -683,10 +722,47 @@ async fn missing_grants(
             }
         }
         if !lacking.is_empty() {
-            missing.push((nspname, relname, lacking.join(", ")));
+            missing.push(Grant {
+                kind: "TABLE",
+                schema: nspname,
+                object: relname,
+                privileges: lacking.join(", "),
+            });
         }
     }
+    let oids: Vec<String> = members.iter().map(|m| m.0.to_string()).collect();
+    let sequences = txn
+        .query_all_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "SELECT DISTINCT n.nspname::text, s.relname::text \
+             FROM pg_class s JOIN pg_namespace n ON n.oid = s.relnamespace \
+             JOIN pg_depend d ON d.objid = s.oid AND d.classid = 'pg_class'::regclass \
+                             AND d.refclassid = 'pg_class'::regclass AND d.deptype IN ('a', 'i') \
+             WHERE s.relkind = 'S' \
+               AND d.refobjid = ANY (string_to_array($2, ',')::bigint[]::oid[]) \
+               AND CASE WHEN s.relkind = 'S' \
+                        THEN NOT has_sequence_privilege($1, s.oid, 'USAGE') ELSE false END \
+             ORDER BY 1, 2",
+            [role.into(), oids.join(",").into()],
+        ))
+        .await?;
+    for row in sequences {
+        missing.push(Grant {
+            kind: "SEQUENCE",
+            schema: row.try_get_by_index(0)?,
+            object: row.try_get_by_index(1)?,
+            privileges: "USAGE".to_owned(),
+        });
+    }
     Ok(missing)
+}
+
+/// A privilege `role` lacks: on a schema, a table or a sequence.
+struct Grant {
+    kind: &'static str,
+    schema: String,
+    object: String,
+    privileges: String,
 }
 
 /// Problems of the role itself: missing, a superuser, or free of row-level security.
@@ -725,18 +801,15 @@ async fn role_problems(txn: &DatabaseTransaction, role: &str) -> Result<Vec<Stri
 async fn bypassing_objects(
     txn: &DatabaseTransaction,
     registry: &Registry,
-    schema: &str,
-) -> Result<Vec<(String, String)>, TenancyError> {
-    let scoped: Vec<String> = registry
-        .tables()
-        .iter()
-        .map(|(t, _)| t.to_string())
-        .collect();
+    schemas: &[String],
+    members: &[(i64, String, String)],
+) -> Result<Vec<(String, String, String)>, TenancyError> {
+    let oids: Vec<String> = members.iter().map(|m| m.0.to_string()).collect();
     let mut out = Vec::new();
     let views = txn
         .query_all_raw(Statement::from_sql_and_values(
             DbBackend::Postgres,
-            "SELECT DISTINCT v.relname::text, t.relname::text, v.relkind::text, r.rolname::text, \
+            "SELECT DISTINCT vn.nspname::text, v.relname::text, t.relname::text, v.relkind::text, r.rolname::text, \
                     (r.rolsuper OR r.rolbypassrls), \
                     EXISTS (SELECT 1 FROM unnest(v.reloptions) o \
                             WHERE o ~* '^security_invoker=(true|on|yes|1)$') \
@@ -745,26 +818,28 @@ async fn bypassing_objects(
              JOIN pg_depend d ON d.objid = rw.oid AND d.classid = 'pg_rewrite'::regclass \
                              AND d.refclassid = 'pg_class'::regclass \
              JOIN pg_class t ON t.oid = d.refobjid AND t.oid <> v.oid \
-             JOIN pg_namespace tn ON tn.oid = t.relnamespace \
+             JOIN pg_namespace vn ON vn.oid = v.relnamespace \
              JOIN pg_roles r ON r.oid = v.relowner \
-             WHERE tn.nspname = $1 AND lower(t.relname) = ANY(string_to_array($2, chr(31))) \
+             WHERE t.oid = ANY (string_to_array($1, ',')::bigint[]::oid[]) \
              ORDER BY 1, 2",
-            [schema.into(), scoped.join("\u{1f}").into()],
+            [oids.join(",").into()],
         ))
         .await?;
     for row in views {
-        let (view, table, kind): (String, String, String) = (
+        let (view_schema, view, table, kind): (String, String, String, String) = (
             row.try_get_by_index(0)?,
             row.try_get_by_index(1)?,
             row.try_get_by_index(2)?,
+            row.try_get_by_index(3)?,
         );
         let (owner, bypasses, invoker): (String, bool, bool) = (
-            row.try_get_by_index(3)?,
             row.try_get_by_index(4)?,
             row.try_get_by_index(5)?,
+            row.try_get_by_index(6)?,
         );
         if kind == "m" {
             out.push((
+                view_schema,
                 view,
                 format!(
                     "a materialized view over the scoped table `{table}` holds every \
@@ -773,6 +848,7 @@ async fn bypassing_objects(
             ));
         } else if bypasses && !invoker {
             out.push((
+                view_schema,
                 view,
                 format!(
                     "the view reads the scoped table `{table}` as its owner `{owner}`, whom no \
@@ -782,36 +858,41 @@ async fn bypassing_objects(
             ));
         }
     }
-    // Every SECURITY DEFINER function of the schema owned by such a role (a view or a
-    // registered function may call it), and every registered function anywhere; not the
-    // capture triggers' functions (`tncap_*`), which cannot be called but as triggers.
+    // Every SECURITY DEFINER function of these schemas owned by such a role (a view or a
+    // registered function may call it), and every registered function anywhere; not
+    // trigger functions (the capture triggers' `tncap_*`), which run only as triggers.
     let functions: Vec<String> = registry.functions().iter().map(|f| f.to_string()).collect();
-    {
-        let definers = txn
-            .query_all_raw(Statement::from_sql_and_values(
-                DbBackend::Postgres,
-                "SELECT DISTINCT p.proname::text, r.rolname::text FROM pg_proc p \
-                 JOIN pg_roles r ON r.oid = p.proowner \
-                 JOIN pg_namespace n ON n.oid = p.pronamespace \
-                 WHERE p.prosecdef AND (r.rolsuper OR r.rolbypassrls) \
-                   AND ((n.nspname = $2 AND p.prorettype <> 'trigger'::regtype) \
-                        OR lower(p.proname) = ANY(string_to_array($1, chr(31)))) \
-                 ORDER BY 1",
-                [functions.join("\u{1f}").into(), schema.into()],
-            ))
-            .await?;
-        for row in definers {
-            let (function, owner): (String, String) =
-                (row.try_get_by_index(0)?, row.try_get_by_index(1)?);
-            out.push((
-                function,
-                format!(
-                    "the function runs as its owner `{owner}` (SECURITY DEFINER), whom no \
-                     policy binds: a view or a registered function that calls it reads past \
-                     the policies"
-                ),
-            ));
-        }
+    let definers = txn
+        .query_all_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "SELECT DISTINCT n.nspname::text, p.proname::text, r.rolname::text FROM pg_proc p \
+             JOIN pg_roles r ON r.oid = p.proowner \
+             JOIN pg_namespace n ON n.oid = p.pronamespace \
+             WHERE p.prosecdef AND (r.rolsuper OR r.rolbypassrls) \
+               AND ((n.nspname = ANY (string_to_array($2, chr(31))) \
+                     AND p.prorettype <> 'trigger'::regtype) \
+                    OR lower(p.proname) = ANY (string_to_array($1, chr(31)))) \
+             ORDER BY 1, 2",
+            [
+                functions.join("\u{1f}").into(),
+                schemas.join("\u{1f}").into(),
+            ],
+        ))
+        .await?;
+    for row in definers {
+        let (function_schema, function, owner): (String, String, String) = (
+            row.try_get_by_index(0)?,
+            row.try_get_by_index(1)?,
+            row.try_get_by_index(2)?,
+        );
+        out.push((
+            function_schema,
+            function,
+            format!(
+                "the function runs as its owner `{owner}` (SECURITY DEFINER), whom no policy \
+                 binds: a view or a registered function that calls it reads past the policies"
+            ),
+        ));
     }
     Ok(out)
 }
@@ -850,40 +931,59 @@ async fn check_in(
         table: table.to_owned(),
         problem,
     };
-    let (states, unfit) = tables(txn, registry, within).await?;
-    for (table_schema, table, problem) in unfit {
-        findings.push(at(&table_schema, &table, problem));
-    }
-    let members: Vec<(i64, String, String)> = states
-        .iter()
-        .map(|t| (t.oid, t.schema.clone(), t.table.clone()))
-        .collect();
-    for state in states {
-        let expected = deparsed(txn, &state.column, &state.column_type).await?;
-        for problem in problems(&state, &expected) {
-            findings.push(at(&state.schema, &state.table, problem));
-        }
-    }
-    for (object, problem) in bypassing_objects(txn, registry, &schema).await? {
-        findings.push(at(&schema, &object, problem));
-    }
     if let Some(role) = role {
         for problem in role_problems(txn, role).await? {
             findings.push(at(&schema, "-", problem));
         }
-        if findings.iter().all(|f| f.table != "-") {
-            for (table_schema, table, privileges) in
-                missing_grants(txn, registry, &schema, within, &members, role).await?
-            {
-                findings.push(at(
-                    &table_schema,
-                    &table,
-                    format!("the role `{role}` lacks {privileges}"),
-                ));
-            }
+    }
+    let role_ok = findings.is_empty();
+    // The role's search path, once the role is known to exist.
+    let path = app_path(txn, role.filter(|_| role_ok)).await?;
+    let (states, unfit) = tables(txn, registry, within, &path).await?;
+    for (table_schema, table, problem) in unfit {
+        findings.push(at(&table_schema, &table, problem));
+    }
+    let members = family(&states);
+    let schemas = schemas_of(&schema, &states);
+    for state in &states {
+        let expected = deparsed(txn, &state.column, &state.column_type).await?;
+        for problem in problems(state, &expected) {
+            findings.push(at(&state.schema, &state.table, problem));
+        }
+    }
+    for (object_schema, object, problem) in
+        bypassing_objects(txn, registry, &schemas, &members).await?
+    {
+        findings.push(at(&object_schema, &object, problem));
+    }
+    if let (Some(role), true) = (role, role_ok) {
+        for grant in missing_grants(txn, registry, &schemas, within, &path, &members, role).await? {
+            findings.push(at(
+                &grant.schema,
+                &grant.object,
+                format!("the role `{role}` lacks {}", grant.privileges),
+            ));
         }
     }
     Ok(findings)
+}
+
+/// The scoped tables (with partitions) as (oid, schema, name).
+fn family(states: &[TableState]) -> Vec<(i64, String, String)> {
+    states
+        .iter()
+        .map(|t| (t.oid, t.schema.clone(), t.table.clone()))
+        .collect()
+}
+
+/// `schema` and every schema a scoped table was found in.
+fn schemas_of(schema: &str, states: &[TableState]) -> Vec<String> {
+    let mut schemas: Vec<String> = std::iter::once(schema.to_owned())
+        .chain(states.iter().map(|t| t.schema.clone()))
+        .collect();
+    schemas.sort();
+    schemas.dedup();
+    schemas
 }
 
 /// Installs row-level security in `schema` (default: the connection's current schema), in
@@ -930,18 +1030,16 @@ pub(crate) async fn apply_in(
         schema: schema.clone(),
         ..Applied::default()
     };
-    let q_schema = quote(&schema);
-    let (states, unfit) = tables(txn, registry, within).await?;
+    let path = app_path(txn, role).await?;
+    let (states, unfit) = tables(txn, registry, within, &path).await?;
     if let Some((table_schema, table, problem)) = unfit.into_iter().next() {
         return Err(TenancyError::RowLevelSecurity {
             database: format!("schema {table_schema}"),
             problems: format!("{table}: {problem}"),
         });
     }
-    let members: Vec<(i64, String, String)> = states
-        .iter()
-        .map(|t| (t.oid, t.schema.clone(), t.table.clone()))
-        .collect();
+    let members = family(&states);
+    let schemas = schemas_of(&schema, &states);
     for state in states {
         let expected = deparsed(txn, &state.column, &state.column_type).await?;
         let wrong = problems(&state, &expected);
@@ -968,27 +1066,19 @@ pub(crate) async fn apply_in(
         applied.changed.push(state.table.clone());
     }
     if let Some(role) = role {
-        let missing = missing_grants(txn, registry, &schema, within, &members, role).await?;
-        if !missing.is_empty() {
-            let q_role = quote(role);
-            txn.execute_unprepared(&format!("GRANT USAGE ON SCHEMA {q_schema} TO {q_role}"))
-                .await?;
+        let q_role = quote(role);
+        for grant in missing_grants(txn, registry, &schemas, within, &path, &members, role).await? {
+            let target = match grant.kind {
+                "SCHEMA" => format!("SCHEMA {}", quote(&grant.schema)),
+                kind => format!("{kind} {}.{}", quote(&grant.schema), quote(&grant.object)),
+            };
             txn.execute_unprepared(&format!(
-                "GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA {q_schema} TO {q_role}"
+                "GRANT {} ON {target} TO {q_role}",
+                grant.privileges
             ))
             .await?;
-            for (table_schema, table, privileges) in missing {
-                if table != SCHEMA_OBJECT {
-                    txn.execute_unprepared(&format!(
-                        "GRANT {privileges} ON {}.{} TO {q_role}",
-                        quote(&table_schema),
-                        quote(&table)
-                    ))
-                    .await?;
-                }
-                if !applied.changed.contains(&table) {
-                    applied.changed.push(table);
-                }
+            if !applied.changed.contains(&grant.object) {
+                applied.changed.push(grant.object);
             }
         }
     }
@@ -1123,7 +1213,9 @@ pub(crate) async fn refuse_bound_operator<C: ConnectionTrait>(
         .query_one_raw(Statement::from_sql_and_values(
             DbBackend::Postgres,
             "SELECT EXISTS (SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
-                            WHERE n.nspname = $1 AND c.relrowsecurity AND c.relkind IN ('r', 'p'))",
+                            WHERE n.nspname = $1 AND c.relrowsecurity AND c.relkind IN ('r', 'p') \
+                              AND (c.relforcerowsecurity \
+                                   OR c.relowner <> (SELECT oid FROM pg_roles WHERE rolname = current_user)))",
             [schema.into()],
         ))
         .await?;

@@ -273,9 +273,10 @@ impl TenancyOptions {
         if let (Some(d), Some(_)) = (&directory, &watch) {
             // Until its first renewal the watcher vouches for no placement, and a
             // transaction refuses to run on one it cannot confirm: hand out a handle that
-            // serves at once (or, after a lease's length, one that fails closed until the
+            // serves at once (or, after two heartbeats, one that fails closed until the
             // watcher gets through).
-            let deadline = std::time::Instant::now() + self.watch.lease;
+            let wait = Ord::min(self.watch.lease, self.watch.heartbeat * 2);
+            let deadline = std::time::Instant::now() + wait;
             while d.lapsed() && std::time::Instant::now() < deadline {
                 tokio::time::sleep(Duration::from_millis(2)).await;
             }

@@ -544,3 +544,64 @@ async fn no_pooled_connection_keeps_a_storefront() {
         .await
         .expect("bounded");
 }
+
+/// The application's statements resolve unqualified names in the application role's
+/// search path, whose default starts with `"$user"`: a table in a schema named after the
+/// role is the one they reach, and the check looks there.
+async fn the_roles_own_schema() {
+    let Some(test) = TestDb::migrated(Backend::Postgres).await else {
+        return;
+    };
+    let role = AppRole::create(&test).await;
+    role.secure(&test, &entities::registry()).await;
+    for ddl in [
+        format!("CREATE SCHEMA \"{0}\" AUTHORIZATION \"{0}\"", role.name),
+        format!(
+            "CREATE TABLE \"{}\".orders (id uuid PRIMARY KEY, storefront_id uuid NOT NULL)",
+            role.name
+        ),
+    ] {
+        test.db.execute_unprepared(&ddl).await.expect("ddl");
+    }
+    let found = rls::check(&test.db, &entities::registry(), Some(&role.name), None)
+        .await
+        .expect("check");
+    assert!(
+        found.iter().any(|f| f.schema == role.name
+            && f.table == "orders"
+            && f.problem.contains("not enabled")),
+        "{found:?}"
+    );
+    let err = TenancyOptions::new()
+        .registry(entities::registry())
+        .row_level_security(role.options())
+        .connect_with(test.db.clone())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, TenancyError::RowLevelSecurity { .. }),
+        "{err}"
+    );
+    let applied = rls::apply(&test.db, &entities::registry(), Some(&role.name), None)
+        .await
+        .expect("apply");
+    assert!(applied.changed.iter().any(|t| t == "orders"), "{applied:?}");
+    assert!(
+        rls::check(&test.db, &entities::registry(), Some(&role.name), None)
+            .await
+            .expect("check")
+            .is_empty()
+    );
+    let admin = test.admin_url().map(str::to_owned);
+    test.teardown().await;
+    if let Some(admin) = admin {
+        role.drop(&admin).await;
+    }
+}
+
+#[tokio::test]
+async fn a_table_in_the_roles_own_schema_is_the_one_checked() {
+    tokio::time::timeout(BOUND, the_roles_own_schema())
+        .await
+        .expect("bounded");
+}

@@ -392,7 +392,19 @@ impl TenantConnection {
             .map_or(0, |d| d.generation());
         let placement = self.placement().await?;
         let home = self.home_of(&placement).await?;
-        let txn = begin.on(home.conn()).await?;
+        // Begun in a task of its own: a caller that stops waiting while `BEGIN` is on the
+        // wire would otherwise drop the transaction before the driver counts it, and the
+        // connection would go back to the pool inside it (sqlx #4385). The task finishes
+        // the begin; dropping its result then rolls the transaction back.
+        let conn = home.conn().clone();
+        let txn = tokio::spawn(async move { begin.on(&conn).await })
+            .await
+            .map_err(|e| {
+                DbErr::Custom(format!(
+                    "{}beginning a transaction: {e}",
+                    crate::error::PREFIX
+                ))
+            })??;
         if let Some(rls) = &self.inner.rls {
             // After `BEGIN` (and SeaORM's `SET TRANSACTION`), before any statement.
             txn.execute_unprepared(&rls.prelude(self.storefront))
@@ -468,7 +480,8 @@ impl TenantConnection {
         tokio::spawn(async move {
             // Keeps the storefront database's pool open while the stream runs.
             let _lease = lease;
-            let txn = match conn.begin().await {
+            let access = read_only.then_some(sea_orm::AccessMode::ReadOnly);
+            let txn = match conn.begin_with_config(None, access).await {
                 Ok(txn) => txn,
                 Err(e) => {
                     let _ = ready_tx.send(Err(e));
