@@ -94,25 +94,14 @@ fn lookup(c: &mut Criterion, rt: &Runtime, label: &str, db: DatabaseConnection) 
     // often runs in a different state than the first (seen: +-15% either way). The recorded
     // ratio comes from interleaved rounds instead: each round times a batch of each, in
     // alternating order, and the medians of the per-round times are compared.
-    let (plain, tenant) = rt.block_on(async {
-        let mut plain = Vec::new();
-        let mut tenant = Vec::new();
-        for round in 0..40 {
-            for first in [round % 2 == 0, round % 2 != 0] {
-                let start = std::time::Instant::now();
-                for _ in 0..200 {
-                    one_lookup(&db, &tconn, shop, email, first).await;
-                }
-                let took = start.elapsed().as_secs_f64();
-                if first {
-                    plain.push(took)
-                } else {
-                    tenant.push(took)
-                }
+    let (plain, tenant) = rt.block_on(interleaved(40, |plain| {
+        let (db, tconn) = (&db, &tconn);
+        async move {
+            for _ in 0..200 {
+                one_lookup(db, tconn, shop, email, plain).await;
             }
         }
-        (median(plain), median(tenant))
-    });
+    }));
     println!(
         "RATIO {label}: tenant_connection / plain_seaorm = {:.3} (interleaved medians: {:.1} us / {:.1} us per lookup)",
         tenant / plain,

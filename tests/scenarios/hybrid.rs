@@ -48,8 +48,7 @@ async fn hybrid_with(backend: Backend, rls: bool) {
     };
     let mut options = TenancyOptions::new();
     let role = if rls {
-        let role = AppRole::create(&test).await;
-        role.secure(&test, &entities::registry()).await;
+        let role = AppRole::secured(&test, &entities::registry()).await;
         options = options.row_level_security(role.options());
         Some(role)
     } else {
@@ -242,10 +241,9 @@ async fn hybrid_with(backend: Backend, rls: bool) {
             .await
             .unwrap_or_else(|e| panic!("{backend}: dropping {id}: {e}"));
     }
-    let admin = test.admin_url().map(str::to_owned);
-    test.teardown().await;
-    if let (Some(role), Some(admin)) = (role, admin) {
-        role.drop(&admin).await;
+    match role {
+        Some(role) => role.teardown(test).await,
+        None => test.teardown().await,
     }
 }
 

@@ -23,8 +23,7 @@ async fn matrix_with(backend: Backend, rls: bool) {
     };
     let mut options = TenancyOptions::new().registry(entities::registry());
     let role = if rls {
-        let role = AppRole::create(&test).await;
-        role.secure(&test, &entities::registry()).await;
+        let role = AppRole::secured(&test, &entities::registry()).await;
         options = options.row_level_security(role.options());
         Some(role)
     } else {
@@ -79,10 +78,9 @@ async fn matrix_with(backend: Backend, rls: bool) {
         Country::find().count(&tenancy.connection(a)).await.unwrap(),
         2
     );
-    let admin = test.admin_url().map(str::to_owned);
-    test.teardown().await;
-    if let (Some(role), Some(admin)) = (role, admin) {
-        role.drop(&admin).await;
+    match role {
+        Some(role) => role.teardown(test).await,
+        None => test.teardown().await,
     }
 }
 

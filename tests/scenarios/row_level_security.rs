@@ -256,11 +256,7 @@ async fn views_and_functions_see_one_storefront() {
     for t in [secured, plain] {
         t.shutdown().await;
     }
-    let admin = test.admin_url().map(str::to_owned);
-    test.teardown().await;
-    if let Some(admin) = admin {
-        role.drop(&admin).await;
-    }
+    role.teardown(test).await;
 }
 
 #[tokio::test]
@@ -277,8 +273,7 @@ async fn roles_that_do_not_split() {
     let Some(test) = TestDb::migrated(Backend::Postgres).await else {
         return;
     };
-    let role = AppRole::create(&test).await;
-    role.secure(&test, &entities::registry()).await;
+    let role = AppRole::secured(&test, &entities::registry()).await;
     let options = |rls| {
         TenancyOptions::new()
             .registry(entities::registry())
@@ -351,11 +346,7 @@ async fn roles_that_do_not_split() {
     tenancy.shutdown().await;
     drop(tenancy);
     app.close().await.expect("close");
-    let admin = test.admin_url().map(str::to_owned);
-    test.teardown().await;
-    if let Some(admin) = admin {
-        role.drop(&admin).await;
-    }
+    role.teardown(test).await;
 }
 
 #[tokio::test]
@@ -440,11 +431,7 @@ async fn partitions() {
         assert_eq!(count(&db, "SELECT count(*) FROM ledger_parts").await, 1);
         assert_eq!(count(&db, "SELECT count(*) FROM ledger").await, 1);
     }
-    let admin = test.admin_url().map(str::to_owned);
-    test.teardown().await;
-    if let Some(admin) = admin {
-        role.drop(&admin).await;
-    }
+    role.teardown(test).await;
 }
 
 #[tokio::test]
@@ -461,8 +448,7 @@ async fn no_connection_keeps_a_storefront() {
     let Some(test) = TestDb::migrated(Backend::Postgres).await else {
         return;
     };
-    let role = AppRole::create(&test).await;
-    role.secure(&test, &entities::registry()).await;
+    let role = AppRole::secured(&test, &entities::registry()).await;
     let tenancy = TenancyOptions::new()
         .registry(entities::registry())
         .max_connections(4)
@@ -531,11 +517,7 @@ async fn no_connection_keeps_a_storefront() {
     );
     tenancy.shutdown().await;
     drop(tenancy);
-    let admin = test.admin_url().map(str::to_owned);
-    test.teardown().await;
-    if let Some(admin) = admin {
-        role.drop(&admin).await;
-    }
+    role.teardown(test).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -552,8 +534,7 @@ async fn the_roles_own_schema() {
     let Some(test) = TestDb::migrated(Backend::Postgres).await else {
         return;
     };
-    let role = AppRole::create(&test).await;
-    role.secure(&test, &entities::registry()).await;
+    let role = AppRole::secured(&test, &entities::registry()).await;
     for ddl in [
         format!("CREATE SCHEMA \"{0}\" AUTHORIZATION \"{0}\"", role.name),
         format!(
@@ -592,11 +573,7 @@ async fn the_roles_own_schema() {
             .expect("check")
             .is_empty()
     );
-    let admin = test.admin_url().map(str::to_owned);
-    test.teardown().await;
-    if let Some(admin) = admin {
-        role.drop(&admin).await;
-    }
+    role.teardown(test).await;
 }
 
 #[tokio::test]

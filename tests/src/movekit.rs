@@ -31,8 +31,7 @@ pub async fn env(backend: Backend, ttl: Duration) -> Option<(TestDb, Tenancy)> {
 /// test's teardown).
 pub async fn env_with_rls(ttl: Duration) -> Option<(TestDb, Tenancy, crate::rls::AppRole)> {
     let test = TestDb::migrated(Backend::Postgres).await?;
-    let role = crate::rls::AppRole::create(&test).await;
-    role.secure(&test, &entities::registry()).await;
+    let role = crate::rls::AppRole::secured(&test, &entities::registry()).await;
     let tenancy = options(&test, ttl, entities::registry())
         .row_level_security(role.options())
         .connect_with(test.db.clone())

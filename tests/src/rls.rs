@@ -31,6 +31,22 @@ impl AppRole {
         AppRole { name }
     }
 
+    /// [`Self::create`], then [`Self::secure`] with `registry`.
+    pub async fn secured(test: &TestDb, registry: &Registry) -> AppRole {
+        let role = Self::create(test).await;
+        role.secure(test, registry).await;
+        role
+    }
+
+    /// Tears `test` down, then drops the role (its privileges went with the database).
+    pub async fn teardown(self, test: TestDb) {
+        let admin = test.admin_url().map(str::to_owned);
+        test.teardown().await;
+        if let Some(admin) = admin {
+            self.drop(&admin).await;
+        }
+    }
+
     /// Row-level security whose storefront statements take this role.
     pub fn options(&self) -> RowLevelSecurity {
         RowLevelSecurity::new()
