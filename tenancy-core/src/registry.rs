@@ -213,6 +213,11 @@ impl Registry {
         crate::rewrite::allow::builtin_function(&lower) || self.functions.contains(&lower)
     }
 
+    /// Whether `lower` (lower case) was added with [`Self::with_function`].
+    pub(crate) fn has_function(&self, lower: &str) -> bool {
+        self.functions.contains(lower)
+    }
+
     /// Whether `column` is the tenant column of any scoped table (case-insensitive).
     pub fn is_tenant_column(&self, column: &str) -> bool {
         self.tables.values().any(|c| c.eq_ignore_ascii_case(column))

@@ -208,20 +208,20 @@ impl RowLevelSecurity {
 /// those may write). Anything else runs in a transaction that commits; a write misjudged
 /// as a read would fail in the read-only transaction, never be lost.
 pub(crate) fn reads_only(sql: &str, registry: &Registry) -> bool {
-    let head: String = sql.trim_start().chars().take(7).collect();
-    if !head.eq_ignore_ascii_case("SELECT ") {
+    let select = sql
+        .trim_start()
+        .get(..7)
+        .is_some_and(|head| head.eq_ignore_ascii_case("SELECT "));
+    if !select {
         return false;
     }
+    // A locking clause, or a registered function (called by its name as a whole word,
+    // quoted or not; a word that names one counts even where it is not a call: misjudging
+    // a read as a write only costs a `COMMIT`).
     let lower = sql.to_ascii_lowercase();
-    let words: Vec<&str> = lower
+    !lower
         .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '$'))
-        .collect();
-    let locks = words.contains(&"for");
-    let functions = registry.functions();
-    // A registered function is called by its name as a whole word (quoted or not); a word
-    // that names one counts even where it is not a call: misjudging a read as a write only
-    // costs a `COMMIT`.
-    !locks && !words.iter().any(|w| functions.contains(w))
+        .any(|word| word == "for" || registry.has_function(word))
 }
 
 /// A pooled connection inside a transaction of [`RowLevelSecurity::call`]: closed when
@@ -301,29 +301,13 @@ fn begin_err(e: sea_orm::sqlx::Error) -> sea_orm::DbErr {
     }
 }
 
+/// A role is named like every other identifier the framework writes into SQL.
 fn validate_role(role: &str) -> Result<(), TenancyError> {
-    let mut chars = role.chars();
-    let first_ok = chars
-        .next()
-        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_');
-    if !first_ok
-        || role.len() > 63
-        || !role
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '$')
-    {
-        return Err(TenancyError::InvalidName {
-            name: role.to_owned(),
-            reason: "a row-level security role is 1 to 63 ASCII letters, digits, `_` or `$`, \
-                     starting with a letter or `_`"
-                .into(),
-        });
-    }
-    Ok(())
+    crate::tenant::validate_identifier(role)
 }
 
 fn quote(ident: &str) -> String {
-    format!("\"{}\"", ident.replace('"', "\"\""))
+    crate::backend::Dialect(DbBackend::Postgres).quote(ident)
 }
 
 /// How a [`Finding`] about the schema itself (not one of its tables) names it.
@@ -396,28 +380,34 @@ async fn schema_of(
     txn: &DatabaseTransaction,
     schema: Option<&str>,
 ) -> Result<String, TenancyError> {
-    if let Some(s) = schema {
-        return Ok(s.to_owned());
-    }
-    let row = txn
-        .query_one_raw(Statement::from_string(
-            DbBackend::Postgres,
-            "SELECT current_schema()::text",
-        ))
-        .await?;
-    match row {
-        Some(row) => Ok(row
-            .try_get_by_index::<Option<String>>(0)?
-            .unwrap_or_default()),
-        None => Ok(String::new()),
+    match schema {
+        Some(s) => Ok(s.to_owned()),
+        None => current_schema(txn).await,
     }
 }
 
-/// How PostgreSQL prints the policy expression for `column` of `column_type`, so that the
+/// How PostgreSQL prints the policy expression for `column` of `column_type` (asked once
+/// per column and type in one check or apply, through `seen`), so that the
 /// check compares the catalog's text with the server's own rendering, not with a guess of
 /// it: a temporary table with the same column, a policy on it, its text, then the
 /// savepoint rolled back.
 async fn deparsed(
+    txn: &DatabaseTransaction,
+    column: &str,
+    column_type: &str,
+    seen: &mut std::collections::HashMap<(String, String), String>,
+) -> Result<String, TenancyError> {
+    let key = (column.to_owned(), column_type.to_owned());
+    if let Some(expr) = seen.get(&key) {
+        return Ok(expr.clone());
+    }
+    let expr = deparse(txn, column, column_type).await?;
+    seen.insert(key, expr.clone());
+    Ok(expr)
+}
+
+/// [`deparsed`] without the cache: one probe.
+async fn deparse(
     txn: &DatabaseTransaction,
     column: &str,
     column_type: &str,
@@ -945,8 +935,9 @@ async fn check_in(
     }
     let members = family(&states);
     let schemas = schemas_of(&schema, &states);
+    let mut seen = std::collections::HashMap::new();
     for state in &states {
-        let expected = deparsed(txn, &state.column, &state.column_type).await?;
+        let expected = deparsed(txn, &state.column, &state.column_type, &mut seen).await?;
         for problem in problems(state, &expected) {
             findings.push(at(&state.schema, &state.table, problem));
         }
@@ -1040,8 +1031,9 @@ pub(crate) async fn apply_in(
     }
     let members = family(&states);
     let schemas = schemas_of(&schema, &states);
+    let mut seen = std::collections::HashMap::new();
     for state in states {
-        let expected = deparsed(txn, &state.column, &state.column_type).await?;
+        let expected = deparsed(txn, &state.column, &state.column_type, &mut seen).await?;
         let wrong = problems(&state, &expected);
         if wrong.is_empty() {
             applied.unchanged += 1;

@@ -30,11 +30,13 @@ impl Dialect {
         }
     }
 
-    /// `ident`, quoted. Callers pass names checked by `validate_identifier` or read from
-    /// the catalog, never caller-controlled text.
+    /// `ident`, quoted, the quote character doubled inside it (so a name read from the
+    /// catalog quotes right whatever it holds). Callers pass names checked by
+    /// `validate_identifier` or read from the catalog, never caller-controlled text.
     pub(crate) fn quote(self, ident: &str) -> String {
         let q = self.quote_char();
-        format!("{q}{ident}{q}")
+        let doubled = format!("{q}{q}");
+        format!("{q}{}{q}", ident.replace(q, &doubled))
     }
 
     /// `qualifier.name`, both quoted.

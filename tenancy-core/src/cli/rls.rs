@@ -146,24 +146,31 @@ fn role(cx: &Context, args: &RlsArgs) -> Result<Option<RowLevelSecurity>, Tenanc
     }
 }
 
+/// A connection that reaches `place`, and the schema to name there (`None`: the
+/// connection's own). A storefront database gets a connection of its own, for the caller
+/// to close.
+async fn reach<'a>(
+    cx: &'a Context,
+    place: &'a Place,
+) -> Result<(sea_orm::DatabaseConnection, Option<&'a str>, bool), TenancyError> {
+    Ok(match place {
+        Place::Shared => (cx.tenancy.shared().clone(), None, false),
+        Place::Schema(schema) => (cx.tenancy.shared().clone(), Some(schema.as_str()), false),
+        Place::Database(url) => (connect_one(url).await?, None, true),
+    })
+}
+
 async fn apply_at(
     cx: &Context,
     place: &Place,
     role: Option<&str>,
 ) -> Result<rls::Applied, TenancyError> {
-    let registry = cx.tenancy.registry();
-    match place {
-        Place::Shared => rls::apply(cx.tenancy.shared(), registry, role, None).await,
-        Place::Schema(schema) => {
-            rls::apply(cx.tenancy.shared(), registry, role, Some(schema)).await
-        }
-        Place::Database(url) => {
-            let conn = connect_one(url).await?;
-            let applied = rls::apply(&conn, registry, role, None).await;
-            let _ = conn.close().await;
-            applied
-        }
+    let (conn, schema, own) = reach(cx, place).await?;
+    let applied = rls::apply(&conn, cx.tenancy.registry(), role, schema).await;
+    if own {
+        let _ = conn.close().await;
     }
+    applied
 }
 
 async fn check_at(
@@ -171,19 +178,12 @@ async fn check_at(
     place: &Place,
     role: Option<&str>,
 ) -> Result<Vec<rls::Finding>, TenancyError> {
-    let registry = cx.tenancy.registry();
-    match place {
-        Place::Shared => rls::check(cx.tenancy.shared(), registry, role, None).await,
-        Place::Schema(schema) => {
-            rls::check(cx.tenancy.shared(), registry, role, Some(schema)).await
-        }
-        Place::Database(url) => {
-            let conn = connect_one(url).await?;
-            let found = rls::check(&conn, registry, role, None).await;
-            let _ = conn.close().await;
-            found
-        }
+    let (conn, schema, own) = reach(cx, place).await?;
+    let found = rls::check(&conn, cx.tenancy.registry(), role, schema).await;
+    if own {
+        let _ = conn.close().await;
     }
+    found
 }
 
 fn progress(json: bool, len: usize) -> ProgressBar {
