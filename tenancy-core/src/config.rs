@@ -188,6 +188,10 @@ pub struct DatabaseConfig {
     /// The second fence: PostgreSQL row-level security (see `tenancy_core::rls`).
     #[serde(default)]
     pub row_level_security: RowLevelSecurityConfig,
+    /// Transaction poolers (PgBouncer in transaction mode) in front of PostgreSQL servers,
+    /// each `{address: host:port, direct: host:port}` (see `tenancy_core::pooler`).
+    #[serde(default)]
+    pub transaction_poolers: Vec<crate::TransactionPooler>,
 }
 
 /// `database_config.row_level_security`: off unless `enabled`.
@@ -247,6 +251,7 @@ impl std::fmt::Debug for DatabaseConfig {
             process_heartbeat,
             cutover_barrier_wait,
             row_level_security,
+            transaction_poolers,
         } = self;
         use crate::backend::redact;
         f.debug_struct("DatabaseConfig")
@@ -268,6 +273,7 @@ impl std::fmt::Debug for DatabaseConfig {
             .field("process_heartbeat", process_heartbeat)
             .field("cutover_barrier_wait", cutover_barrier_wait)
             .field("row_level_security", row_level_security)
+            .field("transaction_poolers", transaction_poolers)
             .finish()
     }
 }
@@ -505,6 +511,15 @@ impl TenancyConfig {
             })
         };
         let db = &s.database_config;
+        for (i, pooler) in db.transaction_poolers.iter().enumerate() {
+            if let Err(TenancyError::Config { key, message }) = pooler.validate() {
+                let field = key.rsplit('.').next().unwrap_or("address");
+                return bad(
+                    &format!("database_config.transaction_poolers[{i}].{field}"),
+                    message,
+                );
+            }
+        }
         if let Some(p) = &db.tenant_database_pattern {
             if !p.contains("{storefront_id}") {
                 return bad(

@@ -82,6 +82,7 @@
 //!   built (sqlx-style options, then `connect(url)`);
 //! - [`connection`]: [`TenantConnection`] and [`TenantTransaction`];
 //! - [`directory`] and [`pool`]: who is where, and the pools of storefront databases;
+//! - [`pooler`]: transaction poolers (PgBouncer) in front of PostgreSQL servers;
 //! - [`watch`]: how every process learns of a placement change within milliseconds (the
 //!   directory's change feed, process leases, the cutover barrier);
 //! - [`provision`], [`fleet`], [`mover`]: creating storefronts, migrating the fleet, moving
@@ -109,6 +110,7 @@ pub mod http;
 pub mod metrics;
 pub mod mover;
 pub mod pool;
+pub mod pooler;
 pub mod provision;
 pub mod registry;
 pub mod rewrite;
@@ -123,6 +125,7 @@ pub use connection::{TenantConnection, TenantStream, TenantTransaction};
 pub use directory::{Directory, TenantRecord, TenantResolver, TenantState};
 pub use error::TenancyError;
 pub use pool::{DatabaseManager, PoolOptions};
+pub use pooler::TransactionPooler;
 pub use registry::{Global, GlobalAccess, GlobalTable, Registry, ScopedTable, TenantScoped};
 pub use tenancy::{Tenancy, TenancyOptions};
 pub use tenancy_macros::{global_table, tenant_scoped};

@@ -24,6 +24,7 @@ use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 
 use crate::{
     backend::{self, redact, PoolSpec},
+    pooler::Poolers,
     StorefrontId, TenancyError,
 };
 
@@ -53,6 +54,8 @@ impl Default for PoolOptions {
 
 struct PoolEntry {
     conn: DatabaseConnection,
+    /// Its URL points at a transaction pooler.
+    pooled: bool,
     in_flight: AtomicUsize,
     last_used: AtomicU64,
     _permits: OwnedSemaphorePermit,
@@ -68,6 +71,7 @@ struct Inner {
     budget: Arc<Semaphore>,
     pools: Mutex<HashMap<String, Slot>>,
     epoch: Instant,
+    poolers: Poolers,
 }
 
 /// Pools of tenant databases under a global connection budget. Cheap to clone.
@@ -98,6 +102,13 @@ impl Deref for Lease {
     }
 }
 
+impl Lease {
+    /// Whether the pool's URL points at a transaction pooler.
+    pub(crate) fn pooled(&self) -> bool {
+        self.entry.pooled
+    }
+}
+
 impl Drop for Lease {
     fn drop(&mut self) {
         self.entry.in_flight.fetch_sub(1, Ordering::AcqRel);
@@ -108,6 +119,11 @@ impl DatabaseManager {
     /// A manager with these limits. Starts a background task (on the current tokio
     /// runtime) that closes idle pools; it stops when the manager is dropped.
     pub fn new(opts: PoolOptions) -> Result<Self, TenancyError> {
+        Self::with_poolers(opts, Poolers::default())
+    }
+
+    /// [`Self::new`], knowing which URLs point at a transaction pooler.
+    pub(crate) fn with_poolers(opts: PoolOptions, poolers: Poolers) -> Result<Self, TenancyError> {
         if opts.per_tenant == 0 || opts.budget < opts.per_tenant {
             return Err(TenancyError::Config {
                 key: "connection_budget".into(),
@@ -122,6 +138,7 @@ impl DatabaseManager {
             opts,
             pools: Mutex::new(HashMap::new()),
             epoch: Instant::now(),
+            poolers,
         });
         if let Ok(handle) = tokio::runtime::Handle::try_current() {
             let weak = Arc::downgrade(&inner);
@@ -293,6 +310,7 @@ impl DatabaseManager {
             })?;
         Ok(Arc::new(PoolEntry {
             conn,
+            pooled: self.inner.poolers.covers(url),
             in_flight: AtomicUsize::new(1),
             last_used: AtomicU64::new(self.now()),
             _permits: permits,

@@ -129,7 +129,7 @@ impl Tenancy {
                     .map_err(db_step(storefront, format!("creating schema {schema}")))?;
                 Ok(!existed)
             }
-            Placement::Database { url } => create_database(storefront, url).await,
+            Placement::Database { url } => create_database(storefront, &self.direct_url(url)).await,
         }
     }
 
@@ -152,7 +152,7 @@ impl Tenancy {
                 if let Some(pools) = self.pools() {
                     pools.close(url).await;
                 }
-                drop_database(storefront, url).await
+                drop_database(storefront, &self.direct_url(url)).await
             }
         }
     }
@@ -261,6 +261,7 @@ impl Tenancy {
                 }
             }
             Placement::Database { url } => {
+                let url = &self.direct_url(url);
                 let conn = connect_one(url).await.map_err(db_step(
                     storefront,
                     format!("connecting to {}", redact(url)),

@@ -214,6 +214,7 @@ impl Registry {
     }
 
     /// Whether `lower` (lower case) was added with [`Self::with_function`].
+    #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
     pub(crate) fn has_function(&self, lower: &str) -> bool {
         self.functions.contains(lower)
     }

@@ -20,7 +20,14 @@ use crate::{
 
 /// What every connection of one [`Tenancy`] shares.
 pub(crate) struct Inner {
+    /// The shared database, directly (never through a transaction pooler): the
+    /// framework's own tables, and storefront statements when there is no pooler.
     pub(crate) shared: DatabaseConnection,
+    /// The shared database through a transaction pooler, for storefront statements only
+    /// (run in held transactions, see [`crate::pooler`]).
+    pub(crate) pooled: Option<DatabaseConnection>,
+    /// Which URLs point at a transaction pooler, and the servers behind them.
+    pub(crate) poolers: crate::pooler::Poolers,
     pub(crate) shared_url: Option<String>,
     pub(crate) rewriter: Rewriter,
     pub(crate) resolver: Arc<dyn TenantResolver>,
@@ -74,6 +81,7 @@ pub struct TenancyOptions {
     fence_wait: Duration,
     watch: WatchOptions,
     rls: Option<RowLevelSecurity>,
+    poolers: Vec<crate::TransactionPooler>,
     /// The shared pool was opened here from `shared_url` (so another connection made from
     /// the URL reaches the same database, schema and all).
     opened_from_url: bool,
@@ -91,6 +99,7 @@ impl std::fmt::Debug for TenancyOptions {
             fence_wait,
             watch,
             rls,
+            poolers,
             opened_from_url,
         } = self;
         f.debug_struct("TenancyOptions")
@@ -105,6 +114,7 @@ impl std::fmt::Debug for TenancyOptions {
             .field("fence_wait", fence_wait)
             .field("watch", watch)
             .field("row_level_security", rls)
+            .field("transaction_poolers", poolers)
             .field("opened_from_url", opened_from_url)
             .finish()
     }
@@ -129,6 +139,7 @@ impl TenancyOptions {
             fence_wait: FENCE_WAIT,
             watch: WatchOptions::default(),
             rls: None,
+            poolers: Vec::new(),
             opened_from_url: false,
         }
     }
@@ -221,25 +232,62 @@ impl TenancyOptions {
         self
     }
 
-    /// Opens the shared database at `url` and builds the handle.
+    /// A transaction pooler (PgBouncer in transaction mode) in front of a PostgreSQL
+    /// server; call once per pooler. A shared database URL or storefront database URL
+    /// that points at one is used as [`crate::pooler`] describes: storefront statements go
+    /// through the pooler in transactions of the framework's own, and what needs a
+    /// session goes to the server directly.
+    pub fn transaction_pooler(mut self, pooler: crate::TransactionPooler) -> Self {
+        self.poolers.push(pooler);
+        self
+    }
+
+    /// Opens the shared database at `url` and builds the handle. When `url` points at a
+    /// [transaction pooler](Self::transaction_pooler), two pools are opened: one through
+    /// the pooler for storefront statements, and one to the server directly for the
+    /// framework's own work.
     pub async fn connect(mut self, url: &str) -> Result<Tenancy, TenancyError> {
         let spec = crate::backend::PoolSpec::of(self.max_connections);
-        let shared = crate::backend::connect(url, spec)
-            .await
-            .map_err(|e| TenancyError::Step {
-                storefront: "-".into(),
-                step: format!("connecting to {}", crate::backend::redact(url)),
-                source: Box::new(TenancyError::Db(e)),
-            })?;
-        self.shared_url = Some(url.to_owned());
+        let open = |url: String| async move {
+            crate::backend::connect(&url, spec)
+                .await
+                .map_err(|e| TenancyError::Step {
+                    storefront: "-".into(),
+                    step: format!("connecting to {}", crate::backend::redact(&url)),
+                    source: Box::new(TenancyError::Db(e)),
+                })
+        };
+        let poolers = crate::pooler::Poolers::new(self.poolers.clone());
+        let direct = poolers.direct(url);
+        let pooled = if poolers.covers(url) {
+            Some(open(url.to_owned()).await?)
+        } else {
+            None
+        };
+        let shared = open(direct.clone()).await?;
+        self.shared_url = Some(direct);
         self.opened_from_url = true;
-        self.connect_with(shared).await
+        self.build(shared, pooled).await
     }
 
     /// Builds the handle over an open connection to the shared database (installs the
     /// directory table when a directory is used).
+    /// `shared` must reach the server directly: transaction poolers apply to storefront
+    /// databases here (use [`connect`](Self::connect) for a shared database behind one).
     pub async fn connect_with(self, shared: DatabaseConnection) -> Result<Tenancy, TenancyError> {
+        self.build(shared, None).await
+    }
+
+    async fn build(
+        self,
+        shared: DatabaseConnection,
+        pooled: Option<DatabaseConnection>,
+    ) -> Result<Tenancy, TenancyError> {
         self.watch.validate()?;
+        for pooler in &self.poolers {
+            pooler.validate()?;
+        }
+        let poolers = crate::pooler::Poolers::new(self.poolers);
         let registry = self.registry.unwrap_or_else(Registry::from_entities);
         if let Some(rls) = &self.rls {
             let database = self
@@ -260,7 +308,7 @@ impl TenancyOptions {
             Some(d) => Arc::clone(d) as Arc<dyn TenantResolver>,
             None => Arc::new(AllShared),
         };
-        let pools = DatabaseManager::new(self.pools)?;
+        let pools = DatabaseManager::with_poolers(self.pools, poolers.clone())?;
         let watch = match &directory {
             Some(d) if self.watch.enabled => Some(crate::watch::start(
                 Arc::clone(d),
@@ -287,6 +335,8 @@ impl TenancyOptions {
         Ok(Tenancy {
             inner: Arc::new(Inner {
                 shared,
+                pooled,
+                poolers,
                 shared_url: self.shared_url,
                 rewriter: Rewriter::new(registry),
                 resolver,
@@ -326,6 +376,8 @@ impl Tenancy {
         Self {
             inner: Arc::new(Inner {
                 shared,
+                pooled: None,
+                poolers: Default::default(),
                 shared_url: None,
                 rewriter: Rewriter::new(Registry::from_entities()),
                 resolver: Arc::new(AllShared),
@@ -371,7 +423,15 @@ impl Tenancy {
         self.directory().map_or(Duration::ZERO, |d| d.ttl())
     }
 
-    /// The shared database's URL, when given to the builder.
+    /// `url` as the framework reaches it for work that needs a session (DDL, migrations,
+    /// moves): when it points at a [transaction pooler](TenancyOptions::transaction_pooler),
+    /// the same URL at the server behind the pooler; otherwise `url` itself.
+    pub fn direct_url(&self, url: &str) -> String {
+        self.inner.poolers.direct(url)
+    }
+
+    /// The shared database's URL, when given to the builder (the direct one, when
+    /// [`TenancyOptions::connect`] was given a pooler's).
     pub fn shared_url(&self) -> Option<&str> {
         self.inner.shared_url.as_deref()
     }
@@ -407,7 +467,8 @@ impl Tenancy {
     }
 
     /// The unconfined shared connection, for migrations and administration. Business code
-    /// should never need it.
+    /// should never need it. With the shared database behind a transaction pooler, this
+    /// is the direct connection to its server.
     pub fn shared(&self) -> &DatabaseConnection {
         &self.inner.shared
     }
@@ -503,6 +564,9 @@ impl Tenancy {
             crate::config::UnknownStorefronts::Reject => None,
         };
         let mut options = TenancyOptions::new();
+        for pooler in &db.transaction_poolers {
+            options = options.transaction_pooler(pooler.clone());
+        }
         if let Some(rls) = db.row_level_security.to_options()? {
             options = options.row_level_security(rls);
         }

@@ -12,27 +12,59 @@ use tenancy_tests::{
 };
 
 async fn matrix(backend: Backend) {
-    matrix_with(backend, false).await
+    matrix_with(backend, Through::Rewriter).await
 }
 
-/// The matrix; with `rls`, on PostgreSQL with row-level security on (statements run as an
-/// application role the policies bind).
-async fn matrix_with(backend: Backend, rls: bool) {
+/// What stands between the storefronts besides the rewriter.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Through {
+    /// The rewriter alone.
+    Rewriter,
+    /// PostgreSQL row-level security too: statements run as an application role the
+    /// policies bind.
+    RowLevelSecurity,
+    /// The shared database reached through PgBouncer in transaction mode (the schema is
+    /// migrated directly, as operators do).
+    PgBouncer,
+}
+
+/// The matrix, with the rewriter alone or with what `through` adds.
+async fn matrix_with(backend: Backend, through: Through) {
+    let pgbouncer = match through {
+        Through::PgBouncer => match tenancy_tests::pgbouncer::url() {
+            Some(url) => Some(url),
+            None => return,
+        },
+        _ => None,
+    };
     let Some(test) = TestDb::migrated(backend).await else {
         return;
     };
     let mut options = TenancyOptions::new().registry(entities::registry());
-    let role = if rls {
+    let role = if through == Through::RowLevelSecurity {
         let role = AppRole::secured(&test, &entities::registry()).await;
         options = options.row_level_security(role.options());
         Some(role)
     } else {
         None
     };
-    let tenancy = options
-        .connect_with(test.db.clone())
-        .await
-        .expect("tenancy");
+    let tenancy = match &pgbouncer {
+        Some(pgbouncer) => {
+            options
+                .transaction_pooler(tenancy_tests::pgbouncer::pooler(pgbouncer, &test.url))
+                .connect(&tenancy_tests::pgbouncer::through(pgbouncer, &test.url))
+                .await
+        }
+        None => options.connect_with(test.db.clone()).await,
+    }
+    .expect("tenancy");
+    let carried_before = match &pgbouncer {
+        Some(pgbouncer) => {
+            let name = tenancy_tests::database_of(&test.url).expect("a database");
+            tenancy_tests::pgbouncer::transactions(pgbouncer, &name).await
+        }
+        None => 0,
+    };
     tenancy
         .verify_registry()
         .await
@@ -78,6 +110,12 @@ async fn matrix_with(backend: Backend, rls: bool) {
         Country::find().count(&tenancy.connection(a)).await.unwrap(),
         2
     );
+    if let Some(pgbouncer) = &pgbouncer {
+        // The storefronts' statements went through the pooler, each in a transaction.
+        let name = tenancy_tests::database_of(&test.url).expect("a database");
+        let carried = tenancy_tests::pgbouncer::transactions(pgbouncer, &name).await - carried_before;
+        assert!(carried >= 50, "PgBouncer carried {carried} transactions for {name}");
+    }
     match role {
         Some(role) => role.teardown(test).await,
         None => test.teardown().await,
@@ -90,7 +128,17 @@ on_every_backend!(isolation_matrix, matrix);
 async fn isolation_matrix_with_row_level_security_postgres() {
     tokio::time::timeout(
         std::time::Duration::from_secs(300),
-        matrix_with(Backend::Postgres, true),
+        matrix_with(Backend::Postgres, Through::RowLevelSecurity),
+    )
+    .await
+    .expect("the matrix finishes within 5 minutes");
+}
+
+#[tokio::test]
+async fn isolation_matrix_through_pgbouncer_postgres() {
+    tokio::time::timeout(
+        std::time::Duration::from_secs(300),
+        matrix_with(Backend::Postgres, Through::PgBouncer),
     )
     .await
     .expect("the matrix finishes within 5 minutes");

@@ -13,6 +13,7 @@ pub mod confinement;
 pub mod matrix;
 pub mod movekit;
 pub mod oracle;
+pub mod pgbouncer;
 pub mod rls;
 
 /// One scenario, one test per backend: `on_every_backend!(name, scenario)` defines module
@@ -95,7 +96,7 @@ pub struct TestDb {
     admin_url: Option<String>,
 }
 
-fn require_servers() -> bool {
+pub(crate) fn require_servers() -> bool {
     std::env::var("TENANCY_TEST_REQUIRE_SERVERS").is_ok_and(|v| v == "1" || v == "true")
 }
 

@@ -156,7 +156,7 @@ async fn reach<'a>(
     Ok(match place {
         Place::Shared => (cx.tenancy.shared().clone(), None, false),
         Place::Schema(schema) => (cx.tenancy.shared().clone(), Some(schema.as_str()), false),
-        Place::Database(url) => (connect_one(url).await?, None, true),
+        Place::Database(url) => (connect_one(&cx.tenancy.direct_url(url)).await?, None, true),
     })
 }
 

@@ -21,6 +21,11 @@
 //! ```
 
 pub(crate) mod fence;
+#[cfg(feature = "postgres")]
+mod held;
+#[cfg(not(feature = "postgres"))]
+#[path = "held_unsupported.rs"]
+mod held;
 mod traits;
 mod transaction;
 
@@ -146,15 +151,47 @@ pub(crate) fn forget(inner: &Inner, storefront: StorefrontId, cache: &PlacementC
 /// Where one statement runs.
 enum Target<'a> {
     Shared(&'a DatabaseConnection),
+    /// The shared database through a transaction pooler.
+    Pooled(&'a DatabaseConnection),
     Tenant(Lease),
 }
 
 impl Target<'_> {
     fn conn(&self) -> &DatabaseConnection {
         match self {
-            Target::Shared(c) => c,
+            Target::Shared(c) | Target::Pooled(c) => c,
             Target::Tenant(lease) => lease,
         }
+    }
+
+    /// Whether the connection goes through a transaction pooler.
+    fn pooled(&self) -> bool {
+        match self {
+            Target::Shared(_) => false,
+            Target::Pooled(_) => true,
+            Target::Tenant(lease) => lease.pooled(),
+        }
+    }
+}
+
+impl Inner {
+    /// The shared database for storefront statements: through the pooler if there is one.
+    fn shared_target(&self) -> Target<'_> {
+        match &self.pooled {
+            Some(pooled) => Target::Pooled(pooled),
+            None => Target::Shared(&self.shared),
+        }
+    }
+
+    /// How statements on `target` run in a transaction of the framework's own: with
+    /// row-level security (its prelude opens each one), or behind a transaction pooler
+    /// (statements unnamed); `None` when neither applies and SeaORM runs them as usual.
+    fn opening(&self, storefront: StorefrontId, target: &Target<'_>) -> Option<held::Opening> {
+        let pooled = target.pooled();
+        (self.rls.is_some() || pooled).then(|| held::Opening {
+            prelude: self.rls.as_ref().map(|rls| rls.prelude(storefront)),
+            named: !pooled,
+        })
     }
 }
 
@@ -370,7 +407,7 @@ impl TenantConnection {
                 refuse_global_join(&confined)?;
                 Ok((Target::Tenant(self.lease(url).await?), confined.statement))
             }
-            _ => Ok((Target::Shared(&self.inner.shared), confined.statement)),
+            _ => Ok((self.inner.shared_target(), confined.statement)),
         }
     }
 
@@ -378,7 +415,7 @@ impl TenantConnection {
     async fn home_of(&self, placement: &Placement) -> Result<Target<'_>, DbErr> {
         match placement {
             Placement::Database { url } => Ok(Target::Tenant(self.lease(url).await?)),
-            _ => Ok(Target::Shared(&self.inner.shared)),
+            _ => Ok(self.inner.shared_target()),
         }
     }
 
@@ -392,29 +429,37 @@ impl TenantConnection {
             .map_or(0, |d| d.generation());
         let placement = self.placement().await?;
         let home = self.home_of(&placement).await?;
-        // Begun in a task of its own: a caller that stops waiting while `BEGIN` is on the
-        // wire would otherwise drop the transaction before the driver counts it, and the
-        // connection would go back to the pool inside it (sqlx #4385). The task finishes
-        // the begin; dropping its result then rolls the transaction back.
-        let conn = home.conn().clone();
-        let txn = tokio::spawn(async move { begin.on(&conn).await })
-            .await
-            .map_err(|e| {
-                DbErr::Custom(format!(
-                    "{}beginning a transaction: {e}",
-                    crate::error::PREFIX
-                ))
-            })??;
-        if let Some(rls) = &self.inner.rls {
-            // After `BEGIN` (and SeaORM's `SET TRANSACTION`), before any statement.
-            txn.execute_unprepared(&rls.prelude(self.storefront))
-                .await?;
-        }
+        let txn = match self.inner.opening(self.storefront, &home) {
+            Some(opening) => {
+                // Cancel-safe by itself: a held connection whose transaction was not seen
+                // to end is closed, never returned to the pool.
+                transaction::Txn::Held(
+                    held::HeldTransaction::begin(home.conn(), &begin, &opening).await?,
+                )
+            }
+            None => {
+                // Begun in a task of its own: a caller that stops waiting while `BEGIN` is
+                // on the wire would otherwise drop the transaction before the driver
+                // counts it, and the connection would go back to the pool inside it (sqlx
+                // #4385). The task finishes the begin; dropping its result then rolls the
+                // transaction back.
+                let conn = home.conn().clone();
+                let txn = tokio::spawn(async move { begin.on(&conn).await })
+                    .await
+                    .map_err(|e| {
+                        DbErr::Custom(format!(
+                            "{}beginning a transaction: {e}",
+                            crate::error::PREFIX
+                        ))
+                    })??;
+                transaction::Txn::Orm(txn)
+            }
+        };
         let schema = placement.schema().map(str::to_owned);
         let own_database = matches!(home, Target::Tenant(_));
         let lease = match home {
             Target::Tenant(lease) => Some(Arc::new(lease)),
-            Target::Shared(_) => None,
+            Target::Shared(_) | Target::Pooled(_) => None,
         };
         Ok(TenantTransaction::new(
             Arc::clone(&self.inner),
@@ -434,11 +479,10 @@ impl TenantConnection {
     async fn call(&self, call: Call) -> Result<Answer, DbErr> {
         self.fenced_retry(|| async {
             let (target, stmt) = self.prepare(call.statement().clone()).await?;
-            match &self.inner.rls {
-                Some(rls) => {
+            match self.inner.opening(self.storefront, &target) {
+                Some(opening) => {
                     let registry = self.inner.rewriter.registry();
-                    rls.call(target.conn(), self.storefront, call.with(stmt), registry)
-                        .await
+                    held::single(target.conn(), call.with(stmt), &opening, registry).await
                 }
                 None => call.with(stmt).run(target.conn()).await,
             }
@@ -453,86 +497,6 @@ traits::connection_traits!(TenantConnection);
 pub type TenantStream<'a> =
     Pin<Box<dyn futures_util::Stream<Item = Result<sea_orm::QueryResult, DbErr>> + Send + 'a>>;
 
-impl TenantConnection {
-    /// With row-level security, a stream's statement runs in a transaction of its own that
-    /// opens with the prelude, where the placement sends it (a global-only statement of a
-    /// storefront in its own database goes to the shared database, as without row-level
-    /// security): a task holds the transaction and hands the rows over a bounded channel.
-    /// It commits after the last row. If the stream is dropped early, a read is rolled
-    /// back; a statement that may write is run to its end and committed, as it would have
-    /// been outside a transaction.
-    async fn secured_stream(
-        &self,
-        rls: &crate::rls::RowLevelSecurity,
-        stmt: Statement,
-    ) -> Result<TenantStream<'static>, DbErr> {
-        use futures_util::StreamExt;
-        use sea_orm::TransactionTrait;
-        let (target, stmt) = self.prepare(stmt).await?;
-        let (conn, lease) = match target {
-            Target::Shared(conn) => (conn.clone(), None),
-            Target::Tenant(lease) => ((*lease).clone(), Some(lease)),
-        };
-        let read_only = crate::rls::reads_only(&stmt.sql, self.inner.rewriter.registry());
-        let prelude = rls.prelude(self.storefront);
-        let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
-        let (tx, mut rx) = tokio::sync::mpsc::channel(64);
-        tokio::spawn(async move {
-            // Keeps the storefront database's pool open while the stream runs.
-            let _lease = lease;
-            let access = read_only.then_some(sea_orm::AccessMode::ReadOnly);
-            let txn = match conn.begin_with_config(None, access).await {
-                Ok(txn) => txn,
-                Err(e) => {
-                    let _ = ready_tx.send(Err(e));
-                    return;
-                }
-            };
-            if let Err(e) = txn.execute_unprepared(&prelude).await {
-                let _ = ready_tx.send(Err(e));
-                return;
-            }
-            let mut rows = match txn.stream_raw(stmt).await {
-                Ok(rows) => rows,
-                Err(e) => {
-                    let _ = ready_tx.send(Err(e));
-                    return;
-                }
-            };
-            let mut listening = ready_tx.send(Ok(())).is_ok();
-            let mut failed = false;
-            while let Some(row) = rows.next().await {
-                failed |= row.is_err();
-                if listening && tx.send(row).await.is_err() {
-                    if read_only {
-                        return;
-                    }
-                    listening = false;
-                }
-            }
-            drop(rows);
-            let end = if failed {
-                txn.rollback().await
-            } else {
-                txn.commit().await
-            };
-            if let (Err(e), true) = (end, listening) {
-                let _ = tx.send(Err(e)).await;
-            }
-        });
-        ready_rx.await.map_err(|_| {
-            DbErr::Custom(format!(
-                "{}the task streaming storefront {}'s rows stopped before its first row",
-                crate::error::PREFIX,
-                self.storefront
-            ))
-        })??;
-        Ok(Box::pin(futures_util::stream::poll_fn(move |cx| {
-            rx.poll_recv(cx)
-        })))
-    }
-}
-
 impl StreamTrait for TenantConnection {
     type Stream<'a> = TenantStream<'a>;
 
@@ -545,10 +509,18 @@ impl StreamTrait for TenantConnection {
         stmt: Statement,
     ) -> Pin<Box<dyn Future<Output = Result<TenantStream<'a>, DbErr>> + 'a + Send>> {
         Box::pin(async move {
-            if let Some(rls) = &self.inner.rls {
-                return self.secured_stream(rls, stmt).await;
-            }
             let (target, stmt) = self.prepare(stmt).await?;
+            if let Some(opening) = self.inner.opening(self.storefront, &target) {
+                // A task holds the stream's transaction (and the storefront database's
+                // pool, through its lease) until the last row.
+                let conn = target.conn().clone();
+                let lease: Box<dyn std::any::Any + Send> = match target {
+                    Target::Tenant(lease) => Box::new(lease),
+                    Target::Shared(_) | Target::Pooled(_) => Box::new(()),
+                };
+                let registry = self.inner.rewriter.registry();
+                return held::stream(&conn, stmt, &opening, registry, lease).await;
+            }
             // The stream owns its pooled connection; the lease only guards its creation.
             let rows: QueryStream = target.conn().stream_raw(stmt).await?;
             Ok(Box::pin(rows) as TenantStream<'a>)

@@ -11,15 +11,23 @@ use std::{
 
 use sea_orm::{
     ConnectionTrait, DatabaseTransaction, DbBackend, DbErr, Statement, StreamTrait,
-    TransactionError, TransactionSession, TransactionStream,
+    TransactionError, TransactionSession,
 };
 
 use super::{
-    fence, forget, refuse_global_join,
+    fence, forget, held::HeldTransaction, refuse_global_join,
     traits::{connection_traits, Answer, Begin, Call},
-    PlacementCache,
+    PlacementCache, TenantStream,
 };
 use crate::{pool::Lease, stats::QueryStats, tenancy::Inner, StorefrontId};
+
+/// What a [`TenantTransaction`] runs on.
+pub(crate) enum Txn {
+    /// SeaORM's own transaction.
+    Orm(DatabaseTransaction),
+    /// A connection the framework holds (row-level security, transaction poolers).
+    Held(HeldTransaction),
+}
 
 /// A transaction confined to one storefront; nested `begin` opens a savepoint.
 pub struct TenantTransaction {
@@ -31,7 +39,7 @@ pub struct TenantTransaction {
     schema: Option<String>,
     /// Runs in the storefront's own database.
     own_database: bool,
-    txn: DatabaseTransaction,
+    txn: Txn,
     /// Keeps the tenant pool open while the transaction lives.
     _lease: Option<Arc<Lease>>,
     /// Set when a move's fence refused one of its statements (shared with nested ones).
@@ -127,7 +135,7 @@ impl TenantTransaction {
         placement: PlacementCache,
         schema: Option<String>,
         own_database: bool,
-        txn: DatabaseTransaction,
+        txn: Txn,
         lease: Option<Arc<Lease>>,
         began_at: u64,
     ) -> Self {
@@ -151,11 +159,17 @@ impl TenantTransaction {
     }
 
     fn backend(&self) -> DbBackend {
-        ConnectionTrait::get_database_backend(&self.txn)
+        match &self.txn {
+            Txn::Orm(txn) => ConnectionTrait::get_database_backend(txn),
+            Txn::Held(_) => DbBackend::Postgres,
+        }
     }
 
     fn returning(&self) -> bool {
-        self.txn.support_returning()
+        match &self.txn {
+            Txn::Orm(txn) => txn.support_returning(),
+            Txn::Held(_) => true,
+        }
     }
 
     /// What `timed` records for this transaction.
@@ -167,15 +181,22 @@ impl TenantTransaction {
     async fn call(&self, call: Call) -> Result<Answer, DbErr> {
         self.confirm()?;
         let stmt = self.confine(call.statement().clone())?;
-        self.fenced(call.with(stmt).run(&self.txn).await)
+        let call = call.with(stmt);
+        self.fenced(match &self.txn {
+            Txn::Orm(txn) => call.run(txn).await,
+            Txn::Held(txn) => txn.run(call).await,
+        })
     }
 
     /// Begins a nested transaction (a savepoint).
     async fn open(&self, begin: Begin) -> Result<TenantTransaction, DbErr> {
-        Ok(self.wrap(begin.on(&self.txn).await?))
+        Ok(self.wrap(match &self.txn {
+            Txn::Orm(txn) => Txn::Orm(begin.on(txn).await?),
+            Txn::Held(txn) => Txn::Held(txn.nested().await?),
+        }))
     }
 
-    fn wrap(&self, txn: DatabaseTransaction) -> TenantTransaction {
+    fn wrap(&self, txn: Txn) -> TenantTransaction {
         TenantTransaction {
             stats: Arc::clone(&self.stats),
             inner: Arc::clone(&self.inner),
@@ -192,12 +213,18 @@ impl TenantTransaction {
 
     /// Commits the transaction (or releases the savepoint).
     pub async fn commit(self) -> Result<(), DbErr> {
-        self.txn.commit().await
+        match self.txn {
+            Txn::Orm(txn) => txn.commit().await,
+            Txn::Held(txn) => txn.commit().await,
+        }
     }
 
     /// Rolls the transaction back (or to the savepoint).
     pub async fn rollback(self) -> Result<(), DbErr> {
-        self.txn.rollback().await
+        match self.txn {
+            Txn::Orm(txn) => txn.rollback().await,
+            Txn::Held(txn) => txn.rollback().await,
+        }
     }
 
     pub(crate) async fn run<F, T, E>(self, callback: F) -> Result<T, TransactionError<E>>
@@ -235,20 +262,23 @@ impl TransactionSession for TenantTransaction {
 }
 
 impl StreamTrait for TenantTransaction {
-    type Stream<'a> = TransactionStream<'a>;
+    type Stream<'a> = TenantStream<'a>;
 
     fn get_database_backend(&self) -> DbBackend {
-        StreamTrait::get_database_backend(&self.txn)
+        self.backend()
     }
 
     fn stream_raw<'a>(
         &'a self,
         stmt: Statement,
-    ) -> Pin<Box<dyn Future<Output = Result<TransactionStream<'a>, DbErr>> + 'a + Send>> {
+    ) -> Pin<Box<dyn Future<Output = Result<TenantStream<'a>, DbErr>> + 'a + Send>> {
         Box::pin(async move {
             self.confirm()?;
             let stmt = self.confine(stmt)?;
-            self.txn.stream_raw(stmt).await
+            match &self.txn {
+                Txn::Orm(txn) => Ok(Box::pin(txn.stream_raw(stmt).await?) as TenantStream<'a>),
+                Txn::Held(txn) => txn.stream(stmt).await,
+            }
         })
     }
 }

@@ -531,7 +531,7 @@ pub(crate) async fn open(
                         }
                     }
                     Placement::Database { url } => {
-                        let conn = connect(url, 4).await?;
+                        let conn = connect(&tenancy.direct_url(url), 4).await?;
                         Side {
                             placement: placement.clone(),
                             backend,
