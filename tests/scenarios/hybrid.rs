@@ -9,6 +9,7 @@ use tenancy_core::{rls, Placement, PoolOptions, StorefrontId, TenancyError, Tena
 use tenancy_tests::on_every_backend;
 use tenancy_tests::{
     matrix::{check_reads, check_writes, seed, Seeded},
+    database_of,
     rls::AppRole,
     Backend, TestDb,
 };
@@ -36,36 +37,69 @@ async fn count(
 }
 
 async fn hybrid(backend: Backend) {
-    hybrid_with(backend, false).await
+    hybrid_with(backend, Through::Rewriter).await
 }
 
-/// The hybrid test; with `rls`, on PostgreSQL with row-level security on: provisioning
-/// applies the policies to each new schema and database, and every placement serves
-/// through them.
-async fn hybrid_with(backend: Backend, rls: bool) {
+/// What stands between the storefronts besides the rewriter.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Through {
+    Rewriter,
+    /// PostgreSQL row-level security: provisioning applies the policies to each new
+    /// schema and database, and every placement serves through them.
+    RowLevelSecurity,
+    /// PgBouncer in transaction mode in front of the shared database and of one
+    /// storefront database (provisioned, migrated and inspected directly).
+    PgBouncer,
+}
+
+async fn hybrid_with(backend: Backend, through: Through) {
+    let pgbouncer = match through {
+        Through::PgBouncer => match tenancy_tests::pgbouncer::url() {
+            Some(url) => Some(url),
+            None => return,
+        },
+        _ => None,
+    };
     let Some(test) = TestDb::migrated(backend).await else {
         return;
     };
     let mut options = TenancyOptions::new();
-    let role = if rls {
+    let role = if through == Through::RowLevelSecurity {
         let role = AppRole::secured(&test, &entities::registry()).await;
         options = options.row_level_security(role.options());
         Some(role)
     } else {
         None
     };
-    let tenancy = options
+    let options = options
         .registry(entities::registry())
-        .shared_url(test.url.clone())
         .directory(Duration::from_secs(30), None)
         .pools(PoolOptions {
             budget: 8,
             per_tenant: 2,
             ..PoolOptions::default()
-        })
-        .connect_with(test.db.clone())
-        .await
-        .expect("tenancy");
+        });
+    let tenancy = match &pgbouncer {
+        Some(pgbouncer) => {
+            options
+                .transaction_pooler(tenancy_tests::pgbouncer::pooler(pgbouncer, &test.url))
+                .connect(&tenancy_tests::pgbouncer::through(pgbouncer, &test.url))
+                .await
+        }
+        None => {
+            options
+                .shared_url(test.url.clone())
+                .connect_with(test.db.clone())
+                .await
+        }
+    }
+    .expect("tenancy");
+    // Through PgBouncer: the second storefront database is reached through it too.
+    let second_url = test.sibling_url("tenancy_test_d");
+    let second_url = match &pgbouncer {
+        Some(pgbouncer) => tenancy_tests::pgbouncer::through(pgbouncer, &second_url),
+        None => second_url,
+    };
 
     let shared_id = StorefrontId::new_random();
     let schema_id = StorefrontId::new_random();
@@ -82,7 +116,7 @@ async fn hybrid_with(backend: Backend, rls: bool) {
         (
             second_db_id,
             Placement::Database {
-                url: test.sibling_url("tenancy_test_d"),
+                url: second_url.clone(),
             },
         ),
     ];
@@ -124,7 +158,9 @@ async fn hybrid_with(backend: Backend, rls: bool) {
                     rls::check(&test.db, &registry, Some(&role.name), Some(schema)).await
                 }
                 Placement::Database { url } => {
-                    let own = sea_orm::Database::connect(url.as_str()).await.unwrap();
+                    let own = sea_orm::Database::connect(tenancy.direct_url(url))
+                        .await
+                        .unwrap();
                     let found = rls::check(&own, &registry, Some(&role.name), None).await;
                     own.close().await.unwrap();
                     found
@@ -180,7 +216,9 @@ async fn hybrid_with(backend: Backend, rls: bool) {
                     in_shared, 0,
                     "{backend}: database storefront rows leaked into shared"
                 );
-                let own = sea_orm::Database::connect(url.as_str()).await.unwrap();
+                let own = sea_orm::Database::connect(tenancy.direct_url(url))
+                    .await
+                    .unwrap();
                 assert_eq!(
                     count(&own, "customers", None).await,
                     3,
@@ -190,6 +228,16 @@ async fn hybrid_with(backend: Backend, rls: bool) {
             }
         }
     }
+
+    let carried_before = match &pgbouncer {
+        Some(pgbouncer) => Some((
+            tenancy_tests::pgbouncer::transactions(pgbouncer, &database_of(&test.url).unwrap())
+                .await,
+            tenancy_tests::pgbouncer::transactions(pgbouncer, &database_of(&second_url).unwrap())
+                .await,
+        )),
+        None => None,
+    };
 
     // Reads in every placement, each against every other storefront.
     for me in &seeded {
@@ -225,6 +273,17 @@ async fn hybrid_with(backend: Backend, rls: bool) {
         check_writes(backend, &tenancy, me, victim).await;
     }
 
+    if let (Some(pgbouncer), Some((shared, second))) = (&pgbouncer, carried_before) {
+        // The shared database's storefronts, and the storefront database behind the
+        // pooler, were served through it.
+        for (url, before) in [(&test.url, shared), (&second_url, second)] {
+            let name = database_of(url).unwrap();
+            let carried =
+                tenancy_tests::pgbouncer::transactions(pgbouncer, &name).await - before;
+            assert!(carried >= 20, "PgBouncer carried {carried} transactions for {name}");
+        }
+    }
+
     // An unknown storefront is an error, not a query on the shared database.
     let err = tenancy
         .placement(StorefrontId::new_random())
@@ -253,7 +312,17 @@ on_every_backend!(hybrid, hybrid);
 async fn hybrid_with_row_level_security_postgres() {
     tokio::time::timeout(
         Duration::from_secs(300),
-        hybrid_with(Backend::Postgres, true),
+        hybrid_with(Backend::Postgres, Through::RowLevelSecurity),
+    )
+    .await
+    .expect("the hybrid test finishes within 5 minutes");
+}
+
+#[tokio::test]
+async fn hybrid_through_pgbouncer_postgres() {
+    tokio::time::timeout(
+        Duration::from_secs(300),
+        hybrid_with(Backend::Postgres, Through::PgBouncer),
     )
     .await
     .expect("the hybrid test finishes within 5 minutes");

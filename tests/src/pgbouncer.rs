@@ -69,3 +69,27 @@ pub async fn transactions(pgbouncer: &str, database: &str) -> i64 {
     let _ = admin.close().await;
     total
 }
+
+/// `url` logging in as `user` instead.
+pub fn as_user(url: &str, user: &str) -> String {
+    let mut parsed = url::Url::parse(url).expect("a URL");
+    parsed.set_username(user).expect("a URL with a user");
+    parsed.to_string()
+}
+
+/// Server connections PgBouncer holds for `user`, per database (`SHOW SERVERS`).
+pub async fn servers(pgbouncer: &str, user: &str) -> Vec<String> {
+    use sea_orm::sqlx::{self, Connection, Row};
+    let mut admin = sqlx::PgConnection::connect(&with_database(pgbouncer, "pgbouncer"))
+        .await
+        .expect("PgBouncer's admin console");
+    let rows = sqlx::raw_sql(sqlx::AssertSqlSafe("SHOW SERVERS"))
+        .fetch_all(&mut admin)
+        .await
+        .expect("SHOW SERVERS");
+    let _ = admin.close().await;
+    rows.iter()
+        .filter(|row| row.try_get::<String, _>("user").is_ok_and(|u| u == user))
+        .filter_map(|row| row.try_get::<String, _>("database").ok())
+        .collect()
+}
