@@ -11,6 +11,7 @@ use tenancy_core::{
     Placement, StorefrontId, Tenancy,
 };
 use tenancy_tests::{
+    fleet::{all_configured, Server},
     matrix::{seed, snapshot},
     movekit::{count_rows, env, state, Writers},
     Backend, TestDb,
@@ -22,6 +23,8 @@ enum To {
     Shared,
     Schema,
     Database,
+    /// A database of its own on another server of the fleet.
+    DatabaseOn(Server),
 }
 
 fn placement(test: &TestDb, to: To) -> Placement {
@@ -32,6 +35,11 @@ fn placement(test: &TestDb, to: To) -> Placement {
         },
         To::Database => Placement::Database {
             url: test.sibling_url("tenancy_test_m"),
+        },
+        To::DatabaseOn(server) => Placement::Database {
+            url: server
+                .database_url("tenancy_test_m")
+                .expect("the chain checked its servers"),
         },
     }
 }
@@ -52,6 +60,16 @@ pub fn options() -> MoveOptions {
 
 /// Moves one storefront through `steps` under concurrent writes, checking each move.
 async fn chain(backend: Backend, steps: &[To]) {
+    let servers: Vec<Server> = steps
+        .iter()
+        .filter_map(|s| match s {
+            To::DatabaseOn(server) => Some(*server),
+            _ => None,
+        })
+        .collect();
+    if !all_configured(&servers) {
+        return;
+    }
     let Some((test, tenancy)) = env(backend, Duration::from_millis(300)).await else {
         return;
     };
@@ -87,14 +105,27 @@ async fn chain_in(backend: Backend, steps: &[To], test: TestDb, tenancy: Tenancy
         let target = placement(&test, *step);
         let source = tenancy.placement(moving).await.expect("placement");
         let what = format!("{backend}: {source} -> {target}");
+        let server = |url: &str| tenancy_core::DatabaseUrl::parse(url).ok()?.server();
+        let servers_apart = matches!(step, To::DatabaseOn(_))
+            || matches!(&source, Placement::Database { url } if server(url) != server(&test.url));
         let base = state(&tenancy.connection(moving)).await;
         let writers = Writers::spawn(&tenancy, moving, 3);
         tokio::time::sleep(Duration::from_millis(150)).await;
 
-        let mover = Mover::new(&tenancy, options()).observe(|r| {
+        let began = std::time::Instant::now();
+        let mut opts = options();
+        if servers_apart {
+            // Each page between two connections costs about 40 ms of delayed ACK (sqlx
+            // 0.9 sets no TCP_NODELAY, so COPY's data and its end wait for one): pages of
+            // 7 rows could not keep up with writers on the fleet's fsync-off servers, whose
+            // inserts land ahead of the copy (random UUID keys, below its bound).
+            opts.batch_size = 100;
+        }
+        let mover = Mover::new(&tenancy, opts).observe(move |r| {
             if std::env::var("MOVE_TRACE").is_ok() {
                 eprintln!(
-                    "{} {:?} lag={} applied={}",
+                    "{:>7} ms {} {:?} lag={} applied={}",
+                    began.elapsed().as_millis(),
                     r.phase,
                     r.progress
                         .tables
@@ -224,18 +255,26 @@ async fn check_source_gone(
                 assert!(!std::path::Path::new(path).exists(), "{path} still exists");
             } else {
                 let name = tenancy_tests::database_of(url).expect("db name").to_owned();
-                let sql = if test.backend == Backend::Postgres {
-                    "SELECT COUNT(*) FROM pg_database WHERE datname = ?"
+                let (sql, admin) = if test.backend == Backend::Postgres {
+                    (
+                        "SELECT COUNT(*) FROM pg_database WHERE datname = ?",
+                        tenancy_tests::with_database(url, "postgres"),
+                    )
                 } else {
-                    "SELECT COUNT(*) FROM information_schema.schemata WHERE schema_name = ?"
+                    (
+                        "SELECT COUNT(*) FROM information_schema.schemata WHERE schema_name = ?",
+                        tenancy_tests::with_database(url, "test"),
+                    )
                 };
-                let backend = test.db.get_database_backend();
-                let row = test
-                    .db
+                // Asked of the server the database was on, which may be another one.
+                let server = sea_orm::Database::connect(admin).await.expect("its server");
+                let backend = server.get_database_backend();
+                let row = server
                     .query_one_raw(tenancy_tests::stmt(backend, sql, [name.clone().into()]))
                     .await
                     .expect("databases")
                     .expect("row");
+                let _ = server.close().await;
                 assert_eq!(
                     row.try_get_by_index::<i64>(0).expect("count"),
                     0,
@@ -313,6 +352,37 @@ async fn sqlite_shared_database_shared() {
     tenancy_tests::movekit::bounded(
         module_path!(),
         chain(Backend::Sqlite, &[To::Database, To::Shared]),
+    )
+    .await;
+}
+
+/// Between PostgreSQL servers: 5432 -> 5433, 5433 -> 5434 and back, 5433 -> 5432.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_across_servers() {
+    tenancy_tests::movekit::bounded(
+        module_path!(),
+        chain(
+            Backend::Postgres,
+            &[
+                To::DatabaseOn(Server::Postgres2),
+                To::DatabaseOn(Server::Postgres3),
+                To::DatabaseOn(Server::Postgres2),
+                To::Shared,
+            ],
+        ),
+    )
+    .await;
+}
+
+/// Between MariaDB servers: 3306 -> 3307 and back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn mysql_across_servers() {
+    tenancy_tests::movekit::bounded(
+        module_path!(),
+        chain(
+            Backend::MySql,
+            &[To::DatabaseOn(Server::MySql2), To::Shared],
+        ),
     )
     .await;
 }

@@ -10,6 +10,7 @@
 
 pub mod arena;
 pub mod confinement;
+pub mod fleet;
 pub mod matrix;
 pub mod movekit;
 pub mod oracle;

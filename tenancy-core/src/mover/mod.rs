@@ -45,6 +45,7 @@ mod options;
 #[cfg(feature = "postgres")]
 mod pg_copy;
 mod record;
+mod rows;
 mod rollback;
 mod side;
 mod store;

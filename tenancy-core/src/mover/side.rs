@@ -562,34 +562,36 @@ pub(crate) async fn open(
             let shared_host = tenancy.shared_url().and_then(server);
             let mut sides = Vec::new();
             for placement in [from, to] {
-                let qualifier = match placement {
-                    Placement::Shared => shared_db.clone(),
-                    Placement::Schema { schema } => schema.clone(),
+                // A database on the shared server is reached through the shared
+                // connection (rows then move inside the server); one on another server
+                // through a connection of its own (rows travel through the mover).
+                let (qualifier, conn) = match placement {
+                    Placement::Shared => (shared_db.clone(), None),
+                    Placement::Schema { schema } => (schema.clone(), None),
                     Placement::Database { url } => {
-                        let url = DatabaseUrl::parse(url)?;
-                        let same_server = shared_host.is_some() && url.server() == shared_host;
-                        if !same_server {
-                            return Err(TenancyError::Unsupported {
-                                placement: "database".into(),
-                                backend: "MySQL".into(),
-                                reason: format!(
-                                    "the mover copies between MySQL databases of the shared server only, and {url} is not on it (or the Tenancy has no shared URL)"
-                                ),
-                            });
-                        }
-                        url.database().ok_or_else(|| TenancyError::InvalidName {
-                            name: url.to_string(),
+                        let parsed = DatabaseUrl::parse(url)?;
+                        let name = parsed.database().ok_or_else(|| TenancyError::InvalidName {
+                            name: parsed.to_string(),
                             reason: "the URL names no database".into(),
-                        })?
+                        })?;
+                        let same_server =
+                            shared_host.is_some() && parsed.server() == shared_host;
+                        let conn = if same_server {
+                            None
+                        } else {
+                            Some(connect(&tenancy.direct_url(url), 4).await?)
+                        };
+                        (name, conn)
                     }
                 };
                 validate_identifier(&qualifier)?;
+                let owned = conn.is_some();
                 sides.push(Side {
                     placement: placement.clone(),
                     backend,
-                    conn: shared.clone(),
+                    conn: conn.unwrap_or_else(|| shared.clone()),
                     qualifier,
-                    owned: false,
+                    owned,
                     holder: 0,
                 });
             }
@@ -678,10 +680,11 @@ pub(crate) async fn both<A, B>(
 }
 
 /// Whether both sides are reached through one connection (then rows move by
-/// `INSERT ... SELECT` inside the server; otherwise by PostgreSQL `COPY`).
+/// `INSERT ... SELECT` inside the server; otherwise by PostgreSQL `COPY`, or between MySQL
+/// servers as rows through the mover). SQLite's two files are always one connection.
 pub(crate) fn same_connection(a: &Side, b: &Side) -> bool {
     match a.backend {
-        DbBackend::Postgres => !a.owned && !b.owned,
-        _ => true,
+        DbBackend::Sqlite => true,
+        _ => !a.owned && !b.owned,
     }
 }

@@ -243,12 +243,14 @@ async fn keys_in(
 }
 
 /// One page of the copy, read from the source and not yet written. Between PostgreSQL
-/// databases the rows are in `data`; on one connection they never leave the server.
+/// databases the rows are in `data` (COPY's binary format), between MySQL servers in
+/// `rows`; on one connection they never leave the server.
 pub(crate) struct Page {
     pub(super) after: Option<Key>,
     /// The page's last key: where the copy goes on once the page is written.
     pub upto: Key,
     pub(super) data: Vec<u8>,
+    pub(super) rows: Vec<super::rows::Row>,
 }
 
 /// Whether reading the next page while writing this one pays: the sides are different
@@ -271,20 +273,24 @@ pub(crate) async fn read_page(
     let Some(upto) = page_end(src, meta, storefront, after, bound, limit).await? else {
         return Ok(None);
     };
-    let data = if same_connection(src, dst) {
-        Vec::new()
+    let (mut data, mut rows) = (Vec::new(), Vec::new());
+    if same_connection(src, dst) {
+        // Nothing to read: the page is copied inside the server.
+    } else if src.backend == DbBackend::MySql {
+        rows = super::rows::read_page(src, meta, storefront, after, &upto).await?;
     } else {
         #[cfg(feature = "postgres")]
         {
-            Box::pin(pg_copy::read_page(src, meta, storefront, after, &upto)).await?
+            data = Box::pin(pg_copy::read_page(src, meta, storefront, after, &upto)).await?;
         }
         #[cfg(not(feature = "postgres"))]
         return Err(pg_copy_unavailable());
-    };
+    }
     Ok(Some(Page {
         after: after.cloned(),
         upto,
         data,
+        rows,
     }))
 }
 
@@ -303,6 +309,9 @@ pub(crate) async fn write_page(
 ) -> Result<u64, TenancyError> {
     if same_connection(src, dst) {
         return copy_range_sql(src, dst, meta, storefront, page.after.as_ref(), &page.upto).await;
+    }
+    if src.backend == DbBackend::MySql {
+        return super::rows::write_page(src, dst, meta, storefront, &page.rows).await;
     }
     if page.data.is_empty() {
         return Ok(0);
@@ -333,8 +342,11 @@ pub(crate) async fn apply(
         return Ok(());
     }
     if !same_connection(src, dst) {
-        // Between two databases (PostgreSQL only): which keys still have a row on the
-        // source is read with the rows themselves.
+        // Between two servers (or two PostgreSQL databases): which keys still have a row
+        // on the source is read with the rows themselves.
+        if src.backend == DbBackend::MySql {
+            return super::rows::apply(src, dst, tables, storefront, keys, leave).await;
+        }
         #[cfg(feature = "postgres")]
         return Box::pin(pg_copy::apply(src, dst, tables, storefront, keys, leave)).await;
         #[cfg(not(feature = "postgres"))]
