@@ -17,7 +17,7 @@ use tenancy_core::{
     mover::{is_fenced, HaltAt, MoveOptions, Mover, Phase},
     Placement, StorefrontId, Tenancy, TenancyError,
 };
-use tenancy_tests::on_every_backend;
+use tenancy_tests::{fleet::Server, on_every_backend};
 use tenancy_tests::{
     matrix::{seed, snapshot},
     movekit::{count_rows, env, state, unwatched_process, RawTarget, Writers},
@@ -195,12 +195,17 @@ async fn rollback_after_cutover(backend: Backend) {
     let Some((test, tenancy)) = env(backend, Duration::from_millis(200)).await else {
         return;
     };
-    rollback_after_cutover_in(backend, test, tenancy).await;
+    let target = target_for(&test, 2);
+    rollback_after_cutover_in(backend, test, tenancy, target).await;
 }
 
-async fn rollback_after_cutover_in(backend: Backend, test: TestDb, tenancy: Tenancy) {
+async fn rollback_after_cutover_in(
+    backend: Backend,
+    test: TestDb,
+    tenancy: Tenancy,
+    target: Placement,
+) {
     let sf = provisioned(&tenancy, &["a", "b", "c", "d"]).await;
-    let target = target_for(&test, 2);
     let base = state(&tenancy.connection(sf)).await;
     let writers = Writers::spawn(&tenancy, sf, 2);
     let mover = Mover::new(&tenancy, options(None));
@@ -249,11 +254,42 @@ async fn rollback_after_cutover_with_row_level_security_postgres() {
             return;
         };
         let admin = test.admin_url().map(str::to_owned);
-        rollback_after_cutover_in(Backend::Postgres, test, tenancy).await;
+        let target = target_for(&test, 2);
+        rollback_after_cutover_in(Backend::Postgres, test, tenancy, target).await;
         if let Some(admin) = admin {
             role.drop(&admin).await;
         }
     })
+    .await;
+}
+
+/// Rollback after a cutover to a database on another server of the fleet: the writes made
+/// there come back to the shared database of the first server.
+async fn rollback_across_servers(backend: Backend, server: Server) {
+    let Some(url) = server.database_url("tenancy_test_f") else {
+        return;
+    };
+    let Some((test, tenancy)) = env(backend, Duration::from_millis(200)).await else {
+        return;
+    };
+    rollback_after_cutover_in(backend, test, tenancy, Placement::Database { url }).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn rollback_after_cutover_across_servers_postgres() {
+    tenancy_tests::movekit::bounded(
+        module_path!(),
+        rollback_across_servers(Backend::Postgres, Server::Postgres2),
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn rollback_after_cutover_across_servers_mysql() {
+    tenancy_tests::movekit::bounded(
+        module_path!(),
+        rollback_across_servers(Backend::MySql, Server::MySql2),
+    )
     .await;
 }
 
