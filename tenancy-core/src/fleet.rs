@@ -146,7 +146,8 @@ impl Tenancy {
                     backend: "this Tenancy".into(),
                     reason: "it has no tenant pools".into(),
                 })?;
-                let lease = pools.lease(url, storefront).await?;
+                // Directly: a lease on a pooled URL is for storefront statements only.
+                let lease = pools.lease(&self.direct_url(url), storefront).await?;
                 let b = lease.get_database_backend();
                 lease
                     .query_one_raw(Statement::from_string(b, sql(q, None)))

@@ -308,9 +308,10 @@ impl DatabaseManager {
                 step: format!("connecting to {}", redact(url)),
                 source: Box::new(TenancyError::Db(e)),
             })?;
+        let pooled = self.inner.poolers.covers(url) || backend::behind_something(&conn, url).await;
         Ok(Arc::new(PoolEntry {
             conn,
-            pooled: self.inner.poolers.covers(url),
+            pooled,
             in_flight: AtomicUsize::new(1),
             last_used: AtomicU64::new(self.now()),
             _permits: permits,

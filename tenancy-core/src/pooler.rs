@@ -68,13 +68,11 @@ impl TransactionPooler {
     /// Checks both addresses (for poolers read from a configuration).
     pub fn validate(&self) -> Result<(), TenancyError> {
         for (key, value) in [("address", &self.address), ("direct", &self.direct)] {
-            let ok = value
-                .rsplit_once(':')
-                .is_some_and(|(host, port)| {
-                    !host.is_empty()
-                        && !host.contains(['/', '@', '?', '#', ' '])
-                        && port.parse::<u16>().is_ok_and(|p| p > 0)
-                });
+            let ok = value.rsplit_once(':').is_some_and(|(host, port)| {
+                !host.is_empty()
+                    && !host.contains(['/', '@', '?', '#', ' '])
+                    && port.parse::<u16>().is_ok_and(|p| p > 0)
+            });
             if !ok {
                 return Err(TenancyError::Config {
                     key: format!("transaction_poolers.{key}"),
@@ -124,11 +122,16 @@ fn address_of(url: &str) -> Option<String> {
         return None;
     }
     let server = parsed.server()?;
-    Some(if server.rsplit_once(':').is_some_and(|(_, p)| p.parse::<u16>().is_ok()) {
-        server
-    } else {
-        format!("{server}:5432")
-    })
+    Some(
+        if server
+            .rsplit_once(':')
+            .is_some_and(|(_, p)| p.parse::<u16>().is_ok())
+        {
+            server
+        } else {
+            format!("{server}:5432")
+        },
+    )
 }
 
 /// The poolers of one tenancy.
@@ -168,10 +171,19 @@ mod tests {
         assert!(!p.covers("postgres://u@db:5432/x"));
         assert!(!p.covers("postgres://u@db/x"), "the default port is 5432");
         assert!(!p.covers("mysql://u@db:6432/x"));
-        assert_eq!(p.direct("postgres://u:p@db:6432/x?a=b"), "postgres://u:p@db:5432/x?a=b");
-        assert_eq!(p.direct("postgres://u@other:6432/x"), "postgres://u@other:6432/x");
+        assert_eq!(
+            p.direct("postgres://u:p@db:6432/x?a=b"),
+            "postgres://u:p@db:5432/x?a=b"
+        );
+        assert_eq!(
+            p.direct("postgres://u@other:6432/x"),
+            "postgres://u@other:6432/x"
+        );
         let default_port = TransactionPooler::new("db:5432", "db2:5432").expect("valid");
         assert!(default_port.covers("postgres://u@db/x"));
-        assert_eq!(default_port.direct("postgres://u@db/x"), "postgres://u@db2:5432/x");
+        assert_eq!(
+            default_port.direct("postgres://u@db/x"),
+            "postgres://u@db2:5432/x"
+        );
     }
 }

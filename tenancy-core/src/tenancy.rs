@@ -259,12 +259,20 @@ impl TenancyOptions {
         };
         let poolers = crate::pooler::Poolers::new(self.poolers.clone());
         let direct = poolers.direct(url);
-        let pooled = if poolers.covers(url) {
-            Some(open(url.to_owned()).await?)
+        let (shared, pooled) = if poolers.covers(url) {
+            (
+                open(direct.clone()).await?,
+                Some(open(url.to_owned()).await?),
+            )
         } else {
-            None
+            let shared = open(direct.clone()).await?;
+            // Something between us and the server that was not named as a pooler: serve
+            // storefront statements as if through one (fail closed).
+            let pooled = crate::backend::behind_something(&shared, url)
+                .await
+                .then(|| shared.clone());
+            (shared, pooled)
         };
-        let shared = open(direct.clone()).await?;
         self.shared_url = Some(direct);
         self.opened_from_url = true;
         self.build(shared, pooled).await

@@ -9,6 +9,12 @@
 //! saw during the cutover, and the p99 of all the writer's writes during the move next to
 //! the p99 of the same writer over MOVE_QUIET_SECS (default 15) with no move running.
 //!
+//! `MOVE_ACROSS=1` moves to a database on another server (TENANCY_TEST_POSTGRES2_URL) and
+//! pipes the baseline to the same server. `MOVE_BACKEND=mysql` moves a MariaDB storefront
+//! from the shared database (TENANCY_TEST_MYSQL_URL) to a database on another MariaDB server
+//! (TENANCY_TEST_MYSQL2_URL); its baseline is `mariadb-dump --where ... | mariadb` of the
+//! same rows into a fresh database with the same schema on that server.
+//!
 //! `cargo bench -p tenancy-tests --bench move` (needs TENANCY_TEST_POSTGRES_URL and psql).
 
 use std::{
@@ -46,31 +52,97 @@ fn psql_pipe(from_url: &str, to_url: &str, storefront: StorefrontId, options: &s
     started.elapsed()
 }
 
-/// A connection to the server's maintenance database (to create and drop databases).
-async fn admin() -> sea_orm::DatabaseConnection {
-    let url = std::env::var("TENANCY_TEST_POSTGRES_URL").expect("TENANCY_TEST_POSTGRES_URL");
-    Database::connect(url.as_str()).await.expect("admin")
+/// `mariadb-dump` of the storefront's customers piped into `mariadb` on `to_url`'s server.
+fn mariadb_pipe(from_url: &str, to_url: &str, storefront: StorefrontId) -> Duration {
+    let part = |url: &str| {
+        let u = url::Url::parse(url).expect("a MySQL URL");
+        (
+            u.host_str().unwrap_or("127.0.0.1").to_owned(),
+            u.port().unwrap_or(3306),
+            u.username().to_owned(),
+            u.path().trim_start_matches('/').to_owned(),
+        )
+    };
+    let (fh, fp, fu, fdb) = part(from_url);
+    let (th, tp, tu, tdb) = part(to_url);
+    let hex = storefront.as_uuid().simple();
+    let script = format!(
+        "mariadb-dump -h {fh} -P {fp} -u {fu} --no-create-info --skip-triggers --compact \
+           --single-transaction --where=\"storefront_id = UNHEX('{hex}')\" {fdb} customers \
+         | mariadb -h {th} -P {tp} -u {tu} {tdb}"
+    );
+    let started = Instant::now();
+    let status = Command::new("sh")
+        .arg("-c")
+        .arg(&script)
+        .status()
+        .expect("sh");
+    assert!(status.success(), "mariadb pipe failed: {script}");
+    started.elapsed()
 }
 
-/// The text and the binary psql pipe, each into a fresh database with the same schema.
+/// The server the move goes to: the test's own (a sibling database), or another one.
+fn target_server(test: &TestDb) -> String {
+    let var = match (
+        test.backend,
+        std::env::var("MOVE_ACROSS").is_ok_and(|v| v == "1"),
+    ) {
+        (Backend::MySql, _) => "TENANCY_TEST_MYSQL2_URL",
+        (_, true) => "TENANCY_TEST_POSTGRES2_URL",
+        _ => return test.admin_url().expect("a server test").to_owned(),
+    };
+    std::env::var(var).unwrap_or_else(|_| panic!("{var} names the target server"))
+}
+
+/// A fresh database with the schema on the target server: its URL.
+async fn scratch(test: &TestDb, server: &str) -> String {
+    let url = tenancy_tests::with_database(
+        server,
+        &format!("tenancy_test_b{}", Uuid::new_v4().simple()),
+    );
+    let name = tenancy_tests::database_of(&url).expect("name");
+    let admin = Database::connect(server).await.expect("admin");
+    admin
+        .execute_unprepared(&format!("CREATE DATABASE {}", test.backend.quote(&name)))
+        .await
+        .expect("create");
+    let _ = admin.close().await;
+    let scratch = Database::connect(url.as_str()).await.expect("scratch");
+    Migrator::up(&scratch, None).await.expect("migrate");
+    let _ = scratch.close().await;
+    url
+}
+
+async fn drop_scratch(test: &TestDb, server: &str, url: &str) {
+    let name = tenancy_tests::database_of(url).expect("name");
+    let force = if test.backend == Backend::Postgres {
+        " WITH (FORCE)"
+    } else {
+        ""
+    };
+    let admin = Database::connect(server).await.expect("admin");
+    admin
+        .execute_unprepared(&format!(
+            "DROP DATABASE {}{force}",
+            test.backend.quote(&name)
+        ))
+        .await
+        .expect("drop");
+    let _ = admin.close().await;
+}
+
+/// The baselines, each into a fresh database with the same schema on the target server:
+/// PostgreSQL's text and binary psql pipes, or MariaDB's dump pipe (twice).
 async fn pipes(test: &TestDb, storefront: StorefrontId) -> [Duration; 2] {
-    let admin = admin().await;
+    let server = target_server(test);
     let mut out = [Duration::ZERO; 2];
     for (slot, options) in out.iter_mut().zip(["", "(FORMAT binary)"]) {
-        let url = test.sibling_url("tenancy_test_b");
-        let name = tenancy_tests::database_of(&url).expect("name").to_owned();
-        admin
-            .execute_unprepared(&format!("CREATE DATABASE \"{name}\""))
-            .await
-            .expect("create");
-        let scratch = Database::connect(url.as_str()).await.expect("scratch");
-        Migrator::up(&scratch, None).await.expect("migrate");
-        let _ = scratch.close().await;
-        *slot = psql_pipe(&test.url, &url, storefront, options);
-        admin
-            .execute_unprepared(&format!("DROP DATABASE \"{name}\" WITH (FORCE)"))
-            .await
-            .expect("drop");
+        let url = scratch(test, &server).await;
+        *slot = match test.backend {
+            Backend::MySql => mariadb_pipe(&test.url, &url, storefront),
+            _ => psql_pipe(&test.url, &url, storefront, options),
+        };
+        drop_scratch(test, &server, &url).await;
     }
     out
 }
@@ -89,8 +161,12 @@ async fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(15);
-    let Some((test, tenancy)) = env(Backend::Postgres, Duration::from_millis(500)).await else {
-        eprintln!("move bench needs TENANCY_TEST_POSTGRES_URL");
+    let backend = match std::env::var("MOVE_BACKEND").as_deref() {
+        Ok("mysql") => Backend::MySql,
+        _ => Backend::Postgres,
+    };
+    let Some((test, tenancy)) = env(backend, Duration::from_millis(500)).await else {
+        eprintln!("move bench needs TENANCY_TEST_POSTGRES_URL (or TENANCY_TEST_MYSQL_URL)");
         return;
     };
     let sf = StorefrontId::new_random();
@@ -101,19 +177,26 @@ async fn main() {
     // Another storefront's rows share the table, as in a real shared database.
     let other = StorefrontId::new_random();
     for (id, n) in [(sf, rows), (other, rows / 10)] {
-        test.db
-            .execute_unprepared(&format!(
+        let sql = match backend {
+            Backend::MySql => format!(
+                "INSERT INTO customers (id, storefront_id, email, first_name, last_name, phone, created_at, updated_at) \
+                 SELECT UNHEX(REPLACE(UUID(), '-', '')), UNHEX('{}'), CONCAT('c', seq, '@example.com'), \
+                        CONCAT('First', seq), 'Last', '+1 555 0100', NOW(), NOW() FROM seq_1_to_{n}",
+                id.as_uuid().simple()
+            ),
+            _ => format!(
                 "INSERT INTO customers (id, storefront_id, email, first_name, last_name, phone, created_at, updated_at) \
                  SELECT gen_random_uuid(), '{id}', 'c' || i || '@example.com', 'First' || i, 'Last', '+1 555 0100', now(), now() \
                  FROM generate_series(1, {n}) i"
-            ))
-            .await
-            .expect("seed");
+            ),
+        };
+        test.db.execute_unprepared(&sql).await.expect("seed");
     }
-    test.db
-        .execute_unprepared("VACUUM ANALYZE customers")
-        .await
-        .expect("analyze");
+    let analyze = match backend {
+        Backend::MySql => "ANALYZE TABLE customers",
+        _ => "VACUUM ANALYZE customers",
+    };
+    test.db.execute_unprepared(analyze).await.expect("analyze");
     eprintln!("seeded {rows} rows (+{} of another storefront)", rows / 10);
 
     // Baseline: psql COPY pipe into a fresh database with the same schema, in text and,
@@ -175,9 +258,20 @@ async fn main() {
             p.push((r.phase, Instant::now()));
         }
     });
+    let server = target_server(&test);
     let target = Placement::Database {
-        url: test.sibling_url("tenancy_test_mv"),
+        url: tenancy_tests::with_database(
+            &server,
+            &format!("tenancy_test_mv{}", Uuid::new_v4().simple()),
+        ),
     };
+    println!(
+        "backend {backend}, target {}",
+        tenancy_core::DatabaseUrl::parse(&server)
+            .ok()
+            .and_then(|u| u.server())
+            .unwrap_or_default()
+    );
     // The same writer with no move running, for the p99 of its writes to compare against.
     let quiet_started = Instant::now();
     tokio::time::sleep(Duration::from_secs(quiet_secs)).await;
@@ -230,14 +324,21 @@ async fn main() {
     let baseline_binary = binary.iter().sum::<Duration>() / binary.len() as u32;
     let rate = |d: Duration| rows as f64 / d.as_secs_f64();
     println!("rows moved:                 {rows}");
+    let (pipe, pipe2) = match backend {
+        Backend::MySql => (
+            "mariadb-dump pipe (mean of 2)",
+            "mariadb-dump pipe (2nd pair)",
+        ),
+        _ => ("psql COPY pipe (mean of 2)", "psql binary pipe (mean of 2)"),
+    };
     println!(
-        "psql COPY pipe (mean of 2): {:.2} s  ({:.0} rows/s)  runs: {:?}",
+        "{pipe}: {:.2} s  ({:.0} rows/s)  runs: {:?}",
         baseline.as_secs_f64(),
         rate(baseline),
         baselines
     );
     println!(
-        "psql binary pipe (mean of 2): {:.2} s  ({:.0} rows/s)  runs: {:?}",
+        "{pipe2}: {:.2} s  ({:.0} rows/s)  runs: {:?}",
         baseline_binary.as_secs_f64(),
         rate(baseline_binary),
         binary
@@ -278,14 +379,8 @@ async fn main() {
         p99_move.as_secs_f64() / p99_quiet.as_secs_f64().max(1e-9)
     );
     mover.complete(sf, true).await.expect("complete");
-    let _ = tenancy.shared().execute_unprepared("SELECT 1").await;
     if let Placement::Database { url } = &target {
-        if let Some(name) = tenancy_tests::database_of(url) {
-            let _ = admin()
-                .await
-                .execute_unprepared(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
-                .await;
-        }
+        drop_scratch(&test, &server, url).await;
     }
     test.teardown().await;
 }

@@ -2,7 +2,9 @@
 //! the storefront filter written by hand, in the same run (SQLite in memory, PostgreSQL).
 //!
 //! `cargo bench -p tenancy-tests --bench overhead`; the ratios are printed at the end and
-//! recorded in docs/benchmarks.md. PostgreSQL uses TENANCY_TEST_POSTGRES_URL.
+//! recorded in docs/benchmarks.md. PostgreSQL uses TENANCY_TEST_POSTGRES_URL, and the rows
+//! through PgBouncer TENANCY_TEST_PGBOUNCER_URL. `OVERHEAD_ONLY=ratios` skips criterion's
+//! groups and prints the interleaved ratios only.
 
 use std::time::Duration;
 
@@ -217,6 +219,81 @@ fn row_level_security(rt: &Runtime, test: &TestDb) -> tenancy_tests::rls::AppRol
     role
 }
 
+/// Behind PgBouncer in transaction mode (TENANCY_TEST_PGBOUNCER_URL): each lookup of the
+/// tenant connection runs unnamed in a held transaction through the pooler, against plain
+/// SeaORM's cached prepared statement on a direct connection, interleaved in one run.
+fn through_pgbouncer(rt: &Runtime, test: &TestDb) {
+    let Ok(pgb) = std::env::var("TENANCY_TEST_PGBOUNCER_URL") else {
+        println!("RATIO postgres_pgbouncer: skipped (TENANCY_TEST_PGBOUNCER_URL is not set)");
+        return;
+    };
+    let shops = [StorefrontId::new_random(), StorefrontId::new_random()];
+    rt.block_on(seed(&test.db, &shops));
+    let tenancy = rt
+        .block_on(
+            TenancyOptions::new()
+                .registry(entities::registry())
+                .transaction_pooler(tenancy_tests::pgbouncer::pooler(&pgb, &test.url))
+                .connect(&tenancy_tests::pgbouncer::through(&pgb, &test.url)),
+        )
+        .expect("tenancy through PgBouncer");
+    let tconn = tenancy.connection(shops[0]);
+    let shop = *shops[0].as_uuid();
+    let email = "c777@example.com";
+    let (batch, rounds) = (200, 40);
+    let single = rt.block_on(interleaved(rounds, |plain| {
+        let (db, tconn) = (&test.db, &tconn);
+        async move {
+            for _ in 0..batch {
+                one_lookup(db, tconn, shop, email, plain).await;
+            }
+        }
+    }));
+    println!(
+        "RATIO postgres_pgbouncer: tenant_connection through PgBouncer / plain_seaorm direct = {:.3} (interleaved medians: {:.1} us / {:.1} us per lookup)",
+        single.1 / single.0,
+        single.1 / batch as f64 * 1e6,
+        single.0 / batch as f64 * 1e6
+    );
+    let in_txn = rt.block_on(interleaved(rounds, |plain| {
+        let (db, tconn) = (&test.db, &tconn);
+        async move {
+            use sea_orm::TransactionTrait;
+            for _ in 0..batch / 10 {
+                if plain {
+                    let txn = db.begin().await.expect("begin");
+                    for _ in 0..10 {
+                        let found = Customer::find()
+                            .filter(customer::Column::StorefrontId.eq(shop))
+                            .filter(customer::Column::Email.eq(email))
+                            .one(&txn)
+                            .await;
+                        assert!(found.expect("lookup").is_some());
+                    }
+                    txn.commit().await.expect("commit");
+                } else {
+                    let txn = tconn.begin().await.expect("begin");
+                    for _ in 0..10 {
+                        let found = Customer::find()
+                            .filter(customer::Column::Email.eq(email))
+                            .one(&txn)
+                            .await;
+                        assert!(found.expect("lookup").is_some());
+                    }
+                    txn.commit().await.expect("commit");
+                }
+            }
+        }
+    }));
+    println!(
+        "RATIO postgres_pgbouncer_transaction: ten lookups in a transaction through PgBouncer / plain_seaorm direct = {:.3} (interleaved medians: {:.1} us / {:.1} us per lookup)",
+        in_txn.1 / in_txn.0,
+        in_txn.1 / batch as f64 * 1e6,
+        in_txn.0 / batch as f64 * 1e6
+    );
+    rt.block_on(tenancy.shutdown());
+}
+
 /// Medians of `rounds` interleaved timings of `run(true)` (plain) and `run(false)`.
 async fn interleaved<F, Fut>(rounds: usize, run: F) -> (f64, f64)
 where
@@ -291,18 +368,20 @@ fn main() {
     if count_mode(&rt) {
         return;
     }
-    let mut c = Criterion::default().configure_from_args();
-
-    let sqlite = rt.block_on(sqlite_memory());
-    lookup(&mut c, &rt, "sqlite_memory", sqlite);
-
+    let ratios_only = std::env::var("OVERHEAD_ONLY").is_ok_and(|v| v == "ratios");
     let pg = rt.block_on(TestDb::migrated(Backend::Postgres));
-    if let Some(pg) = &pg {
-        lookup(&mut c, &rt, "postgres", pg.db.clone());
+    if !ratios_only {
+        let mut c = Criterion::default().configure_from_args();
+        let sqlite = rt.block_on(sqlite_memory());
+        lookup(&mut c, &rt, "sqlite_memory", sqlite);
+        if let Some(pg) = &pg {
+            lookup(&mut c, &rt, "postgres", pg.db.clone());
+        }
+        c.final_summary();
     }
-    c.final_summary();
 
     if let Some(pg) = pg {
+        through_pgbouncer(&rt, &pg);
         let role = row_level_security(&rt, &pg);
         let admin = pg.admin_url().map(str::to_owned);
         rt.block_on(pg.teardown());

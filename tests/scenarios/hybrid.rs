@@ -8,8 +8,8 @@ use migration::Migrator;
 use tenancy_core::{rls, Placement, PoolOptions, StorefrontId, TenancyError, TenancyOptions};
 use tenancy_tests::on_every_backend;
 use tenancy_tests::{
-    matrix::{check_reads, check_writes, seed, Seeded},
     database_of,
+    matrix::{check_reads, check_writes, seed, Seeded},
     rls::AppRole,
     Backend, TestDb,
 };
@@ -278,9 +278,11 @@ async fn hybrid_with(backend: Backend, through: Through) {
         // pooler, were served through it.
         for (url, before) in [(&test.url, shared), (&second_url, second)] {
             let name = database_of(url).unwrap();
-            let carried =
-                tenancy_tests::pgbouncer::transactions(pgbouncer, &name).await - before;
-            assert!(carried >= 20, "PgBouncer carried {carried} transactions for {name}");
+            let carried = tenancy_tests::pgbouncer::transactions(pgbouncer, &name).await - before;
+            assert!(
+                carried >= 20,
+                "PgBouncer carried {carried} transactions for {name}"
+            );
         }
     }
 

@@ -113,8 +113,12 @@ async fn matrix_with(backend: Backend, through: Through) {
     if let Some(pgbouncer) = &pgbouncer {
         // The storefronts' statements went through the pooler, each in a transaction.
         let name = tenancy_tests::database_of(&test.url).expect("a database");
-        let carried = tenancy_tests::pgbouncer::transactions(pgbouncer, &name).await - carried_before;
-        assert!(carried >= 50, "PgBouncer carried {carried} transactions for {name}");
+        let carried =
+            tenancy_tests::pgbouncer::transactions(pgbouncer, &name).await - carried_before;
+        assert!(
+            carried >= 50,
+            "PgBouncer carried {carried} transactions for {name}"
+        );
     }
     match role {
         Some(role) => role.teardown(test).await,

@@ -11,9 +11,7 @@ use std::{collections::BTreeSet, sync::Arc, time::Duration};
 
 use entities::prelude::*;
 use futures_util::TryStreamExt;
-use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, EntityTrait, PaginatorTrait, TransactionTrait,
-};
+use sea_orm::{ActiveModelTrait, ActiveValue::Set, EntityTrait, PaginatorTrait, TransactionTrait};
 use tenancy_core::{StorefrontId, TenancyOptions, TenantConnection};
 use tenancy_tests::{
     database_of,
@@ -42,7 +40,11 @@ async fn read_own(db: &TenantConnection, me: &Seeded, round: usize) {
             );
         }
         let seen: BTreeSet<Uuid> = rows.iter().map(|r| r.id).collect();
-        assert!(seen.is_superset(&mine), "{how}: {} misses its own rows", me.id);
+        assert!(
+            seen.is_superset(&mine),
+            "{how}: {} misses its own rows",
+            me.id
+        );
     };
     match round % 3 {
         0 => check(Customer::find().all(db).await.expect("read"), "single"),
@@ -66,7 +68,10 @@ async fn read_own(db: &TenantConnection, me: &Seeded, round: usize) {
                 );
                 nested.rollback().await.expect("rollback to the savepoint");
             }
-            check(Customer::find().all(&txn).await.expect("read"), "transaction");
+            check(
+                Customer::find().all(&txn).await.expect("read"),
+                "transaction",
+            );
             assert_eq!(
                 Customer::find().count(&txn).await.expect("count"),
                 mine.len() as u64,
@@ -107,7 +112,10 @@ async fn interleave(rls: bool) {
         None
     };
     let pinned = pgbouncer::as_user(&pgbouncer::through(&pgb, &test.url), PINNED);
-    let tenancy = options.connect(&pinned).await.expect("tenancy through PgBouncer");
+    let tenancy = options
+        .connect(&pinned)
+        .await
+        .expect("tenancy through PgBouncer");
     let name = database_of(&test.url).expect("a database");
     let a = StorefrontId::new_random();
     let b = StorefrontId::new_random();
@@ -148,7 +156,10 @@ async fn interleave(rls: bool) {
 
     done.store(true, std::sync::atomic::Ordering::Relaxed);
     let (most, ours) = sampler.await.expect("the sampler");
-    assert_eq!(most, 1, "server connections PgBouncer held at once for {PINNED}");
+    assert_eq!(
+        most, 1,
+        "server connections PgBouncer held at once for {PINNED}"
+    );
     assert!(ours > 0, "the sampler never saw {name}'s server connection");
     // One server connection carried all of it, one transaction after another.
     let carried = pgbouncer::transactions(&pgb, &name).await - before;
@@ -176,4 +187,135 @@ async fn row_level_security_settings_never_outlive_their_transaction_behind_pgbo
     tokio::time::timeout(Duration::from_secs(180), interleave(true))
         .await
         .expect("the interleaving test finishes within 3 minutes");
+}
+
+/// Savepoints of a held transaction end in the order the server keeps them: a nested
+/// transaction dropped without an end is rolled back before the next statement, a sibling
+/// opened after it goes with it, and nothing runs once its transaction has ended.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn savepoints_behind_pgbouncer_end_in_order() {
+    tokio::time::timeout(Duration::from_secs(120), async {
+        let Some(pgb) = pgbouncer::url() else {
+            return;
+        };
+        let Some(test) = TestDb::migrated(Backend::Postgres).await else {
+            return;
+        };
+        let tenancy = TenancyOptions::new()
+            .registry(entities::registry())
+            .transaction_pooler(pgbouncer::pooler(&pgb, &test.url))
+            .connect(&pgbouncer::through(&pgb, &test.url))
+            .await
+            .expect("tenancy through PgBouncer");
+        let db = tenancy.connection(StorefrontId::new_random());
+        let customer = |name: &str| entities::customer::ActiveModel {
+            id: Set(Uuid::new_v4()),
+            email: Set(format!("{name}-{}@example.com", Uuid::new_v4().simple())),
+            first_name: Set(name.into()),
+            last_name: Set("sp".into()),
+            created_at: Set(chrono::Utc::now()),
+            updated_at: Set(chrono::Utc::now()),
+            ..Default::default()
+        };
+        let names = |db: &TenantConnection| {
+            let db = db.clone();
+            async move {
+                let mut names: Vec<String> = Customer::find()
+                    .all(&db)
+                    .await
+                    .expect("read")
+                    .into_iter()
+                    .map(|c| c.first_name)
+                    .collect();
+                names.sort();
+                names
+            }
+        };
+
+        let txn = db.begin().await.expect("begin");
+        customer("outer").insert(&txn).await.expect("outer");
+        {
+            let dropped = txn.begin().await.expect("savepoint");
+            customer("dropped")
+                .insert(&dropped)
+                .await
+                .expect("in the dropped one");
+            let sibling = txn
+                .begin()
+                .await
+                .expect("a second savepoint, inside the first");
+            customer("sibling")
+                .insert(&sibling)
+                .await
+                .expect("in the sibling");
+            drop(dropped);
+            // The sibling was opened after the dropped one: it went with it.
+            let err = customer("late").insert(&sibling).await.unwrap_err();
+            assert!(err.to_string().contains("already ended"), "{err}");
+        }
+        let kept = txn.begin().await.expect("savepoint");
+        customer("kept")
+            .insert(&kept)
+            .await
+            .expect("in the kept one");
+        kept.commit().await.expect("release");
+        let undone = txn.begin().await.expect("savepoint");
+        customer("undone")
+            .insert(&undone)
+            .await
+            .expect("in the undone one");
+        undone.rollback().await.expect("rollback to");
+        let orphan = txn.begin().await.expect("savepoint");
+        txn.commit().await.expect("commit");
+        let err = customer("orphan").insert(&orphan).await.unwrap_err();
+        assert!(err.to_string().contains("already ended"), "{err}");
+        drop(orphan);
+        assert_eq!(names(&db).await, ["kept", "outer"]);
+        drop(tenancy);
+        test.teardown().await;
+    })
+    .await
+    .expect("the savepoint test finishes within 2 minutes");
+}
+
+/// PgBouncer reached at an address the configuration does not name as a pooler: the server
+/// answers on another port than the URL's, so storefront statements are served as behind a
+/// pooler anyway (unnamed, in held transactions) instead of failing, or worse.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unnamed_pooler_is_served_as_one() {
+    tokio::time::timeout(Duration::from_secs(120), async {
+        let Some(pgb) = pgbouncer::url() else {
+            return;
+        };
+        let Some(test) = TestDb::migrated(Backend::Postgres).await else {
+            return;
+        };
+        let name = database_of(&test.url).expect("a database");
+        let tenancy = TenancyOptions::new()
+            .registry(entities::registry())
+            .max_connections(4)
+            .connect(&pgbouncer::through(&pgb, &test.url))
+            .await
+            .expect("tenancy through an unnamed PgBouncer");
+        let before = pgbouncer::transactions(&pgb, &name).await;
+        let mut tasks = Vec::new();
+        for prefix in ["a", "b", "c"] {
+            let db = tenancy.connection(StorefrontId::new_random());
+            tasks.push(tokio::spawn(async move {
+                let me = seed(&db, prefix, &["x", "y"], 1).await;
+                for round in 0..6 {
+                    read_own(&db, &me, round).await;
+                }
+            }));
+        }
+        for task in tasks {
+            task.await.expect("a storefront's reads failed");
+        }
+        let carried = pgbouncer::transactions(&pgb, &name).await - before;
+        assert!(carried >= 18, "PgBouncer carried {carried} transactions");
+        drop(tenancy);
+        test.teardown().await;
+    })
+    .await
+    .expect("the test finishes within 2 minutes");
 }

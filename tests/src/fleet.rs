@@ -52,7 +52,10 @@ impl Server {
     /// The URL of a new, uniquely named database on this server (not created).
     pub fn database_url(self, prefix: &str) -> Option<String> {
         let url = self.url()?;
-        Some(with_database(&url, &format!("{prefix}{}", Uuid::new_v4().simple())))
+        Some(with_database(
+            &url,
+            &format!("{prefix}{}", Uuid::new_v4().simple()),
+        ))
     }
 }
 

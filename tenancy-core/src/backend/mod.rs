@@ -211,6 +211,64 @@ pub(crate) async fn connect(url: &str, spec: PoolSpec) -> Result<DatabaseConnect
     Box::pin(Database::connect(opts)).await
 }
 
+/// PostgreSQL: whether the server behind `conn` listens on another port than `url` names
+/// (`inet_server_port()`), so that something sits between: a pooler (or a proxy) not named
+/// in the configuration. Its connections are then treated as pooled (storefront statements
+/// unnamed, in transactions of the framework's own), which is safe behind either, and a
+/// warning names the URL. A Unix socket (no port) counts as direct.
+pub(crate) async fn behind_something(conn: &DatabaseConnection, url: &str) -> bool {
+    #[cfg(feature = "postgres")]
+    {
+        use sea_orm::sqlx::{self, Row};
+        if conn.get_database_backend() != DbBackend::Postgres {
+            return false;
+        }
+        let Ok(parsed) = ::url::Url::parse(url) else {
+            return false;
+        };
+        if parsed
+            .host_str()
+            .is_none_or(|h| h.starts_with('/') || h.starts_with("%2F"))
+        {
+            return false;
+        }
+        let named = parsed.port().unwrap_or(5432);
+        let sea_orm::DatabaseConnectionType::SqlxPostgresPoolConnection(_) = &conn.inner else {
+            return false;
+        };
+        let pool = conn.get_postgres_connection_pool();
+        let answered = sqlx::raw_sql(sqlx::AssertSqlSafe("SELECT inet_server_port()::text"))
+            .fetch_optional(pool)
+            .await;
+        let port = match answered {
+            Ok(Some(row)) => row
+                .try_get::<Option<String>, _>(0)
+                .ok()
+                .flatten()
+                .and_then(|p| p.parse::<u16>().ok()),
+            _ => None,
+        };
+        match port {
+            Some(port) if port != named => {
+                tracing::warn!(
+                    url = %redact(url),
+                    server_port = port,
+                    "the server answers on another port than the URL names: something sits in \
+                     between; storefront statements run as behind a transaction pooler (name it \
+                     in transaction_poolers to give the framework a direct URL)"
+                );
+                true
+            }
+            _ => false,
+        }
+    }
+    #[cfg(not(feature = "postgres"))]
+    {
+        let _ = (conn, url);
+        false
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

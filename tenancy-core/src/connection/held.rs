@@ -155,15 +155,25 @@ impl Held {
     }
 
     /// Ends the transaction with `sql` (`COMMIT` or `ROLLBACK`); the connection goes back
-    /// to the pool only if the server answered.
+    /// to the pool only once a statement that ends it is known to have run.
     async fn end(&mut self, sql: &'static str) -> Result<(), sqlx::Error> {
-        let result = sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
-            .execute(&mut *self.conn)
-            .await;
-        // The server answered: the transaction is over either way (a `COMMIT` refused by a
-        // deferred constraint or a serialization failure ends it too).
-        self.ended = matches!(result, Ok(_) | Err(sqlx::Error::Database(_)));
-        result.map(|_| ())
+        match end_with(&mut self.conn, sql).await {
+            Ok(_) => {
+                self.ended = true;
+                Ok(())
+            }
+            Err(sqlx::Error::Database(e)) => {
+                // Either `sql` was refused (a deferred constraint, a serialization failure:
+                // the transaction is over), or this is the error of an earlier statement
+                // whose caller stopped waiting, read before `sql` was even sent (the
+                // transaction is still open, aborted). A `ROLLBACK` settles both.
+                if end_with(&mut self.conn, "ROLLBACK").await.is_ok() {
+                    self.ended = true;
+                }
+                Err(sqlx::Error::Database(e))
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// [`Self::end`] as a task of its own.
@@ -182,11 +192,18 @@ impl Drop for Held {
     }
 }
 
+async fn end_with(
+    conn: &mut PoolConnection<Postgres>,
+    sql: &'static str,
+) -> Result<(), sqlx::Error> {
+    sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+        .execute(&mut **conn)
+        .await
+        .map(|_| ())
+}
+
 /// The sqlx query for a SeaORM statement: unnamed unless `named`.
-fn query(
-    stmt: &Statement,
-    named: bool,
-) -> sqlx::query::Query<'_, Postgres, SqlxValues> {
+fn query(stmt: &Statement, named: bool) -> sqlx::query::Query<'_, Postgres, SqlxValues> {
     let values = stmt
         .values
         .clone()
@@ -206,9 +223,21 @@ pub(crate) async fn single(
 ) -> Result<Answer, DbErr> {
     let pool = pool_of(conn)?;
     let read_only = reads_only(&call.statement().sql, registry);
-    let begin = if read_only { "BEGIN READ ONLY" } else { "BEGIN" };
+    let begin = if read_only {
+        "BEGIN READ ONLY"
+    } else {
+        "BEGIN"
+    };
     let mut held = Held::begin(&pool, opening.begin_sql(begin)).await?;
-    match held.run(&call, opening.named).await {
+    let mut answer = held.run(&call, opening.named).await;
+    if answer.as_ref().is_err_and(lost_unnamed) {
+        // sqlx looked a type up between the statement's parse and its bind, which drops an
+        // unnamed statement (sqlx #4305); the type is known on this connection now.
+        let _ = held.end("ROLLBACK").await;
+        held = Held::begin(&pool, opening.begin_sql(begin)).await?;
+        answer = held.run(&call, opening.named).await;
+    }
+    match answer {
         Ok(answer) if read_only => {
             // Nothing to keep: end the transaction off the caller's path.
             tokio::spawn(held.finish("ROLLBACK"));
@@ -240,7 +269,11 @@ pub(crate) async fn stream(
 ) -> Result<TenantStream<'static>, DbErr> {
     let pool = pool_of(conn)?;
     let read_only = reads_only(&stmt.sql, registry);
-    let begin = opening.begin_sql(if read_only { "BEGIN READ ONLY" } else { "BEGIN" });
+    let begin = opening.begin_sql(if read_only {
+        "BEGIN READ ONLY"
+    } else {
+        "BEGIN"
+    });
     let named = opening.named;
     let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
     let (tx, rx) = tokio::sync::mpsc::channel(64);
@@ -321,18 +354,47 @@ fn receiver_stream(
 /// The state one held transaction and its savepoints share.
 struct Shared {
     held: Arc<tokio::sync::Mutex<Held>>,
-    /// The outermost savepoint depth a dropped nested transaction left open, to be rolled
-    /// back before the next statement of an enclosing one.
-    unwind: std::sync::Mutex<Option<u32>>,
+    state: std::sync::Mutex<State>,
     named: bool,
+}
+
+/// Which savepoints are open, on the server's stack, outermost first.
+#[derive(Default)]
+struct State {
+    /// The next savepoint's number (names are never reused, so an end never meets a
+    /// sibling's savepoint of the same name).
+    next: u64,
+    live: Vec<u64>,
+    /// A savepoint whose transaction was dropped without an end: rolled back (with every
+    /// savepoint opened after it) before the next statement of the transaction.
+    unwind: Option<u64>,
+    /// Set when a savepoint's end was interrupted and whether it ran is unknown: every
+    /// later statement of the transaction fails, and it can only roll back.
+    poisoned: bool,
+}
+
+impl State {
+    /// Forgets `savepoint` and every savepoint opened after it.
+    fn close(&mut self, savepoint: u64) {
+        if let Some(at) = self.live.iter().position(|s| *s == savepoint) {
+            self.live.truncate(at);
+        }
+    }
+}
+
+fn ended_err(what: &str) -> DbErr {
+    DbErr::Custom(format!("{PREFIX}{what}"))
 }
 
 /// A storefront's own transaction on a held connection; nested `begin` opens a savepoint.
 pub(crate) struct HeldTransaction {
     shared: Arc<Shared>,
-    /// 0 for the transaction, n for the n-th nested savepoint.
-    depth: u32,
+    /// `None` for the transaction itself, else the savepoint this nested one opened.
+    savepoint: Option<u64>,
+    /// Committed or rolled back (the server answered).
     done: AtomicBool,
+    /// Its end was sent; if it is dropped before the answer, whether it ran is unknown.
+    ending: AtomicBool,
 }
 
 impl HeldTransaction {
@@ -347,34 +409,57 @@ impl HeldTransaction {
         Ok(HeldTransaction {
             shared: Arc::new(Shared {
                 held: Arc::new(tokio::sync::Mutex::new(held)),
-                unwind: std::sync::Mutex::new(None),
+                state: std::sync::Mutex::new(State::default()),
                 named: opening.named,
             }),
-            depth: 0,
+            savepoint: None,
             done: AtomicBool::new(false),
+            ending: AtomicBool::new(false),
         })
     }
 
-    /// Locks the connection, first rolling back a savepoint a dropped nested transaction
-    /// left open.
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.shared.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Locks the connection for a statement of this transaction: refused once the
+    /// transaction (or this savepoint) has ended; a savepoint a dropped nested transaction
+    /// left open is rolled back first.
     async fn lock(&self) -> Result<tokio::sync::OwnedMutexGuard<Held>, DbErr> {
         let mut held = Arc::clone(&self.shared.held).lock_owned().await;
+        if held.ended {
+            return Err(ended_err("this transaction has already ended"));
+        }
         let unwind = {
-            let mut unwind = self
-                .shared
-                .unwind
-                .lock()
-                .unwrap_or_else(|e| e.into_inner());
-            match *unwind {
-                Some(depth) if depth > self.depth => unwind.take(),
-                _ => None,
+            let state = self.state();
+            if state.poisoned {
+                return Err(ended_err(
+                    "a savepoint's end was interrupted in this transaction; it can only be rolled back",
+                ));
             }
+            state.unwind.filter(|u| state.live.contains(u))
         };
-        if let Some(depth) = unwind {
-            held.simple(&format!(
-                "ROLLBACK TO SAVEPOINT tenancy_sp_{depth}; RELEASE SAVEPOINT tenancy_sp_{depth}"
-            ))
-            .await?;
+        if let Some(u) = unwind {
+            let sql =
+                format!("ROLLBACK TO SAVEPOINT tenancy_sp_{u}; RELEASE SAVEPOINT tenancy_sp_{u}");
+            match held.simple(&sql).await {
+                Ok(()) => {
+                    let mut state = self.state();
+                    state.close(u);
+                    state.unwind = None;
+                }
+                Err(e) => {
+                    self.state().poisoned = true;
+                    return Err(e);
+                }
+            }
+        }
+        if let Some(savepoint) = self.savepoint {
+            if !self.state().live.contains(&savepoint) {
+                return Err(ended_err(
+                    "this nested transaction has already ended (it, or one it is nested in, committed or rolled back)",
+                ));
+            }
         }
         Ok(held)
     }
@@ -409,57 +494,91 @@ impl HeldTransaction {
 
     /// Opens a nested transaction: a savepoint.
     pub(crate) async fn nested(&self) -> Result<HeldTransaction, DbErr> {
-        let depth = self.depth + 1;
         let mut held = self.lock().await?;
-        held.simple(&format!("SAVEPOINT tenancy_sp_{depth}")).await?;
+        let id = {
+            let mut state = self.state();
+            state.next += 1;
+            state.next
+        };
+        held.simple(&format!("SAVEPOINT tenancy_sp_{id}")).await?;
+        self.state().live.push(id);
         Ok(HeldTransaction {
             shared: Arc::clone(&self.shared),
-            depth,
+            savepoint: Some(id),
             done: AtomicBool::new(false),
+            ending: AtomicBool::new(false),
         })
+    }
+
+    /// Ends the transaction with `top` (`COMMIT` or `ROLLBACK`), or this savepoint with
+    /// `nested`'s statement.
+    async fn end(&self, top: &'static str, nested: fn(u64) -> String) -> Result<(), DbErr> {
+        let mut held = match self.lock().await {
+            Ok(held) => held,
+            Err(e) if top == "ROLLBACK" && self.savepoint.is_none() => {
+                // Poisoned or already over: roll back whatever is still open.
+                let mut held = Arc::clone(&self.shared.held).lock_owned().await;
+                if !held.ended {
+                    held.end("ROLLBACK").await.map_err(exec_err)?;
+                }
+                self.done.store(true, Ordering::Relaxed);
+                return if held.ended { Ok(()) } else { Err(e) };
+            }
+            Err(e) => return Err(e),
+        };
+        self.ending.store(true, Ordering::Relaxed);
+        let result = match self.savepoint {
+            None => held.end(top).await.map_err(exec_err),
+            Some(id) => {
+                let r = held.simple(&nested(id)).await;
+                if r.is_ok() {
+                    self.state().close(id);
+                }
+                r
+            }
+        };
+        // The server answered (either way): nothing is left in doubt.
+        self.ending.store(false, Ordering::Relaxed);
+        self.done.store(true, Ordering::Relaxed);
+        result
     }
 
     /// Commits the transaction, or releases the savepoint.
     pub(crate) async fn commit(self) -> Result<(), DbErr> {
-        self.done.store(true, Ordering::Relaxed);
-        let mut held = self.lock().await?;
-        match self.depth {
-            0 => held.end("COMMIT").await.map_err(exec_err),
-            depth => held.simple(&format!("RELEASE SAVEPOINT tenancy_sp_{depth}")).await,
-        }
+        self.end("COMMIT", |id| format!("RELEASE SAVEPOINT tenancy_sp_{id}"))
+            .await
     }
 
     /// Rolls the transaction back, or back to the savepoint.
     pub(crate) async fn rollback(self) -> Result<(), DbErr> {
-        self.done.store(true, Ordering::Relaxed);
-        let mut held = self.lock().await?;
-        match self.depth {
-            0 => held.end("ROLLBACK").await.map_err(exec_err),
-            depth => {
-                held.simple(&format!(
-                    "ROLLBACK TO SAVEPOINT tenancy_sp_{depth}; RELEASE SAVEPOINT tenancy_sp_{depth}"
-                ))
-                .await
-            }
-        }
+        self.end("ROLLBACK", |id| {
+            format!("ROLLBACK TO SAVEPOINT tenancy_sp_{id}; RELEASE SAVEPOINT tenancy_sp_{id}")
+        })
+        .await
     }
 }
 
 impl Drop for HeldTransaction {
     /// Neither committed nor rolled back: a savepoint is rolled back before the enclosing
-    /// transaction's next statement; the transaction itself is rolled back by a task (or,
-    /// without a runtime, its connection is closed, which rolls it back on the server).
+    /// transaction's next statement (if its end was cut off midway, the transaction can
+    /// only roll back); the transaction itself is rolled back by a task (or, without a
+    /// runtime, its connection is closed, which rolls it back on the server).
     fn drop(&mut self) {
         if self.done.load(Ordering::Relaxed) {
             return;
         }
-        if self.depth > 0 {
-            let mut unwind = self
-                .shared
-                .unwind
-                .lock()
-                .unwrap_or_else(|e| e.into_inner());
-            *unwind = Some(unwind.map_or(self.depth, |d| d.min(self.depth)));
+        if let Some(id) = self.savepoint {
+            let mut state = self.state();
+            if self.ending.load(Ordering::Relaxed) {
+                state.poisoned = true;
+            } else if state.live.contains(&id) {
+                let earlier = state.unwind.and_then(|u| {
+                    let at = state.live.iter().position(|s| *s == u)?;
+                    let mine = state.live.iter().position(|s| *s == id)?;
+                    (at < mine).then_some(u)
+                });
+                state.unwind = Some(earlier.unwrap_or(id));
+            }
             return;
         }
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
@@ -474,6 +593,22 @@ impl Drop for HeldTransaction {
             });
         }
     }
+}
+
+/// `26000`, an unnamed prepared statement that no longer exists: what sqlx 0.9 meets when it
+/// looks up an unknown type (an enum, a domain) of an unnamed statement's result between
+/// its parse and its bind (sqlx #4305). The lookup is cached per connection, so the same
+/// statement runs on a second try.
+pub(crate) fn lost_unnamed(e: &DbErr) -> bool {
+    let code = match e {
+        DbErr::Exec(sea_orm::RuntimeErr::SqlxError(e))
+        | DbErr::Query(sea_orm::RuntimeErr::SqlxError(e)) => match e.as_ref() {
+            sqlx::Error::Database(d) => d.code().map(|c| c.into_owned()),
+            _ => None,
+        },
+        _ => None,
+    };
+    code.as_deref() == Some("26000")
 }
 
 fn exec_err(e: sqlx::Error) -> DbErr {

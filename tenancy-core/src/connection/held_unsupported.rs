@@ -12,7 +12,10 @@ use crate::Registry;
 
 /// How a held transaction opens and how its statements are sent.
 #[derive(Clone, Debug)]
-#[allow(dead_code, reason = "built, never read, without the `postgres` feature")]
+#[allow(
+    dead_code,
+    reason = "built, never read, without the `postgres` feature"
+)]
 pub(crate) struct Opening {
     pub prelude: Option<String>,
     pub named: bool,
@@ -44,6 +47,10 @@ pub(crate) async fn stream(
     _keep: Box<dyn std::any::Any + Send>,
 ) -> Result<TenantStream<'static>, DbErr> {
     Err(unsupported())
+}
+
+pub(crate) fn lost_unnamed(_e: &DbErr) -> bool {
+    false
 }
 
 /// Never built without the `postgres` feature.

@@ -15,7 +15,9 @@ use sea_orm::{
 };
 
 use super::{
-    fence, forget, held::HeldTransaction, refuse_global_join,
+    fence, forget,
+    held::HeldTransaction,
+    refuse_global_join,
     traits::{connection_traits, Answer, Begin, Call},
     PlacementCache, TenantStream,
 };
@@ -71,6 +73,7 @@ impl TenantTransaction {
         if let Err(e) = &result {
             use crate::backend::{classify, ErrorClass};
             if fence::is_retryable(e)
+                || super::held::lost_unnamed(e)
                 || matches!(
                     classify(e),
                     ErrorClass::SerializationFailure | ErrorClass::Deadlock

@@ -45,8 +45,8 @@ mod options;
 #[cfg(feature = "postgres")]
 mod pg_copy;
 mod record;
-mod rows;
 mod rollback;
+mod rows;
 mod side;
 mod store;
 mod transfer;

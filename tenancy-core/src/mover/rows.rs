@@ -2,11 +2,14 @@
 //! and written to the target as multi-row `INSERT`s, and a catch-up batch is replayed as
 //! multi-row upserts, one statement per table and chunk, in one target transaction.
 //!
-//! Every column travels as its bytes (`CAST(column AS BINARY)`, bound back as a binary
-//! string): the target converts them into the column's own type exactly as it would the
-//! text of a literal, so no value passes through a Rust type on the way (dates, decimals,
-//! JSON and binary keys arrive as they left). Both servers' sessions must agree on
-//! `time_zone` for `TIMESTAMP` columns; the mover's connections use the servers' default.
+//! Every column but a floating-point one travels as its bytes (`CAST(column AS BINARY)`,
+//! bound back as a binary string): the target converts them into the column's own type
+//! exactly as it would the text of a literal, so no value passes through a Rust type on the
+//! way (dates, decimals, JSON and binary keys arrive as they left). `FLOAT` and `DOUBLE`
+//! travel as binary floats (their text is rounded). Both sides have the same column types
+//! and character sets (`side::tables` checks), writes are strict (no `IGNORE`, which would
+//! turn a changed value into a warning), and sqlx sets `time_zone = '+00:00'` on every
+//! connection, so `TIMESTAMP` values read and written agree.
 //!
 //! On one server the mover copies with `INSERT ... SELECT` instead ([`super::transfer`]).
 
@@ -21,21 +24,53 @@ use super::{
 };
 use crate::{backend::Keyset, StorefrontId, TenancyError};
 
-/// One row: the primary key, then every column's bytes (`None` for NULL).
+/// One row: the primary key, then every column's value as it travels.
 pub(crate) struct Row {
     key: Key,
-    values: Vec<Option<Vec<u8>>>,
+    values: Vec<Value>,
+    /// About how many bytes the values take in a statement.
+    bytes: usize,
 }
 
 /// Bound parameters per statement: below MySQL's limit of 65,535 placeholders.
 const MAX_PARAMS: usize = 60_000;
+/// Bytes of values per statement: well below MariaDB's default `max_allowed_packet`
+/// (16 MiB), whatever the rows' width.
+const MAX_BYTES: usize = 4 << 20;
+
+/// How a column travels.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Travel {
+    Bytes,
+    Float,
+    Double,
+}
+
+fn travel(meta: &TableMeta, i: usize) -> Travel {
+    let t = meta
+        .types
+        .get(i)
+        .map(|t| t.to_ascii_lowercase())
+        .unwrap_or_default();
+    if t.starts_with("float") {
+        Travel::Float
+    } else if t.starts_with("double") || t.starts_with("real") {
+        Travel::Double
+    } else {
+        Travel::Bytes
+    }
+}
 
 /// `SELECT pk, CAST(c1 AS BINARY), ... FROM table WHERE filter ORDER BY pk`.
 fn select_sql(src: &Side, meta: &TableMeta, filter: &str) -> String {
     let casts: Vec<String> = meta
         .columns
         .iter()
-        .map(|c| format!("CAST({} AS BINARY)", src.q(c)))
+        .enumerate()
+        .map(|(i, c)| match travel(meta, i) {
+            Travel::Bytes => format!("CAST({} AS BINARY)", src.q(c)),
+            Travel::Float | Travel::Double => src.q(c),
+        })
         .collect();
     let pk = src.q(&meta.pk);
     format!(
@@ -59,10 +94,27 @@ async fn read(
     rows.iter()
         .map(|row| {
             let key = Key::read(row, 0, meta.kind)?;
-            let values = (0..meta.columns.len())
-                .map(|i| row.try_get_by_index::<Option<Vec<u8>>>(i + 1))
-                .collect::<Result<Vec<_>, _>>()?;
-            Ok(Row { key, values })
+            let mut values = Vec::with_capacity(meta.columns.len());
+            let mut bytes = 0;
+            for i in 0..meta.columns.len() {
+                let value = match travel(meta, i) {
+                    Travel::Bytes => {
+                        let v = row.try_get_by_index::<Option<Vec<u8>>>(i + 1)?;
+                        bytes += v.as_ref().map_or(4, |v| v.len() + 8);
+                        Value::Bytes(v)
+                    }
+                    Travel::Float => {
+                        bytes += 12;
+                        Value::Float(row.try_get_by_index::<Option<f32>>(i + 1)?)
+                    }
+                    Travel::Double => {
+                        bytes += 16;
+                        Value::Double(row.try_get_by_index::<Option<f64>>(i + 1)?)
+                    }
+                };
+                values.push(value);
+            }
+            Ok(Row { key, values, bytes })
         })
         .collect()
 }
@@ -88,7 +140,13 @@ pub(super) async fn read_page(
 }
 
 /// `INSERT [IGNORE] INTO table (cols) VALUES (...), ...` for `rows`, and its values.
-fn insert(dst: &Side, meta: &TableMeta, rows: &[&Row], head: &str, tail: &str) -> (String, Vec<Value>) {
+fn insert(
+    dst: &Side,
+    meta: &TableMeta,
+    rows: &[&Row],
+    head: &str,
+    tail: &str,
+) -> (String, Vec<Value>) {
     let cols: Vec<String> = meta.columns.iter().map(|c| dst.q(c)).collect();
     let one = format!("({})", vec!["?"; cols.len()].join(", "));
     let sql = format!(
@@ -97,16 +155,65 @@ fn insert(dst: &Side, meta: &TableMeta, rows: &[&Row], head: &str, tail: &str) -
         cols.join(", "),
         vec![one; rows.len()].join(", ")
     );
-    let values = rows
-        .iter()
-        .flat_map(|r| r.values.iter().map(|v| Value::Bytes(v.clone())))
-        .collect();
+    let values = rows.iter().flat_map(|r| r.values.iter().cloned()).collect();
     (sql, values)
 }
 
-/// Rows per statement for `meta`.
-fn per_statement(meta: &TableMeta) -> usize {
-    (MAX_PARAMS / meta.columns.len().max(1)).max(1)
+/// `rows` cut into statements of at most [`MAX_PARAMS`] values and about [`MAX_BYTES`]
+/// bytes each (a row wider than that goes alone).
+fn statements<'a>(meta: &TableMeta, rows: &'a [Row]) -> Vec<Vec<&'a Row>> {
+    let per = (MAX_PARAMS / meta.columns.len().max(1)).max(1);
+    let mut out: Vec<Vec<&Row>> = Vec::new();
+    let mut bytes = 0;
+    for row in rows {
+        match out.last_mut() {
+            Some(last) if last.len() < per && bytes + row.bytes <= MAX_BYTES => {
+                bytes += row.bytes;
+                last.push(row);
+            }
+            _ => {
+                bytes = row.bytes;
+                out.push(vec![row]);
+            }
+        }
+    }
+    out
+}
+
+/// `ON DUPLICATE KEY UPDATE pk = pk`: a row already there stays as it is, and anything
+/// else the target refuses is an error (strict), not a warning as with `INSERT IGNORE`.
+fn keep_existing(dst: &Side, meta: &TableMeta) -> String {
+    let pk = dst.q(&meta.pk);
+    format!(" ON DUPLICATE KEY UPDATE {pk} = {pk}")
+}
+
+/// Writes `chunk` in one statement as the mover, through the target guard.
+async fn insert_as_mover(
+    dst: &Side,
+    meta: &TableMeta,
+    storefront: StorefrontId,
+    chunk: &[&Row],
+) -> Result<u64, sea_orm::DbErr> {
+    let (sql, values) = insert(dst, meta, chunk, "INSERT INTO", &keep_existing(dst, meta));
+    let txn = dst.conn.begin().await?;
+    let entered = txn
+        .execute_unprepared(&enter_sql(dst, storefront, Guard::Target))
+        .await?;
+    if entered.rows_affected() != 1 {
+        return Err(sea_orm::DbErr::Custom(not_entered(
+            dst,
+            storefront,
+            Guard::Target,
+        )));
+    }
+    let written = txn
+        .execute_raw(dst.stmt(sql, values))
+        .await?
+        .rows_affected();
+    txn.execute_unprepared(&guard_sql(dst, storefront, Guard::Target))
+        .await?;
+    txn.commit().await?;
+    Ok(written)
 }
 
 /// The keys of `keys` that have a row on `side`; with `foreign`, only rows of another
@@ -139,10 +246,11 @@ async fn held_on(
 }
 
 /// Writes a page read by [`read_page`] as the mover (through the target guard). Rows
-/// already on the target are left alone (`INSERT IGNORE`); a row the target refuses (a
-/// foreign key whose parent comes later, a unique value) is skipped and its key logged for
-/// the catch-up, which writes it once what it depends on is there. Into shared tables, a
-/// key another storefront's row holds there stops the move, naming it.
+/// already on the target are left alone; if the target refuses a statement for a foreign
+/// key whose parent comes later or a unique value, its rows are written one at a time and
+/// a refused one is skipped and its key logged for the catch-up, which writes it once what
+/// it depends on is there. Into shared tables, a key another storefront's row holds there
+/// stops the move, naming it.
 pub(super) async fn write_page(
     src: &Side,
     dst: &Side,
@@ -151,28 +259,37 @@ pub(super) async fn write_page(
     rows: &[Row],
 ) -> Result<u64, TenancyError> {
     let mut written = 0;
-    let all: Vec<&Row> = rows.iter().collect();
-    for chunk in all.chunks(per_statement(meta)) {
-        let (sql, values) = insert(dst, meta, chunk, "INSERT IGNORE INTO", "");
-        let txn = dst.conn.begin().await?;
-        let entered = txn
-            .execute_unprepared(&enter_sql(dst, storefront, Guard::Target))
-            .await?;
-        if entered.rows_affected() != 1 {
-            return Err(sea_orm::DbErr::Custom(not_entered(dst, storefront, Guard::Target)).into());
+    for chunk in statements(meta, rows) {
+        match insert_as_mover(dst, meta, storefront, &chunk).await {
+            Ok(n) => written += n,
+            Err(e) if super::transfer::skippable(&e) => {
+                for row in &chunk {
+                    match insert_as_mover(dst, meta, storefront, &[*row]).await {
+                        Ok(n) => written += n,
+                        Err(e) if super::transfer::skippable(&e) => {
+                            tracing::debug!(table = %meta.name, key = %row.key, "copy deferred to catch-up: {e}");
+                        }
+                        Err(e) => return Err(e.into()),
+                    }
+                }
+            }
+            Err(e) => return Err(e.into()),
         }
-        written += txn.execute_raw(dst.stmt(sql, values)).await?.rows_affected();
-        txn.execute_unprepared(&guard_sql(dst, storefront, Guard::Target))
-            .await?;
-        txn.commit().await?;
         let keys: Vec<&Key> = chunk.iter().map(|r| &r.key).collect();
         if matches!(dst.placement, crate::Placement::Shared) {
             let held = held_on(&dst.conn, dst, meta, storefront, &keys, true).await?;
             if let Some(first) = held.iter().next() {
-                return Err(foreign_keys(dst, meta, storefront, held.len(), &first.to_string()));
+                return Err(foreign_keys(
+                    dst,
+                    meta,
+                    storefront,
+                    held.len(),
+                    &first.to_string(),
+                ));
             }
         }
-        // INSERT IGNORE turns a refusal into a warning: what is not there now is logged.
+        // What is not there now (refused, or kept out by another storefront's unique
+        // value) is logged for the catch-up.
         let there = held_on(&dst.conn, dst, meta, storefront, &keys, false).await?;
         for key in keys.into_iter().filter(|k| !there.contains(*k)) {
             tracing::debug!(table = %meta.name, key = %key, "copy deferred to catch-up");
@@ -237,14 +354,19 @@ pub(super) async fn apply(
         }
     }
     for (meta, rows) in &rows {
-        let all: Vec<&Row> = rows.iter().collect();
-        for chunk in all.chunks(per_statement(meta)) {
-            let (sql, values) = insert(dst, meta, chunk, "INSERT INTO", &upsert_clause(dst, meta));
+        for chunk in statements(meta, rows) {
+            let (sql, values) = insert(dst, meta, &chunk, "INSERT INTO", &upsert_clause(dst, meta));
             txn.execute_raw(dst.stmt(sql, values)).await?;
             let keys: Vec<&Key> = chunk.iter().map(|r| &r.key).collect();
             let held = held_on(&txn, dst, meta, storefront, &keys, true).await?;
             if let Some(first) = held.iter().next() {
-                return Err(foreign_keys(dst, meta, storefront, held.len(), &first.to_string()));
+                return Err(foreign_keys(
+                    dst,
+                    meta,
+                    storefront,
+                    held.len(),
+                    &first.to_string(),
+                ));
             }
             // The upsert also keeps another storefront's row met on a unique value that
             // is not the key (its `IF`): the source's row was then written nowhere.

@@ -213,8 +213,10 @@ impl Side {
                  WHERE table_schema = $1 AND table_name = $2 ORDER BY ordinal_position",
                 vec![self.qualifier.clone().into(), table.into()],
             ),
+            // The type with its character set: rows between servers travel as bytes.
             DbBackend::MySql => self.stmt(
-                "SELECT CAST(column_name AS CHAR), CAST(column_type AS CHAR) \
+                "SELECT CAST(column_name AS CHAR), \
+                        CAST(CONCAT(column_type, IFNULL(CONCAT(' ', character_set_name), '')) AS CHAR) \
                  FROM information_schema.columns \
                  WHERE table_schema = ? AND table_name = ? ORDER BY ordinal_position",
                 vec![self.qualifier.clone().into(), table.into()],
@@ -380,7 +382,9 @@ pub(crate) async fn tables(
                     && (t.eq_ignore_ascii_case("json") || t.eq_ignore_ascii_case("jsonb"))
             })
             .collect();
-        let types = if target.backend == DbBackend::Postgres {
+        let types = if target.backend == DbBackend::MySql {
+            columns.iter().map(|(_, t)| t.clone()).collect()
+        } else if target.backend == DbBackend::Postgres {
             let types = target.formatted_types(name).await?;
             if types.len() != columns.len() {
                 return Err(TenancyError::Move {
@@ -574,8 +578,7 @@ pub(crate) async fn open(
                             name: parsed.to_string(),
                             reason: "the URL names no database".into(),
                         })?;
-                        let same_server =
-                            shared_host.is_some() && parsed.server() == shared_host;
+                        let same_server = shared_host.is_some() && parsed.server() == shared_host;
                         let conn = if same_server {
                             None
                         } else {

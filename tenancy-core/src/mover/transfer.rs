@@ -33,7 +33,7 @@ fn pg_copy_unavailable() -> TenancyError {
 }
 
 /// A write the copy may skip: the row is in the changelog (see `write_page`).
-fn skippable(e: &sea_orm::DbErr) -> bool {
+pub(super) fn skippable(e: &sea_orm::DbErr) -> bool {
     matches!(
         classify(e),
         ErrorClass::UniqueViolation | ErrorClass::ForeignKeyViolation
@@ -273,6 +273,7 @@ pub(crate) async fn read_page(
     let Some(upto) = page_end(src, meta, storefront, after, bound, limit).await? else {
         return Ok(None);
     };
+    #[cfg_attr(not(feature = "postgres"), allow(unused_mut))]
     let (mut data, mut rows) = (Vec::new(), Vec::new());
     if same_connection(src, dst) {
         // Nothing to read: the page is copied inside the server.
