@@ -83,6 +83,7 @@
 //! - [`connection`]: [`TenantConnection`] and [`TenantTransaction`];
 //! - [`directory`] and [`pool`]: who is where, and the pools of storefront databases;
 //! - [`pooler`]: transaction poolers (PgBouncer) in front of PostgreSQL servers;
+//! - [`rebalance`]: the rule that spreads database storefronts over servers by capacity;
 //! - [`watch`]: how every process learns of a placement change within milliseconds (the
 //!   directory's change feed, process leases, the cutover barrier);
 //! - [`provision`], [`fleet`], [`mover`]: creating storefronts, migrating the fleet, moving
@@ -112,6 +113,7 @@ pub mod mover;
 pub mod pool;
 pub mod pooler;
 pub mod provision;
+pub mod rebalance;
 pub mod registry;
 pub mod rewrite;
 pub mod rls;
