@@ -26,6 +26,10 @@ pub struct FleetOptions {
     /// Do not trust the directory's record of who is current: read each storefront's own
     /// `seaql_migrations` (one query per storefront) before skipping it.
     pub verify: bool,
+    /// Storefronts migrated at once on any one server (`None`: only `jobs` bounds them).
+    /// Schema storefronts count against the shared database's server; storefronts are
+    /// taken from the servers in turn, so one slow server does not hold every job.
+    pub jobs_per_server: Option<usize>,
 }
 
 impl Default for FleetOptions {
@@ -35,6 +39,7 @@ impl Default for FleetOptions {
             only: None,
             include_shared: true,
             verify: false,
+            jobs_per_server: None,
         }
     }
 }
@@ -252,9 +257,49 @@ impl Tenancy {
         }
 
         let jobs = opts.jobs.max(1);
+        // Each storefront's server, and the servers in turn.
+        let server_of = |p: &Placement| match p {
+            Placement::Database { url } => crate::DatabaseUrl::parse(&self.direct_url(url))
+                .ok()
+                .and_then(|u| u.server())
+                .unwrap_or_else(|| url.clone()),
+            _ => String::from("shared"),
+        };
+        let mut queues: std::collections::BTreeMap<String, std::collections::VecDeque<_>> =
+            Default::default();
+        for record in todo {
+            queues
+                .entry(server_of(&record.placement))
+                .or_default()
+                .push_back(record);
+        }
+        let limits: std::collections::BTreeMap<String, std::sync::Arc<tokio::sync::Semaphore>> =
+            queues
+                .keys()
+                .map(|k| {
+                    let n = opts.jobs_per_server.unwrap_or(jobs).max(1);
+                    (
+                        k.clone(),
+                        std::sync::Arc::new(tokio::sync::Semaphore::new(n)),
+                    )
+                })
+                .collect();
+        let mut todo = Vec::new();
+        while queues.values().any(|q| !q.is_empty()) {
+            for q in queues.values_mut() {
+                if let Some(record) = q.pop_front() {
+                    todo.push(record);
+                }
+            }
+        }
+        let limits = &limits;
         let mut runs = stream::iter(todo)
             .map(|record| async move {
                 let id = record.storefront;
+                let _permit = match limits.get(&server_of(&record.placement)) {
+                    Some(limit) => limit.acquire().await.ok(),
+                    None => None,
+                };
                 let outcome = match self.migrate_placement::<M>(id, &record.placement).await {
                     Ok(version) => match directory.record_migration(id, version.as_deref()).await {
                         Ok(()) => Outcome::Migrated { version },

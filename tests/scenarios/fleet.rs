@@ -187,3 +187,142 @@ async fn fleet(backend: Backend) {
 }
 
 on_every_backend!(fleet, fleet);
+
+/// A fleet over three PostgreSQL servers (schema storefronts on the shared one, database
+/// storefronts on the second and on a third reached through a proxy) gets a real schema
+/// change, at most one storefront at a time per server. The third server goes down once
+/// the run has begun: only storefronts on it fail, each named in the report, and a rerun
+/// with the server back finishes them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_fleet_across_servers_with_one_down() {
+    use tenancy_tests::{
+        fleet::{all_configured, Proxy, Server},
+        migrators::MigratorWithLoyalty,
+    };
+    tokio::time::timeout(Duration::from_secs(300), async {
+        if !all_configured(&[Server::Postgres2, Server::Postgres3]) {
+            return;
+        }
+        let Some(test) = TestDb::migrated(Backend::Postgres).await else {
+            return;
+        };
+        let third = Server::Postgres3.url().expect("configured");
+        let upstream = tenancy_core::DatabaseUrl::parse(&third)
+            .expect("url")
+            .server()
+            .expect("a server");
+        let proxy = Proxy::start(&upstream).await;
+        let tenancy = TenancyOptions::new()
+            .registry(entities::registry())
+            .directory(Duration::from_secs(30), None)
+            .pools(PoolOptions::default())
+            .connect_with(test.db.clone())
+            .await
+            .expect("tenancy");
+        let mut placed: Vec<(StorefrontId, &str, Placement)> = Vec::new();
+        for i in 0..9 {
+            let (server, placement) = match i % 3 {
+                0 => ("shared", Placement::Schema { schema: test.schema_name() }),
+                1 => (
+                    "second",
+                    Placement::Database {
+                        url: Server::Postgres2.database_url("tenancy_test_fs").expect("url"),
+                    },
+                ),
+                _ => (
+                    "third",
+                    Placement::Database {
+                        url: proxy.url(&Server::Postgres3.database_url("tenancy_test_fs").expect("url")),
+                    },
+                ),
+            };
+            let id = StorefrontId::new_random();
+            tenancy
+                .create_storefront::<Migrator>(id, placement.clone())
+                .await
+                .unwrap_or_else(|e| panic!("provisioning {placement}: {e}"));
+            placed.push((id, server, placement));
+        }
+        let on_third: std::collections::BTreeSet<StorefrontId> = placed
+            .iter()
+            .filter(|(_, s, _)| *s == "third")
+            .map(|(id, _, _)| *id)
+            .collect();
+
+        let opts = FleetOptions {
+            jobs: 3,
+            jobs_per_server: Some(1),
+            ..FleetOptions::default()
+        };
+        // The third server goes down as soon as the first storefront is done.
+        let downed = std::sync::atomic::AtomicBool::new(false);
+        let report = tenancy
+            .migrate_fleet::<MigratorWithLoyalty>(&opts, |_| {
+                if !downed.swap(true, std::sync::atomic::Ordering::SeqCst) {
+                    proxy.stop();
+                }
+            })
+            .await
+            .expect("the run reports");
+        let failed: std::collections::BTreeSet<StorefrontId> = report
+            .storefronts
+            .iter()
+            .filter(|(_, o)| matches!(o, Outcome::Failed { .. }))
+            .map(|(id, _)| *id)
+            .collect();
+        assert!(!failed.is_empty(), "the downed server's storefronts failed: {report:?}");
+        assert!(failed.is_subset(&on_third), "only the downed server's storefronts fail: {report:?}");
+        for (id, outcome) in &report.storefronts {
+            if !on_third.contains(id) {
+                assert!(matches!(outcome, Outcome::Migrated { .. }), "{id}: {outcome:?}");
+            }
+            if let Outcome::Failed { error } = outcome {
+                assert!(error.contains(&proxy.port.to_string()), "the error names the server: {error}");
+            }
+        }
+
+        // The server is back: the rerun finishes what failed, and touches nothing else.
+        let _back = proxy.restart().await;
+        let rerun = tenancy
+            .migrate_fleet::<MigratorWithLoyalty>(&opts, |_| {})
+            .await
+            .expect("the rerun reports");
+        for (id, outcome) in &rerun.storefronts {
+            if failed.contains(id) {
+                assert!(matches!(outcome, Outcome::Migrated { .. }), "{id}: {outcome:?}");
+            } else {
+                assert_eq!(outcome, &Outcome::Current, "{id}");
+            }
+        }
+        // The column and its index are everywhere now.
+        for (id, _, placement) in &placed {
+            let (conn, schema) = match placement {
+                Placement::Schema { schema } => (test.db.clone(), schema.clone()),
+                Placement::Database { url } => (
+                    sea_orm::Database::connect(url.as_str()).await.expect("storefront db"),
+                    "public".to_owned(),
+                ),
+                Placement::Shared => unreachable!("no shared storefront here"),
+            };
+            let row = conn
+                .query_one_raw(tenancy_tests::stmt(
+                    sea_orm::DbBackend::Postgres,
+                    "SELECT COUNT(*) FROM pg_indexes WHERE schemaname = ? AND indexname = 'ix_customers_loyalty_points'",
+                    [schema.into()],
+                ))
+                .await
+                .expect("pg_indexes")
+                .expect("a row");
+            assert_eq!(row.try_get_by_index::<i64>(0).expect("count"), 1, "{id} {placement}");
+        }
+        for (id, _, _) in &placed {
+            tenancy
+                .drop_storefront(*id, &id.to_string())
+                .await
+                .unwrap_or_else(|e| panic!("dropping {id}: {e}"));
+        }
+        test.teardown().await;
+    })
+    .await
+    .expect("the fleet test finishes within 5 minutes");
+}

@@ -5,10 +5,7 @@
 //! Writers run against the moving storefront throughout, and every acknowledged write must
 //! end up exactly once wherever the storefront is served from.
 
-use std::{
-    sync::{Arc, Mutex},
-    time::Duration,
-};
+use std::time::Duration;
 
 use entities::{customer, order, shopping_cart};
 use migration::Migrator;
@@ -17,13 +14,15 @@ use tenancy_core::{
     mover::{is_fenced, HaltAt, MoveOptions, Mover, Phase},
     Placement, StorefrontId, Tenancy, TenancyError,
 };
-use tenancy_tests::{fleet::Server, on_every_backend};
+use tenancy_tests::{
+    fleet::{Proxy, Server},
+    on_every_backend,
+};
 use tenancy_tests::{
     matrix::{seed, snapshot},
     movekit::{count_rows, env, state, unwatched_process, RawTarget, Writers},
     Backend, TestDb,
 };
-use tokio::net::{TcpListener, TcpStream};
 
 fn options(halt_at: Option<HaltAt>) -> MoveOptions {
     MoveOptions {
@@ -780,43 +779,6 @@ on_every_backend!(
     flavor = "multi_thread",
     worker_threads = 4
 );
-
-/// A TCP proxy to the local PostgreSQL: "another server" with its own address, which the
-/// test can take down.
-struct Proxy {
-    port: u16,
-    tasks: Arc<Mutex<Vec<tokio::task::JoinHandle<()>>>>,
-}
-
-impl Proxy {
-    async fn start(upstream: &str) -> Proxy {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let port = listener.local_addr().expect("addr").port();
-        let tasks: Arc<Mutex<Vec<tokio::task::JoinHandle<()>>>> = Arc::default();
-        let upstream = upstream.to_owned();
-        let inner = Arc::clone(&tasks);
-        let accept = tokio::spawn(async move {
-            while let Ok((mut client, _)) = listener.accept().await {
-                let upstream = upstream.clone();
-                let task = tokio::spawn(async move {
-                    if let Ok(mut server) = TcpStream::connect(&upstream).await {
-                        let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
-                    }
-                });
-                inner.lock().expect("tasks").push(task);
-            }
-        });
-        tasks.lock().expect("tasks").push(accept);
-        Proxy { port, tasks }
-    }
-
-    /// The server goes down: no new connections, and every open one is cut.
-    fn stop(&self) {
-        for t in self.tasks.lock().expect("tasks").drain(..) {
-            t.abort();
-        }
-    }
-}
 
 fn via_proxy(test: &TestDb, proxy: &Proxy) -> String {
     let url = test.sibling_url("tenancy_test_o");

@@ -345,6 +345,74 @@ pub mod migrators {
         }
     }
 
+    /// A real schema change: a column on `customers` and an index on it.
+    pub struct LoyaltyPoints;
+
+    impl MigrationName for LoyaltyPoints {
+        fn name(&self) -> &str {
+            "m20990101_000003_loyalty_points"
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl MigrationTrait for LoyaltyPoints {
+        async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+            manager
+                .alter_table(
+                    Table::alter()
+                        .table("customers")
+                        .add_column(
+                            ColumnDef::new("loyalty_points")
+                                .integer()
+                                .not_null()
+                                .default(0),
+                        )
+                        .to_owned(),
+                )
+                .await?;
+            manager
+                .create_index(
+                    Index::create()
+                        .name("ix_customers_loyalty_points")
+                        .table("customers")
+                        .col("loyalty_points")
+                        .to_owned(),
+                )
+                .await
+        }
+
+        async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+            manager
+                .drop_index(
+                    Index::drop()
+                        .name("ix_customers_loyalty_points")
+                        .table("customers")
+                        .to_owned(),
+                )
+                .await?;
+            manager
+                .alter_table(
+                    Table::alter()
+                        .table("customers")
+                        .drop_column("loyalty_points")
+                        .to_owned(),
+                )
+                .await
+        }
+    }
+
+    /// The application's migrations, then [`LoyaltyPoints`].
+    pub struct MigratorWithLoyalty;
+
+    #[async_trait::async_trait]
+    impl MigratorTrait for MigratorWithLoyalty {
+        fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+            let mut m = Migrator::migrations();
+            m.push(Box::new(LoyaltyPoints));
+            m
+        }
+    }
+
     /// The application's migrations, then [`BrokenMigration`].
     pub struct BrokenMigrator;
 

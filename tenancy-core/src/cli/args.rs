@@ -108,6 +108,10 @@ pub(crate) struct FleetArgs {
     /// Storefronts migrated at once.
     #[arg(long, short, default_value_t = 4)]
     pub(crate) jobs: usize,
+    /// At most this many at once on any one server (schema storefronts count against the
+    /// shared database's).
+    #[arg(long, value_name = "N")]
+    pub(crate) jobs_per_server: Option<usize>,
     /// Only this storefront (repeatable).
     #[arg(long = "storefront", value_name = "ID")]
     pub(crate) storefronts: Vec<String>,

@@ -25,6 +25,7 @@ pub(super) async fn up<M: MigratorTrait>(
         only: storefronts(&args.storefronts)?,
         include_shared: !args.no_shared,
         verify: args.verify,
+        jobs_per_server: args.jobs_per_server,
     };
     let bar = if cx.json {
         ProgressBar::hidden()
