@@ -319,3 +319,66 @@ async fn an_unnamed_pooler_is_served_as_one() {
     .await
     .expect("the test finishes within 2 minutes");
 }
+
+/// A column of an enum type through PgBouncer: sqlx 0.9 looks the type up between an
+/// unnamed statement's parse and its bind, which drops the statement (`26000`, sqlx #4305).
+/// A single statement runs again on the same connection, where the type is known now.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_enum_column_reads_through_pgbouncer() {
+    use sea_orm::{ConnectionTrait, Statement};
+    tokio::time::timeout(Duration::from_secs(120), async {
+        let Some(pgb) = pgbouncer::url() else {
+            return;
+        };
+        let Some(test) = TestDb::create(Backend::Postgres).await else {
+            return;
+        };
+        test.db
+            .execute_unprepared(
+                "CREATE TYPE mood AS ENUM ('calm', 'busy'); \
+                 CREATE TABLE moods (id integer PRIMARY KEY, storefront_id uuid NOT NULL, mood mood NOT NULL)",
+            )
+            .await
+            .expect("schema");
+        let registry = tenancy_core::Registry::empty().with_table("moods", "storefront_id");
+        let tenancy = TenancyOptions::new()
+            .registry(registry)
+            .max_connections(2)
+            .transaction_pooler(pgbouncer::pooler(&pgb, &test.url))
+            .connect(&pgbouncer::through(&pgb, &test.url))
+            .await
+            .expect("tenancy through PgBouncer");
+        let (a, b) = (StorefrontId::new_random(), StorefrontId::new_random());
+        for (i, (sf, mood)) in [(a, "calm"), (b, "busy")].into_iter().enumerate() {
+            tenancy
+                .connection(sf)
+                .execute_raw(Statement::from_sql_and_values(
+                    sea_orm::DbBackend::Postgres,
+                    "INSERT INTO moods (id, mood) VALUES ($1, $2::mood)",
+                    [(i as i32).into(), mood.into()],
+                ))
+                .await
+                .expect("insert");
+        }
+        for (sf, mood) in [(a, "calm"), (b, "busy"), (a, "calm"), (b, "busy")] {
+            let rows = tenancy
+                .connection(sf)
+                .query_all_raw(Statement::from_string(
+                    sea_orm::DbBackend::Postgres,
+                    "SELECT id, mood FROM moods",
+                ))
+                .await
+                .expect("an enum column reads through PgBouncer");
+            assert_eq!(rows.len(), 1, "{sf}: only its own row");
+            // Decoded as text: the enum's label.
+            let raw = rows[0].try_get_by_index::<String>(1);
+            if let Ok(label) = raw {
+                assert_eq!(label, mood);
+            }
+        }
+        drop(tenancy);
+        test.teardown().await;
+    })
+    .await
+    .expect("the test finishes within 2 minutes");
+}

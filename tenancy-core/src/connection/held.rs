@@ -232,10 +232,16 @@ pub(crate) async fn single(
     let mut answer = held.run(&call, opening.named).await;
     if answer.as_ref().is_err_and(lost_unnamed) {
         // sqlx looked a type up between the statement's parse and its bind, which drops an
-        // unnamed statement (sqlx #4305); the type is known on this connection now.
-        let _ = held.end("ROLLBACK").await;
-        held = Held::begin(&pool, opening.begin_sql(begin)).await?;
-        answer = held.run(&call, opening.named).await;
+        // unnamed statement (sqlx #4305); the type is known on this connection now, so the
+        // statement runs again here, in a new transaction.
+        if held.end("ROLLBACK").await.is_ok() {
+            held.ended = false;
+            sqlx::raw_sql(sqlx::AssertSqlSafe(opening.begin_sql(begin)))
+                .execute(&mut *held.conn)
+                .await
+                .map_err(query_err)?;
+            answer = held.run(&call, opening.named).await;
+        }
     }
     match answer {
         Ok(answer) if read_only => {
