@@ -392,6 +392,22 @@ on_every_backend!(
 /// B's row over (an upsert on the key alone rewrote it as A's): the rollback stops, naming
 /// the key, and B keeps its rows.
 async fn keys_of_another_storefront(backend: Backend) {
+    keys_of_another_storefront_on(backend, None).await
+}
+
+/// [`keys_of_another_storefront`] with the target on `server`, another server of the fleet
+/// (between MySQL servers the replay writes rows it read, not `INSERT ... SELECT`).
+async fn keys_of_another_storefront_on(
+    backend: Backend,
+    server: Option<tenancy_tests::fleet::Server>,
+) {
+    let target = match server {
+        Some(server) => match server.database_url("tenancy_test_p") {
+            Some(url) => Some(Placement::Database { url }),
+            None => return,
+        },
+        None => None,
+    };
     let Some((test, tenancy, a)) = tickets_env(backend).await else {
         return;
     };
@@ -413,7 +429,7 @@ async fn keys_of_another_storefront(backend: Backend) {
                 .expect("a ticket");
         }
     }
-    let target = target_for(&test);
+    let target = target.unwrap_or_else(|| target_for(&test));
     let mover = Mover::new(&tenancy, options(None));
     mover
         .start::<MigratorWithTickets>(a, target.clone())
@@ -461,6 +477,15 @@ on_every_backend!(
     flavor = "multi_thread",
     worker_threads = 2
 );
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_another_storefront_holds_is_never_taken_over_across_mysql_servers() {
+    bounded(
+        module_path!(),
+        keys_of_another_storefront_on(Backend::MySql, Some(tenancy_tests::fleet::Server::MySql2)),
+    )
+    .await
+}
 
 /// Rows changed by a foreign-key action from an unscoped table: deleting a global
 /// `ticket_kinds` row cascades into the storefront's tickets. MySQL fires no trigger for a
