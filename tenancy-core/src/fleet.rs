@@ -273,49 +273,36 @@ impl Tenancy {
                 .or_default()
                 .push_back(record);
         }
-        let limits: std::collections::BTreeMap<String, std::sync::Arc<tokio::sync::Semaphore>> =
-            queues
-                .keys()
-                .map(|k| {
-                    let n = opts.jobs_per_server.unwrap_or(jobs).max(1);
-                    (
-                        k.clone(),
-                        std::sync::Arc::new(tokio::sync::Semaphore::new(n)),
-                    )
-                })
-                .collect();
-        let mut todo = Vec::new();
-        while queues.values().any(|q| !q.is_empty()) {
-            for q in queues.values_mut() {
-                if let Some(record) = q.pop_front() {
-                    todo.push(record);
-                }
-            }
-        }
-        let limits = &limits;
-        let mut runs = stream::iter(todo)
-            .map(|record| async move {
-                let id = record.storefront;
-                let _permit = match limits.get(&server_of(&record.placement)) {
-                    Some(limit) => limit.acquire().await.ok(),
-                    None => None,
-                };
-                let outcome = match self.migrate_placement::<M>(id, &record.placement).await {
-                    Ok(version) => match directory.record_migration(id, version.as_deref()).await {
-                        Ok(()) => Outcome::Migrated { version },
-                        Err(e) => Outcome::Failed {
-                            error: e.to_string(),
-                        },
+        // One stream per server, each with at most `jobs_per_server` in flight, merged; a
+        // global semaphore keeps `jobs` in all. A slow server's queue waits on its own
+        // bound, never in a slot another server's storefront could use.
+        let per_server = opts.jobs_per_server.unwrap_or(jobs).max(1);
+        let global = tokio::sync::Semaphore::new(jobs);
+        let (global, directory) = (&global, &directory);
+        let migrate_one = |record: crate::TenantRecord| async move {
+            let _slot = global.acquire().await.ok();
+            let id = record.storefront;
+            let outcome = match self.migrate_placement::<M>(id, &record.placement).await {
+                Ok(version) => match directory.record_migration(id, version.as_deref()).await {
+                    Ok(()) => Outcome::Migrated { version },
+                    Err(e) => Outcome::Failed {
+                        error: e.to_string(),
                     },
-                    Err(e) => {
-                        let error = e.to_string();
-                        let _ = directory.record_migration_error(id, &error).await;
-                        Outcome::Failed { error }
-                    }
-                };
-                (id, outcome)
-            })
-            .buffer_unordered(jobs);
+                },
+                Err(e) => {
+                    let error = e.to_string();
+                    let _ = directory.record_migration_error(id, &error).await;
+                    Outcome::Failed { error }
+                }
+            };
+            (id, outcome)
+        };
+        let mut runs = stream::select_all(queues.into_values().map(|queue| {
+            stream::iter(queue)
+                .map(migrate_one)
+                .buffer_unordered(per_server)
+                .boxed()
+        }));
         while let Some((id, outcome)) = runs.next().await {
             done += 1;
             progress(&FleetProgress {

@@ -240,16 +240,17 @@ async fn savepoints_behind_pgbouncer_end_in_order() {
                 .insert(&dropped)
                 .await
                 .expect("in the dropped one");
-            let sibling = txn
-                .begin()
-                .await
-                .expect("a second savepoint, inside the first");
+            // A sibling would sit inside it on the server, its work decided by the other's
+            // end: only the innermost open transaction may begin another.
+            let err = txn.begin().await.unwrap_err();
+            assert!(err.to_string().contains("still open"), "{err}");
+            let sibling = dropped.begin().await.expect("a savepoint inside the first");
             customer("sibling")
                 .insert(&sibling)
                 .await
-                .expect("in the sibling");
+                .expect("in the inner one");
             drop(dropped);
-            // The sibling was opened after the dropped one: it went with it.
+            // The inner one was inside the dropped one: it went with it.
             let err = customer("late").insert(&sibling).await.unwrap_err();
             assert!(err.to_string().contains("already ended"), "{err}");
         }

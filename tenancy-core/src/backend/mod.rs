@@ -246,7 +246,12 @@ pub(crate) async fn behind_something(conn: &DatabaseConnection, url: &str) -> bo
                 .ok()
                 .flatten()
                 .and_then(|p| p.parse::<u16>().ok()),
-            _ => None,
+            Ok(None) => None,
+            Err(e) => {
+                // Unknown: fail closed.
+                tracing::warn!(url = %redact(url), error = %e, "could not ask the server its port; storefront statements run as behind a transaction pooler");
+                return true;
+            }
         };
         match port {
             Some(port) if port != named => {

@@ -336,6 +336,10 @@ where
 {
     use futures_util::StreamExt;
     let mut failed = false;
+    if !listening && stop_unheard {
+        // Nobody waited for the first row: a read has nothing left to do.
+        return (false, matches!(first, Some(Err(_))));
+    }
     let mut next = first;
     while let Some(row) = next {
         failed |= row.is_err();
@@ -377,6 +381,11 @@ struct State {
     /// Set when a savepoint's end was interrupted and whether it ran is unknown: every
     /// later statement of the transaction fails, and it can only roll back.
     poisoned: bool,
+    /// Set before the transaction's own `COMMIT` or `ROLLBACK` is sent, never cleared:
+    /// whatever becomes of that end (answered, failed, cut off), no statement of a nested
+    /// transaction may follow it on the connection, where it would run outside any
+    /// transaction.
+    closing: bool,
 }
 
 impl State {
@@ -438,6 +447,9 @@ impl HeldTransaction {
         }
         let unwind = {
             let state = self.state();
+            if state.closing {
+                return Err(ended_err("this transaction is ending or has ended"));
+            }
             if state.poisoned {
                 return Err(ended_err(
                     "a savepoint's end was interrupted in this transaction; it can only be rolled back",
@@ -503,6 +515,18 @@ impl HeldTransaction {
         let mut held = self.lock().await?;
         let id = {
             let mut state = self.state();
+            // Savepoints nest on the server: one opened beside a live sibling would sit
+            // inside it, and the sibling's end would decide its work. Only the innermost
+            // open transaction may open another.
+            let innermost = match self.savepoint {
+                None => state.live.is_empty(),
+                Some(mine) => state.live.last() == Some(&mine),
+            };
+            if !innermost {
+                return Err(ended_err(
+                    "a nested transaction of this one is still open: end it before beginning another",
+                ));
+            }
             state.next += 1;
             state.next
         };
@@ -519,26 +543,47 @@ impl HeldTransaction {
     /// Ends the transaction with `top` (`COMMIT` or `ROLLBACK`), or this savepoint with
     /// `nested`'s statement.
     async fn end(&self, top: &'static str, nested: fn(u64) -> String) -> Result<(), DbErr> {
-        let mut held = match self.lock().await {
-            Ok(held) => held,
-            Err(e) if top == "ROLLBACK" && self.savepoint.is_none() => {
-                // Poisoned or already over: roll back whatever is still open.
-                let mut held = Arc::clone(&self.shared.held).lock_owned().await;
-                if !held.ended {
-                    held.end("ROLLBACK").await.map_err(exec_err)?;
-                }
-                self.done.store(true, Ordering::Relaxed);
-                return if held.ended { Ok(()) } else { Err(e) };
+        if self.savepoint.is_none() && top == "ROLLBACK" {
+            // A rollback needs nothing of the transaction but its connection.
+            let mut held = Arc::clone(&self.shared.held).lock_owned().await;
+            self.state().closing = true;
+            self.done.store(true, Ordering::Relaxed);
+            if !held.ended {
+                held.end("ROLLBACK").await.map_err(exec_err)?;
             }
-            Err(e) => return Err(e),
-        };
+            return Ok(());
+        }
+        let mut held = self.lock().await?;
         self.ending.store(true, Ordering::Relaxed);
         let result = match self.savepoint {
-            None => held.end(top).await.map_err(exec_err),
+            None => {
+                self.state().closing = true;
+                // `SELECT 1` first: PostgreSQL answers `COMMIT` in an aborted transaction
+                // with a rollback, and no error; the `SELECT` fails there instead, and
+                // `end` rolls back and reports it.
+                held.end(if top == "COMMIT" {
+                    "SELECT 1; COMMIT"
+                } else {
+                    top
+                })
+                .await
+                .map_err(exec_err)
+            }
             Some(id) => {
                 let r = held.simple(&nested(id)).await;
+                let mut state = self.state();
                 if r.is_ok() {
-                    self.state().close(id);
+                    state.close(id);
+                } else if state.live.contains(&id) {
+                    // The end did not happen (an earlier statement's error answered it):
+                    // the savepoint is rolled back before the enclosing transaction's next
+                    // statement, so its work is never kept by accident.
+                    let earlier = state.unwind.filter(|u| {
+                        let at = state.live.iter().position(|s| s == u);
+                        let mine = state.live.iter().position(|s| *s == id);
+                        at < mine
+                    });
+                    state.unwind = Some(earlier.unwrap_or(id));
                 }
                 r
             }
@@ -587,6 +632,7 @@ impl Drop for HeldTransaction {
             }
             return;
         }
+        self.state().closing = true;
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
             let held = Arc::clone(&self.shared.held);
             runtime.spawn(async move {
