@@ -161,8 +161,28 @@ fn row_level_security(rt: &Runtime, test: &TestDb) -> tenancy_tests::rls::AppRol
                 .connect_with(test.db.clone()),
         )
         .expect("tenancy with row-level security");
-    let tconn = tenancy.connection(shops[0]);
-    let shop = *shops[0].as_uuid();
+    ratios(
+        rt,
+        test,
+        &tenancy,
+        shops[0],
+        ("postgres_rls", "with row-level security / plain_seaorm"),
+    );
+    rt.block_on(tenancy.shutdown());
+    role
+}
+
+/// Prints two interleaved ratios for `tenancy`'s connection to `storefront` against plain
+/// SeaORM on `test`'s direct connection: a single lookup, and ten lookups in a transaction.
+fn ratios(
+    rt: &Runtime,
+    test: &TestDb,
+    tenancy: &tenancy_core::Tenancy,
+    storefront: StorefrontId,
+    (name, what): (&str, &str),
+) {
+    let tconn = tenancy.connection(storefront);
+    let shop = *storefront.as_uuid();
     let email = "c777@example.com";
     let (batch, rounds) = (200, 40);
     let single = rt.block_on(interleaved(rounds, |plain| {
@@ -174,7 +194,7 @@ fn row_level_security(rt: &Runtime, test: &TestDb) -> tenancy_tests::rls::AppRol
         }
     }));
     println!(
-        "RATIO postgres_rls: tenant_connection with row-level security / plain_seaorm = {:.3} (interleaved medians: {:.1} us / {:.1} us per lookup)",
+        "RATIO {name}: tenant_connection {what} = {:.3} (interleaved medians: {:.1} us / {:.1} us per lookup)",
         single.1 / single.0,
         single.1 / batch as f64 * 1e6,
         single.0 / batch as f64 * 1e6
@@ -210,13 +230,11 @@ fn row_level_security(rt: &Runtime, test: &TestDb) -> tenancy_tests::rls::AppRol
         }
     }));
     println!(
-        "RATIO postgres_rls_transaction: ten lookups in a transaction with row-level security / plain_seaorm = {:.3} (interleaved medians: {:.1} us / {:.1} us per lookup)",
+        "RATIO {name}_transaction: ten lookups in a transaction {what} = {:.3} (interleaved medians: {:.1} us / {:.1} us per lookup)",
         in_txn.1 / in_txn.0,
         in_txn.1 / batch as f64 * 1e6,
         in_txn.0 / batch as f64 * 1e6
     );
-    rt.block_on(tenancy.shutdown());
-    role
 }
 
 /// Behind PgBouncer in transaction mode (TENANCY_TEST_PGBOUNCER_URL): each lookup of the
@@ -237,59 +255,15 @@ fn through_pgbouncer(rt: &Runtime, test: &TestDb) {
                 .connect(&tenancy_tests::pgbouncer::through(&pgb, &test.url)),
         )
         .expect("tenancy through PgBouncer");
-    let tconn = tenancy.connection(shops[0]);
-    let shop = *shops[0].as_uuid();
-    let email = "c777@example.com";
-    let (batch, rounds) = (200, 40);
-    let single = rt.block_on(interleaved(rounds, |plain| {
-        let (db, tconn) = (&test.db, &tconn);
-        async move {
-            for _ in 0..batch {
-                one_lookup(db, tconn, shop, email, plain).await;
-            }
-        }
-    }));
-    println!(
-        "RATIO postgres_pgbouncer: tenant_connection through PgBouncer / plain_seaorm direct = {:.3} (interleaved medians: {:.1} us / {:.1} us per lookup)",
-        single.1 / single.0,
-        single.1 / batch as f64 * 1e6,
-        single.0 / batch as f64 * 1e6
-    );
-    let in_txn = rt.block_on(interleaved(rounds, |plain| {
-        let (db, tconn) = (&test.db, &tconn);
-        async move {
-            use sea_orm::TransactionTrait;
-            for _ in 0..batch / 10 {
-                if plain {
-                    let txn = db.begin().await.expect("begin");
-                    for _ in 0..10 {
-                        let found = Customer::find()
-                            .filter(customer::Column::StorefrontId.eq(shop))
-                            .filter(customer::Column::Email.eq(email))
-                            .one(&txn)
-                            .await;
-                        assert!(found.expect("lookup").is_some());
-                    }
-                    txn.commit().await.expect("commit");
-                } else {
-                    let txn = tconn.begin().await.expect("begin");
-                    for _ in 0..10 {
-                        let found = Customer::find()
-                            .filter(customer::Column::Email.eq(email))
-                            .one(&txn)
-                            .await;
-                        assert!(found.expect("lookup").is_some());
-                    }
-                    txn.commit().await.expect("commit");
-                }
-            }
-        }
-    }));
-    println!(
-        "RATIO postgres_pgbouncer_transaction: ten lookups in a transaction through PgBouncer / plain_seaorm direct = {:.3} (interleaved medians: {:.1} us / {:.1} us per lookup)",
-        in_txn.1 / in_txn.0,
-        in_txn.1 / batch as f64 * 1e6,
-        in_txn.0 / batch as f64 * 1e6
+    ratios(
+        rt,
+        test,
+        &tenancy,
+        shops[0],
+        (
+            "postgres_pgbouncer",
+            "through PgBouncer / plain_seaorm direct",
+        ),
     );
     rt.block_on(tenancy.shutdown());
 }

@@ -80,12 +80,7 @@ async fn hybrid_with(backend: Backend, through: Through) {
             ..PoolOptions::default()
         });
     let tenancy = match &pgbouncer {
-        Some(pgbouncer) => {
-            options
-                .transaction_pooler(tenancy_tests::pgbouncer::pooler(pgbouncer, &test.url))
-                .connect(&tenancy_tests::pgbouncer::through(pgbouncer, &test.url))
-                .await
-        }
+        Some(pgbouncer) => tenancy_tests::pgbouncer::connect(options, pgbouncer, &test.url).await,
         None => {
             options
                 .shared_url(test.url.clone())

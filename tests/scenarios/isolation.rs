@@ -49,12 +49,7 @@ async fn matrix_with(backend: Backend, through: Through) {
         None
     };
     let tenancy = match &pgbouncer {
-        Some(pgbouncer) => {
-            options
-                .transaction_pooler(tenancy_tests::pgbouncer::pooler(pgbouncer, &test.url))
-                .connect(&tenancy_tests::pgbouncer::through(pgbouncer, &test.url))
-                .await
-        }
+        Some(pgbouncer) => tenancy_tests::pgbouncer::connect(options, pgbouncer, &test.url).await,
         None => options.connect_with(test.db.clone()).await,
     }
     .expect("tenancy");

@@ -201,12 +201,13 @@ async fn savepoints_behind_pgbouncer_end_in_order() {
         let Some(test) = TestDb::migrated(Backend::Postgres).await else {
             return;
         };
-        let tenancy = TenancyOptions::new()
-            .registry(entities::registry())
-            .transaction_pooler(pgbouncer::pooler(&pgb, &test.url))
-            .connect(&pgbouncer::through(&pgb, &test.url))
-            .await
-            .expect("tenancy through PgBouncer");
+        let tenancy = pgbouncer::connect(
+            TenancyOptions::new().registry(entities::registry()),
+            &pgb,
+            &test.url,
+        )
+        .await
+        .expect("tenancy through PgBouncer");
         let db = tenancy.connection(StorefrontId::new_random());
         let customer = |name: &str| entities::customer::ActiveModel {
             id: Set(Uuid::new_v4()),

@@ -93,3 +93,16 @@ pub async fn servers(pgbouncer: &str, user: &str) -> Vec<String> {
         .filter_map(|row| row.try_get::<String, _>("database").ok())
         .collect()
 }
+
+/// `options` with PgBouncer named as a transaction pooler, connected to `direct_url`'s
+/// database through it.
+pub async fn connect(
+    options: tenancy_core::TenancyOptions,
+    pgbouncer: &str,
+    direct_url: &str,
+) -> Result<tenancy_core::Tenancy, tenancy_core::TenancyError> {
+    options
+        .transaction_pooler(pooler(pgbouncer, direct_url))
+        .connect(&through(pgbouncer, direct_url))
+        .await
+}

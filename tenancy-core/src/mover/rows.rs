@@ -20,7 +20,7 @@ use sea_orm::{ConnectionTrait, TransactionTrait, Value};
 use super::{
     capture::{self, enter_sql, guard_sql, not_entered, Guard},
     side::{Key, Side, TableMeta},
-    transfer::{foreign_keys, gone, upsert_clause},
+    transfer::{as_mover, foreign_keys, gone, upsert_clause},
 };
 use crate::{backend::Keyset, StorefrontId, TenancyError};
 
@@ -195,25 +195,9 @@ async fn insert_as_mover(
     chunk: &[&Row],
 ) -> Result<u64, sea_orm::DbErr> {
     let (sql, values) = insert(dst, meta, chunk, "INSERT INTO", &keep_existing(dst, meta));
-    let txn = dst.conn.begin().await?;
-    let entered = txn
-        .execute_unprepared(&enter_sql(dst, storefront, Guard::Target))
-        .await?;
-    if entered.rows_affected() != 1 {
-        return Err(sea_orm::DbErr::Custom(not_entered(
-            dst,
-            storefront,
-            Guard::Target,
-        )));
-    }
-    let written = txn
-        .execute_raw(dst.stmt(sql, values))
-        .await?
-        .rows_affected();
-    txn.execute_unprepared(&guard_sql(dst, storefront, Guard::Target))
-        .await?;
-    txn.commit().await?;
-    Ok(written)
+    as_mover(dst, storefront, Guard::Target, dst.stmt(sql, values))
+        .await
+        .map(|r| r.rows_affected())
 }
 
 /// The keys of `keys` that have a row on `side`; with `foreign`, only rows of another

@@ -108,7 +108,7 @@ fn page(after: Option<&Key>, upto: &Key) -> Keyset {
 /// Runs one statement (built for `conn_side`'s connection, which also reaches `dst`) as the
 /// mover's own write on `dst`: in a transaction that sets [`Guard::Mover`] first and leaves
 /// the guard at `leave`, so the target guard and the fence let it through and no one else.
-async fn as_mover(
+pub(super) async fn as_mover(
     dst: &Side,
     storefront: StorefrontId,
     leave: Guard,
