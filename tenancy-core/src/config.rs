@@ -192,6 +192,11 @@ pub struct DatabaseConfig {
     /// each `{address: host:port, direct: host:port}` (see `tenancy_core::pooler`).
     #[serde(default)]
     pub transaction_poolers: Vec<crate::TransactionPooler>,
+    /// The database servers of the fleet, each `{name, url, capacity, max_storefronts}`
+    /// (see `tenancy_core::servers`): new storefront databases go on the least loaded, and
+    /// the rebalancer moves storefront databases between them.
+    #[serde(default)]
+    pub servers: Vec<crate::servers::ServerConfig>,
 }
 
 /// `database_config.row_level_security`: off unless `enabled`.
@@ -252,6 +257,7 @@ impl std::fmt::Debug for DatabaseConfig {
             cutover_barrier_wait,
             row_level_security,
             transaction_poolers,
+            servers,
         } = self;
         use crate::backend::redact;
         f.debug_struct("DatabaseConfig")
@@ -274,11 +280,17 @@ impl std::fmt::Debug for DatabaseConfig {
             .field("cutover_barrier_wait", cutover_barrier_wait)
             .field("row_level_security", row_level_security)
             .field("transaction_poolers", transaction_poolers)
+            .field("servers", servers)
             .finish()
     }
 }
 
 impl DatabaseConfig {
+    /// The servers, checked (errors name `database_config.servers[i]`).
+    pub fn servers(&self) -> Result<crate::servers::Servers, TenancyError> {
+        crate::servers::Servers::new(self.servers.clone())
+    }
+
     /// The watch keys as [`WatchOptions`](crate::WatchOptions).
     pub fn watch_options(&self) -> crate::WatchOptions {
         crate::WatchOptions {
@@ -351,6 +363,11 @@ pub struct MigrationConfig {
     /// reports that the move cannot converge.
     #[serde(with = "duration")]
     pub converge_within: Duration,
+    /// How far from its capacity share a server's load may be before the rebalancer moves
+    /// storefronts (0.15: within +-15%).
+    pub rebalance_tolerance: f64,
+    /// Moves a rebalance or a drain runs at once.
+    pub concurrent_moves: u32,
 }
 
 impl Default for MigrationConfig {
@@ -362,6 +379,8 @@ impl Default for MigrationConfig {
             dual_write_duration: Duration::from_secs(24 * 3600),
             pause_budget: Duration::from_millis(500),
             converge_within: Duration::from_secs(60),
+            rebalance_tolerance: 0.15,
+            concurrent_moves: 2,
         }
     }
 }
@@ -520,6 +539,7 @@ impl TenancyConfig {
                 );
             }
         }
+        db.servers()?;
         if let Some(p) = &db.tenant_database_pattern {
             if !p.contains("{storefront_id}") {
                 return bad(
@@ -559,6 +579,10 @@ impl TenancyConfig {
                 "migration_config.batch_size",
                 self.tenant_strategy.migration_config.batch_size,
             ),
+            (
+                "migration_config.concurrent_moves",
+                self.tenant_strategy.migration_config.concurrent_moves,
+            ),
         ] {
             if value == 0 {
                 return bad(key, "must be at least 1".into());
@@ -578,6 +602,13 @@ impl TenancyConfig {
             return bad(
                 "migration_config.pause_budget",
                 "must be more than zero".into(),
+            );
+        }
+        let t = s.migration_config.rebalance_tolerance;
+        if !(0.0..1.0).contains(&t) {
+            return bad(
+                "migration_config.rebalance_tolerance",
+                format!("{t} is not a fraction below 1 (0.15 means +-15%)"),
             );
         }
         let f = s.migration_thresholds.medium_fraction;

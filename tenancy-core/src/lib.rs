@@ -117,6 +117,7 @@ pub mod rebalance;
 pub mod registry;
 pub mod rewrite;
 pub mod rls;
+pub mod servers;
 pub mod stats;
 mod tenancy;
 pub mod tenant;

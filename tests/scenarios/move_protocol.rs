@@ -1075,6 +1075,67 @@ on_every_backend!(
     worker_threads = 2
 );
 
+/// `complete` stopped after the source database was dropped and before that was recorded
+/// (a rebalance killed there): the next `complete` finds the source gone, finishes with
+/// the target alone, and the storefront keeps serving from the target.
+async fn complete_stopped_after_the_source_went(backend: Backend) {
+    let Some((test, tenancy)) = env(backend, Duration::from_millis(200)).await else {
+        return;
+    };
+    let sf = StorefrontId::new_random();
+    let home = Placement::Database {
+        url: test.sibling_url("tenancy_test_home"),
+    };
+    tenancy
+        .create_storefront::<Migrator>(sf, home.clone())
+        .await
+        .expect("provision");
+    seed(&tenancy.connection(sf), "h", &["a", "b"], 2).await;
+    let target = Placement::Database {
+        url: test.sibling_url("tenancy_test_away"),
+    };
+    let mover = Mover::new(&tenancy, options(None));
+    mover
+        .start::<Migrator>(sf, target.clone())
+        .await
+        .expect("start");
+    mover.cutover::<Migrator>(sf).await.expect("cutover");
+    let late = new_customer(&tenancy, sf, "after-cutover@example.com").await;
+    let halting = Mover::new(&tenancy, options(Some(HaltAt::AfterAbandon)));
+    halting.complete(sf, true).await.expect_err("halted");
+    let stopped = mover.status(sf).await.expect("status").expect("a move");
+    assert_eq!(stopped.phase, Phase::Completing, "{backend}");
+    let done = mover
+        .complete(sf, true)
+        .await
+        .unwrap_or_else(|e| panic!("{backend}: complete after the source was deleted: {e}"));
+    assert_eq!(done.phase, Phase::Completed, "{backend}");
+    assert_eq!(served_from(&tenancy, sf).await, target, "{backend}");
+    let seen = customer::Entity::find_by_id(late)
+        .one(&tenancy.connection(sf))
+        .await
+        .expect("read");
+    assert!(
+        seen.is_some(),
+        "{backend}: the write after the cutover is kept"
+    );
+    tenancy
+        .drop_storefront(sf, &sf.to_string())
+        .await
+        .expect("drop");
+    test.teardown().await;
+}
+
+on_every_backend!(
+    complete_resumes_after_the_source_was_deleted,
+    |backend| bounded(
+        module_path!(),
+        complete_stopped_after_the_source_went(backend)
+    ),
+    flavor = "multi_thread",
+    worker_threads = 2
+);
+
 /// Hole 2, second half: whether a move can be rolled back after its cutover is decided by
 /// the cutover (capture on the target or not) and recorded with the move; a mover
 /// configured otherwise later must not roll back a move that logged nothing on the target.

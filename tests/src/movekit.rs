@@ -171,6 +171,7 @@ async fn writer(
     storefront: StorefrontId,
     w: usize,
     stop: Arc<AtomicBool>,
+    pause: Duration,
 ) -> WriterResult {
     let mut mine = State::default();
     let mut order_items: BTreeMap<Uuid, Uuid> = BTreeMap::new();
@@ -268,7 +269,7 @@ async fn writer(
             }
             errors.push(format!("writer {w}, op {k}: {e}"));
         }
-        tokio::time::sleep(Duration::from_millis(2)).await;
+        tokio::time::sleep(pause).await;
     }
     (mine, errors, writes, longest)
 }
@@ -276,9 +277,28 @@ async fn writer(
 impl Writers {
     /// Starts `n` writers on `storefront`.
     pub fn spawn(tenancy: &Tenancy, storefront: StorefrontId, n: usize) -> Writers {
+        Self::spawn_paced(tenancy, storefront, n, Duration::from_millis(2))
+    }
+
+    /// Starts `n` writers on `storefront`, each pausing `pause` between writes (so a long
+    /// test's writers do not outgrow the data it measures).
+    pub fn spawn_paced(
+        tenancy: &Tenancy,
+        storefront: StorefrontId,
+        n: usize,
+        pause: Duration,
+    ) -> Writers {
         let stop = Arc::new(AtomicBool::new(false));
         let handles = (0..n)
-            .map(|w| tokio::spawn(writer(tenancy.clone(), storefront, w, Arc::clone(&stop))))
+            .map(|w| {
+                tokio::spawn(writer(
+                    tenancy.clone(),
+                    storefront,
+                    w,
+                    Arc::clone(&stop),
+                    pause,
+                ))
+            })
             .collect();
         Writers { stop, handles }
     }

@@ -149,6 +149,37 @@ pub(crate) async fn create_database(
     ))
 }
 
+/// Whether the database of `url` exists on its server (a SQLite file: whether it is there).
+pub(crate) async fn database_exists(
+    storefront: StorefrontId,
+    url: &str,
+) -> Result<bool, TenancyError> {
+    let url = DatabaseUrl::parse(url)?;
+    if url.backend() == DbBackend::Sqlite {
+        return Ok(url
+            .sqlite_file()
+            .is_some_and(|path| std::path::Path::new(path).exists()));
+    }
+    let (name, admin) = server_admin(storefront, &url).await?;
+    let exists = if url.backend() == DbBackend::Postgres {
+        Statement::from_sql_and_values(
+            url.backend(),
+            "SELECT 1 FROM pg_database WHERE datname = $1",
+            [name.clone().into()],
+        )
+    } else {
+        Dialect(url.backend()).create_schema(&name)?.0
+    };
+    let result = admin.query_one_raw(exists).await;
+    let _ = admin.close().await;
+    Ok(result
+        .map_err(db_step_failed(
+            storefront,
+            format!("looking for database {name}"),
+        ))?
+        .is_some())
+}
+
 /// Drops the database of `url` (a SQLite file with its `-wal` and `-shm`).
 pub(crate) async fn drop_database(storefront: StorefrontId, url: &str) -> Result<(), TenancyError> {
     let url = DatabaseUrl::parse(url)?;

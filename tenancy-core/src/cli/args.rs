@@ -36,8 +36,18 @@ pub(crate) enum Command {
     /// Move a live storefront to another placement (copy, capture, validate, cutover).
     #[command(subcommand)]
     Move(MoveCommand),
-    /// The advisor's recommendation for every storefront.
-    Plan,
+    /// The advisor's recommendation for every storefront; `plan rebalance` proposes moves
+    /// between servers.
+    Plan {
+        #[command(subcommand)]
+        what: Option<PlanCommand>,
+    },
+    /// Move storefront databases between servers until each carries its capacity share.
+    #[command(subcommand)]
+    Rebalance(RebalanceCommand),
+    /// The fleet's database servers: their load, and draining one.
+    #[command(subcommand)]
+    Server(ServerCommand),
     /// PostgreSQL row-level security: install it, or check it, in the shared database and
     /// every storefront schema and database.
     #[command(subcommand)]
@@ -177,6 +187,63 @@ pub(crate) struct MoveStartArgs {
     /// Go on through the cutover once ready.
     #[arg(long)]
     pub(crate) cutover: bool,
+}
+
+/// `plan ...`
+#[derive(Debug, Subcommand)]
+pub(crate) enum PlanCommand {
+    /// The moves that would bring every server within the tolerance of its capacity
+    /// share (rows and bytes of every storefront database, and each move's reason).
+    Rebalance {
+        /// +-fraction of its share a server may carry (default:
+        /// migration_config.rebalance_tolerance).
+        #[arg(long)]
+        tolerance: Option<f64>,
+    },
+}
+
+/// `rebalance ...`
+#[derive(Debug, Subcommand)]
+pub(crate) enum RebalanceCommand {
+    /// Finish what a stopped run left, plan, and carry the plan out (resumable: run it
+    /// again after a kill).
+    Apply {
+        /// +-fraction of its share a server may carry (default:
+        /// migration_config.rebalance_tolerance).
+        #[arg(long)]
+        tolerance: Option<f64>,
+        #[command(flatten)]
+        moves: MovesArgs,
+    },
+}
+
+/// `server ...`
+#[derive(Debug, Subcommand)]
+pub(crate) enum ServerCommand {
+    /// Every server: capacity, storefront databases, bytes, whether it takes new ones.
+    List,
+    /// Move every storefront database off one server (maintenance, decommissioning).
+    Drain {
+        /// The server's name in the configuration.
+        name: String,
+        /// Show the moves without making them.
+        #[arg(long)]
+        dry_run: bool,
+        #[command(flatten)]
+        moves: MovesArgs,
+    },
+}
+
+/// How a rebalance or a drain moves storefronts.
+#[derive(Debug, Args)]
+pub(crate) struct MovesArgs {
+    /// Moves at once (default: migration_config.concurrent_moves).
+    #[arg(long, short)]
+    pub(crate) jobs: Option<usize>,
+    /// Keep each source copy for migration_config.dual_write_duration (so `move rollback`
+    /// can undo the move) instead of deleting it once the move has cut over.
+    #[arg(long)]
+    pub(crate) keep_sources: bool,
 }
 
 /// `rls ...`

@@ -16,13 +16,14 @@
 //! ```
 //!
 //! Commands: `storefront list|create|show|drop`, `migrate up|down|status`,
-//! `move start|status|resume|cutover|rollback|complete`, `plan`, `config check`.
+//! `move start|status|resume|cutover|rollback|complete`, `plan`, `plan rebalance`,
+//! `rebalance apply`, `server list|drain`, `rls apply|check`, `config check`.
 //! Human-readable tables by default, `--json` for scripts. Exit codes: 0 success, 1 the
 //! operation failed (for a fleet: at least one storefront failed), 2 bad usage or
 //! configuration.
 //!
 //! Inside: `args` is what clap parses; one function per subcommand in `storefront`,
-//! `migrate`, `moves` and `plan`, each returning a report that `render` prints as text or
+//! `migrate`, `moves`, `plan`, `servers` and `rls`, each returning a report that `render` prints as text or
 //! JSON.
 
 mod args;
@@ -31,6 +32,7 @@ mod moves;
 mod plan;
 mod render;
 mod rls;
+mod servers;
 mod storefront;
 
 use std::{ffi::OsString, process::ExitCode};
@@ -39,7 +41,10 @@ use clap::Parser;
 use sea_orm_migration::MigratorTrait;
 
 use self::{
-    args::{Cli, Command, ConfigCommand, MigrateCommand, StorefrontCommand},
+    args::{
+        Cli, Command, ConfigCommand, MigrateCommand, PlanCommand, RebalanceCommand, ServerCommand,
+        StorefrontCommand,
+    },
     render::Report,
 };
 use crate::{config::TenancyConfig, Registry, StorefrontId, Tenancy, TenancyError};
@@ -140,12 +145,51 @@ async fn run<M: MigratorTrait>(cli: Cli, registry: Registry) -> Result<Report, T
         }
         Command::Migrate(MigrateCommand::Status(args)) => migrate::status::<M>(&cx, args).await,
         Command::Move(command) => moves::run::<M>(&cx, command).await,
-        Command::Plan => plan::plan(&cx).await,
+        Command::Plan { what: None } => plan::plan(&cx).await,
+        Command::Plan {
+            what: Some(PlanCommand::Rebalance { tolerance }),
+        } => servers::plan(&cx, tolerance).await,
+        Command::Rebalance(RebalanceCommand::Apply { tolerance, moves }) => {
+            servers::apply::<M>(&cx, tolerance, moves).await
+        }
+        Command::Server(ServerCommand::List) => servers::list(&cx).await,
+        Command::Server(ServerCommand::Drain {
+            name,
+            dry_run,
+            moves,
+        }) => servers::drain::<M>(&cx, &name, dry_run, moves).await,
         Command::Rls(command) => rls::run(&cx, command).await,
     };
     // Give this process's lease up now: a cutover run right after need not wait for it.
     cx.tenancy.shutdown().await;
     report
+}
+
+impl Context {
+    /// The placement of a new storefront (or a move's target) when the flags name none:
+    /// the configuration's for `kind`, except that a new database goes on the least loaded
+    /// server with room when servers are configured.
+    async fn placement_for(
+        &self,
+        storefront: StorefrontId,
+        kind: Option<crate::TenantType>,
+    ) -> Result<crate::Placement, TenancyError> {
+        let s = &self.config.tenant_strategy;
+        let kind = kind
+            .or_else(|| s.tenant_overrides.get(&storefront).copied())
+            .unwrap_or(s.default_type);
+        let servers = s.database_config.servers()?;
+        if kind == crate::TenantType::Database && !servers.is_empty() {
+            return servers
+                .placement_for_new(
+                    &self.tenancy,
+                    storefront,
+                    s.database_config.tenant_database_pattern.as_deref(),
+                )
+                .await;
+        }
+        self.config.placement_for(storefront, Some(kind))
+    }
 }
 
 /// The storefronts named by repeated `--storefront` flags (`None`: all of them).

@@ -75,7 +75,7 @@ async fn start<M: MigratorTrait>(
     let target = match (kind, args.schema, args.url) {
         (TenantType::Schema, Some(schema), _) => Placement::Schema { schema },
         (TenantType::Database, _, Some(url)) => Placement::Database { url },
-        (kind, _, _) => cx.config.placement_for(id, Some(kind))?,
+        (kind, _, _) => cx.placement_for(id, Some(kind)).await?,
     };
     let ready = mover.start::<M>(id, target).await?;
     if args.cutover {

@@ -57,7 +57,7 @@ pub(super) async fn create<M: MigratorTrait>(
     let placement = match (kind, args.schema, args.url) {
         (_, Some(schema), _) => Placement::Schema { schema },
         (_, _, Some(url)) => Placement::Database { url },
-        (kind, None, None) => cx.config.placement_for(id, kind)?,
+        (kind, None, None) => cx.placement_for(id, kind).await?,
     };
     let record = cx
         .tenancy

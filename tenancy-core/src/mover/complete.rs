@@ -103,12 +103,35 @@ impl Mover {
             record.error = None;
             self.save(&mut record).await?;
         }
+        // A completion stopped after the source database was dropped: only the target's
+        // capture may be left (it went first), and the record.
+        if let Placement::Database { url } = &record.source {
+            if record.phase == Phase::Completing
+                && !crate::backend::database::database_exists(storefront, url).await?
+            {
+                let mut target = side::open_source(&self.tenancy, &record.target).await?;
+                target.holder = record.epoch;
+                let removed = async {
+                    let tables = side::tables(&self.tenancy, &target, &target).await?;
+                    capture::claim(&target, storefront).await?;
+                    capture::remove(&target, storefront, &tables).await
+                }
+                .await;
+                target.close().await;
+                removed?;
+                record.phase = Phase::Completed;
+                record.error = None;
+                self.save(&mut record).await?;
+                return Ok(record);
+            }
+        }
         let run = self.open(record.clone()).await?;
         let sf = storefront;
         let result = async {
             capture::remove(&run.target, sf, &run.tables).await?;
             self.halt(&record, HaltAt::MidComplete)?;
-            self.abandon(&run.source, &run.tables, sf).await
+            self.abandon(&run.source, &run.tables, sf).await?;
+            self.halt(&record, HaltAt::AfterAbandon)
         }
         .await;
         let sqlite_file = match (&run.source.placement, run.source.backend) {

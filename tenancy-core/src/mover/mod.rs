@@ -154,6 +154,17 @@ impl Mover {
         store::all(self.tenancy.shared()).await
     }
 
+    /// Until when another mover holds the lease of move `id` (`None`: nobody does, or it
+    /// has expired).
+    pub(crate) async fn held_until(
+        &self,
+        id: uuid::Uuid,
+    ) -> Result<Option<chrono::DateTime<Utc>>, TenancyError> {
+        Ok(store::lease_until(self.tenancy.shared(), id)
+            .await?
+            .filter(|until| *until > Utc::now()))
+    }
+
     /// The storefront's unfinished move, with its lease taken for this operation: a second
     /// mover (another process, the dashboard, the CLI) is refused while it is held.
     async fn take(&self, storefront: StorefrontId) -> Result<MoveRecord, TenancyError> {

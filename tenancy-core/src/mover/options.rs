@@ -25,6 +25,8 @@ pub enum HaltAt {
     BeforeUnguard,
     /// In `complete`, after its first destructive step.
     MidComplete,
+    /// In `complete`, after the source copy was deleted and before that was recorded.
+    AfterAbandon,
 }
 
 /// How a move runs.

@@ -238,15 +238,7 @@ pub(crate) async fn acquire(
     if db.execute(&update).await?.rows_affected() == 1 {
         return Ok(());
     }
-    let held = Query::select()
-        .column(col("lease_until"))
-        .from(col(MOVES_TABLE))
-        .and_where(Expr::col(col("id")).eq(r.id))
-        .to_owned();
-    let until: Option<DateTime<Utc>> = match db.query_one(&held).await? {
-        Some(row) => row.try_get("", "lease_until")?,
-        None => None,
-    };
+    let until = lease_until(db, r.id).await?;
     Err(TenancyError::Move {
         storefront: r.storefront.to_string(),
         phase: r.phase.to_string(),
@@ -254,6 +246,23 @@ pub(crate) async fn acquire(
             "another mover holds this move's lease until {} (a process, the dashboard or the CLI acting on it); a mover that died is replaced once its lease expires",
             until.map_or_else(|| "-".into(), |t| t.to_rfc3339())
         ),
+    })
+}
+
+/// Until when move `id`'s lease is held (`None`: by nobody, or the move is unknown).
+pub(crate) async fn lease_until(
+    db: &DatabaseConnection,
+    id: Uuid,
+) -> Result<Option<DateTime<Utc>>, TenancyError> {
+    let held = Query::select()
+        .column(col("lease_until"))
+        .from(col(MOVES_TABLE))
+        .and_where(Expr::col(col("id")).eq(id))
+        .and_where(Expr::col(col("owner")).is_not_null())
+        .to_owned();
+    Ok(match db.query_one(&held).await? {
+        Some(row) => row.try_get("", "lease_until")?,
+        None => None,
     })
 }
 

@@ -31,6 +31,9 @@
 //! # Ok::<(), tenancy_core::TenancyError>(())
 //! ```
 
+mod apply;
+
+pub use self::apply::{Event, MoveOutcome, Rebalanced, Rebalancer};
 use crate::{StorefrontId, TenancyError};
 
 /// A server of the fleet and its capacity (a weight).
@@ -65,6 +68,9 @@ pub struct Holding {
     pub bytes: u64,
     /// Its recent query time, in milliseconds (0 when none was recorded).
     pub query_ms: f64,
+    /// Whether a plan may move it (not while another move of it is in progress); its load
+    /// counts where it is either way.
+    pub movable: bool,
 }
 
 impl Holding {
@@ -76,12 +82,13 @@ impl Holding {
             rows,
             bytes,
             query_ms: 0.0,
+            movable: true,
         }
     }
 }
 
 /// One move of a plan.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub struct PlannedMove {
     /// The storefront to move.
     pub storefront: StorefrontId,
@@ -98,7 +105,7 @@ pub struct PlannedMove {
 }
 
 /// One server's load before or after a plan.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub struct ServerLoad {
     /// The server.
     pub server: String,
@@ -124,7 +131,7 @@ impl ServerLoad {
 }
 
 /// What [`plan`] or [`drain`] proposes.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub struct Plan {
     /// The moves, in the order they were chosen.
     pub moves: Vec<PlannedMove>,
@@ -324,7 +331,9 @@ fn run(
 
     if let Some(name) = draining {
         let d = fleet.index(name);
-        let mut order: Vec<usize> = (0..holdings.len()).filter(|k| at[*k] == d).collect();
+        let mut order: Vec<usize> = (0..holdings.len())
+            .filter(|k| at[*k] == d && holdings[*k].movable)
+            .collect();
         order.sort_by(|a, b| share[*b].total_cmp(&share[*a]));
         for k in order {
             // The server with the most room relative to its target.
@@ -363,7 +372,7 @@ fn run(
         while !fleet.balanced() {
             let now = fleet.imbalance();
             let mut best: Option<(usize, usize, f64, f64)> = None; // (storefront, to, gain, score)
-            for k in (0..holdings.len()).filter(|k| !moved[*k]) {
+            for k in (0..holdings.len()).filter(|k| !moved[*k] && holdings[*k].movable) {
                 let d = at[k];
                 for r in (0..servers.len()).filter(|r| *r != d && fleet.targets[*r] > 0.0) {
                     if fleet.load[r] + share[k] > fleet.ceiling(r) + 1e-12 {
