@@ -410,3 +410,159 @@ async fn operator_cli_against_postgres() {
         .unwrap();
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// The second server of the test fleet (`scripts/servers up` starts it on 5433).
+fn second_server_url() -> Option<String> {
+    match std::env::var("TENANCY_TEST_POSTGRES2_URL")
+        .ok()
+        .filter(|v| !v.trim().is_empty())
+    {
+        Some(url) => Some(url),
+        None if std::env::var("TENANCY_TEST_REQUIRE_SERVERS").is_ok_and(|v| v == "1") => {
+            panic!("TENANCY_TEST_POSTGRES2_URL is not set and TENANCY_TEST_REQUIRE_SERVERS=1")
+        }
+        None => {
+            eprintln!("SKIPPED servers cli test: TENANCY_TEST_POSTGRES2_URL is empty or not set");
+            None
+        }
+    }
+}
+
+/// Servers from the CLI: new storefront databases spread over two servers, `server list`,
+/// `plan rebalance`, `server drain` and `rebalance apply`, with `--json` parsed.
+#[tokio::test]
+async fn servers_and_rebalancing_from_the_cli() {
+    let (Some(first), Some(second)) = (server_url(), second_server_url()) else {
+        return;
+    };
+    let (first, secret) = with_password(&first);
+    let (second, _) = with_password(&second);
+    let tag = Uuid::new_v4().simple().to_string();
+    let name = format!("tenancy_test_clisrv{}", &tag[..12]);
+    let admin = Database::connect(first.as_str()).await.unwrap();
+    admin
+        .execute_unprepared(&format!("CREATE DATABASE \"{name}\""))
+        .await
+        .unwrap();
+    let shared_url = with_database(&first, &name);
+    let pattern = with_database(
+        &first,
+        &format!("tenancy_test_clisrv{}_{{storefront_id}}", &tag[..6]),
+    );
+    let dir = std::env::temp_dir().join(format!("tenancy-cli-servers-{tag}"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("tenant_strategy.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"tenant_strategy:
+  default_type: database
+  database_config:
+    shared_database_url: "{shared_url}"
+    tenant_database_pattern: "{pattern}"
+    max_connections_per_tenant: 2
+    connection_budget: 10
+    servers:
+      - {{ name: one, url: "{first}", capacity: 1 }}
+      - {{ name: two, url: "{second}", capacity: 1 }}
+  migration_config: {{ dual_write_duration: 0s, pause_budget: 2s }}
+"#
+        ),
+    )
+    .unwrap();
+    let cli = Cli { config, secret };
+    cli.json(&["migrate", "up"]);
+
+    // Three new storefront databases: the least loaded server takes each, so both do.
+    let ids: Vec<String> = (0..3).map(|_| Uuid::new_v4().to_string()).collect();
+    for id in &ids {
+        cli.json(&["storefront", "create", id]);
+    }
+    let servers = cli.json(&["server", "list"]);
+    let count = |v: &Value, server: &str| {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["server"] == server)
+            .map(|s| s["storefronts"].as_u64().unwrap())
+            .unwrap()
+    };
+    assert_eq!(
+        count(&servers, "one") + count(&servers, "two"),
+        3,
+        "{servers}"
+    );
+    assert!(
+        count(&servers, "one") >= 1 && count(&servers, "two") >= 1,
+        "new storefronts spread over both servers: {servers}"
+    );
+
+    // The plan names both servers and every storefront database.
+    let plan = cli.json(&["plan", "rebalance"]);
+    assert_eq!(
+        plan["plan"]["before"].as_array().unwrap().len(),
+        2,
+        "{plan}"
+    );
+    assert_eq!(plan["storefronts"].as_array().unwrap().len(), 3, "{plan}");
+    let (code, text, _) = cli.run(&["plan", "rebalance"]);
+    assert_eq!(code, 0);
+    assert!(text.contains("SERVER") && text.contains("two"), "{text}");
+
+    // Bad input: an unknown server, a tolerance that is not a fraction.
+    let (code, _, stderr) = cli.run(&["server", "drain", "three"]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("three") && stderr.contains("one, two"),
+        "{stderr}"
+    );
+    let (code, _, stderr) = cli.run(&["plan", "rebalance", "--tolerance", "1.5"]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("1.5"), "{stderr}");
+
+    // A dry run moves nothing; the drain empties server two.
+    let dry = cli.json(&["server", "drain", "two", "--dry-run"]);
+    assert_eq!(
+        dry["plan"]["moves"].as_array().unwrap().len() as u64,
+        count(&servers, "two"),
+        "{dry}"
+    );
+    assert_eq!(
+        count(&cli.json(&["server", "list"]), "two"),
+        count(&servers, "two")
+    );
+    let drained = cli.json(&["server", "drain", "two", "--jobs", "2"]);
+    assert!(
+        drained["moves"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|m| m["phase"] == "completed" && m["error"].is_null()),
+        "{drained}"
+    );
+    let after = cli.json(&["server", "list"]);
+    assert_eq!(count(&after, "two"), 0, "{after}");
+    assert_eq!(count(&after, "one"), 3, "{after}");
+
+    // A rebalance brings storefronts back to server two (rows are equal: one of three).
+    let applied = cli.json(&["rebalance", "apply", "--tolerance", "0.4"]);
+    assert!(
+        applied["moves"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|m| m["error"].is_null()),
+        "{applied}"
+    );
+    let after = cli.json(&["server", "list"]);
+    assert!(count(&after, "two") >= 1, "{after}");
+
+    for id in &ids {
+        cli.json(&["storefront", "drop", id, "--confirm", id]);
+    }
+    admin
+        .execute_unprepared(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
+        .await
+        .unwrap();
+    let _ = std::fs::remove_dir_all(dir);
+}

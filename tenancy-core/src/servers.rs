@@ -510,3 +510,73 @@ async fn database_sizes(url: &str) -> Result<BTreeMap<String, u64>, sea_orm::DbE
     }
     Ok(sizes)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn servers_are_checked_and_named() {
+        let ok = Servers::new(vec![
+            ServerConfig::new("db1", "postgres://app:pw@db1:5432/postgres"),
+            ServerConfig::new("db2", "mysql://root@db2:3306/x").capacity(0.0),
+        ])
+        .expect("valid");
+        assert_eq!(ok.weights()[1].capacity, 0.0);
+        let shown = format!("{ok:?}");
+        assert!(!shown.contains(":pw@") && shown.contains("***"), "{shown}");
+        let cases = [
+            (
+                vec![ServerConfig::new("has space", "postgres://h:1/d")],
+                "has space",
+            ),
+            (vec![ServerConfig::new("a", "sqlite://x.db")], "SQLite"),
+            (
+                vec![ServerConfig::new("a", "postgres://h:1/d").capacity(-1.0)],
+                "capacity",
+            ),
+            (
+                vec![ServerConfig::new("a", "postgres://h:1/d").capacity(f64::NAN)],
+                "capacity",
+            ),
+            (
+                vec![
+                    ServerConfig::new("a", "postgres://h:1/d"),
+                    ServerConfig::new("a", "postgres://h:2/d"),
+                ],
+                "named twice",
+            ),
+            (
+                vec![
+                    ServerConfig::new("a", "postgres://h:1/d"),
+                    ServerConfig::new("b", "postgres://u@h:1/other"),
+                ],
+                "h:1",
+            ),
+        ];
+        for (list, needle) in cases {
+            let err = Servers::new(list).expect_err(needle).to_string();
+            assert!(err.contains(needle) && err.contains("servers["), "{err}");
+        }
+        let err = ok.get("db3").expect_err("unknown").to_string();
+        assert!(err.contains("db3") && err.contains("db1, db2"), "{err}");
+    }
+
+    #[test]
+    fn a_url_belongs_to_the_server_of_its_address() {
+        let servers = Servers::new(vec![
+            ServerConfig::new("direct", "postgres://app@db1:5432/postgres"),
+            ServerConfig::new("other", "postgres://app@db2:5432/postgres"),
+        ])
+        .expect("valid");
+        let pooled = "postgres://app@pool:6432/storefront_1";
+        // Through a pooler in front of db1, the URL is db1's.
+        let direct = |u: &str| u.replace("pool:6432", "db1:5432");
+        assert_eq!(
+            servers.of_url(pooled, direct).map(|s| s.name.as_str()),
+            Some("direct")
+        );
+        assert!(servers.of_url(pooled, |u| u.to_owned()).is_none());
+        assert!(servers.of_url("not a url", |u| u.to_owned()).is_none());
+    }
+}

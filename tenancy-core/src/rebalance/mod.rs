@@ -545,6 +545,38 @@ mod tests {
     }
 
     #[test]
+    fn a_storefront_that_may_not_move_stays_and_still_weighs() {
+        let (servers, mut holdings) = fleet_20_8_2();
+        let free = plan(&servers, &holdings, 0.15).expect("a plan");
+        let pinned = free.moves[0].storefront;
+        for h in holdings.iter_mut().filter(|h| h.storefront == pinned) {
+            h.movable = false;
+        }
+        let p = plan(&servers, &holdings, 0.15).expect("a plan");
+        assert!(
+            p.moves.iter().all(|m| m.storefront != pinned),
+            "{:?}",
+            p.moves
+        );
+        assert_eq!(p.before, free.before, "its load counts where it is");
+        // A drain cannot empty a server holding a storefront that may not move.
+        let on_pg1 = holdings
+            .iter_mut()
+            .find(|h| h.server == "pg1")
+            .expect("one");
+        on_pg1.movable = false;
+        let d = drain(&servers, &holdings, "pg1").expect("a plan");
+        assert!(!d.balanced_after);
+        assert_eq!(
+            d.after
+                .iter()
+                .find(|s| s.server == "pg1")
+                .map(|s| s.storefronts),
+            Some(1)
+        );
+    }
+
+    #[test]
     fn bad_input_is_named() {
         let (servers, mut holdings) = fleet_20_8_2();
         assert!(plan(&servers, &holdings, 1.5).is_err());
