@@ -258,12 +258,20 @@ impl Tenancy {
 
         let jobs = opts.jobs.max(1);
         // Each storefront's server, and the servers in turn.
-        let server_of = |p: &Placement| match p {
-            Placement::Database { url } => crate::DatabaseUrl::parse(&self.direct_url(url))
+        // (Schema storefronts are on the shared database's server, with any storefront
+        // database there: one queue, one bound.)
+        let address = |url: &str| {
+            crate::DatabaseUrl::parse(&self.direct_url(url))
                 .ok()
                 .and_then(|u| u.server())
-                .unwrap_or_else(|| url.clone()),
-            _ => String::from("shared"),
+        };
+        let shared_server = self
+            .shared_url()
+            .and_then(address)
+            .unwrap_or_else(|| String::from("shared"));
+        let server_of = |p: &Placement| match p {
+            Placement::Database { url } => address(url).unwrap_or_else(|| url.clone()),
+            _ => shared_server.clone(),
         };
         let mut queues: std::collections::BTreeMap<String, std::collections::VecDeque<_>> =
             Default::default();
