@@ -471,6 +471,12 @@ async fn servers_and_rebalancing_from_the_cli() {
     )
     .unwrap();
     let cli = Cli { config, secret };
+    // (Every command's output is searched for the password: the servers' URLs carry it.)
+    let checked = cli.json(&["config", "check"]);
+    assert_eq!(
+        checked["config"]["tenant_strategy"]["database_config"]["servers"][1]["name"],
+        "two"
+    );
     cli.json(&["migrate", "up"]);
 
     // Three new storefront databases: the least loaded server takes each, so both do.

@@ -539,7 +539,22 @@ impl TenancyConfig {
                 );
             }
         }
-        db.servers()?;
+        let servers = db.servers()?;
+        if let Ok(shared) = crate::DatabaseUrl::parse(&db.shared_database_url) {
+            for (i, server) in servers.iter().enumerate() {
+                let theirs = crate::DatabaseUrl::parse(&server.url)?.backend();
+                if theirs != shared.backend() {
+                    return bad(
+                        &format!("database_config.servers[{i}]"),
+                        format!(
+                            "server {} is {theirs:?} but the shared database is {:?}: one fleet, one backend",
+                            server.name,
+                            shared.backend()
+                        ),
+                    );
+                }
+            }
+        }
         if let Some(p) = &db.tenant_database_pattern {
             if !p.contains("{storefront_id}") {
                 return bad(

@@ -207,7 +207,7 @@ impl Servers {
                     format!("server {} is named twice (also [{j}])", s.name),
                 ));
             }
-            let address = url.server().unwrap_or_default();
+            let address = address(&url).unwrap_or_default();
             if let Some(j) = addresses.insert(address.clone(), i) {
                 return Err(bad(
                     i,
@@ -246,25 +246,48 @@ impl Servers {
             })
     }
 
-    /// The servers as the planner weighs them.
+    /// The servers as the planner weighs them (capacity and storefront limit; each
+    /// receiving).
     pub fn weights(&self) -> Vec<crate::rebalance::Server> {
         self.list
             .iter()
-            .map(|s| crate::rebalance::Server::new(&s.name, s.capacity))
+            .map(|s| crate::rebalance::Server {
+                max_storefronts: s.max_storefronts.map(|m| m as usize),
+                ..crate::rebalance::Server::new(&s.name, s.capacity)
+            })
             .collect()
     }
 
     /// The server a database URL is on, comparing addresses after `direct` (which maps a
     /// pooler's address to its server's: pass [`Tenancy::direct_url`]).
     pub fn of_url(&self, url: &str, direct: impl Fn(&str) -> String) -> Option<&ServerConfig> {
-        let address = DatabaseUrl::parse(&direct(url)).ok()?.server()?;
+        let wanted = address(&DatabaseUrl::parse(&direct(url)).ok()?)?;
         self.list.iter().find(|s| {
             DatabaseUrl::parse(&direct(&s.url))
                 .ok()
-                .and_then(|u| u.server())
+                .and_then(|u| address(&u))
                 .as_deref()
-                == Some(address.as_str())
+                == Some(wanted.as_str())
         })
+    }
+
+    /// Refuses servers of another backend than the shared database's: a storefront
+    /// database there could not be migrated, served or moved by this fleet.
+    fn same_backend(&self, tenancy: &Tenancy) -> Result<(), TenancyError> {
+        let backend = tenancy.shared().get_database_backend();
+        for (i, s) in self.list.iter().enumerate() {
+            let theirs = DatabaseUrl::parse(&s.url)?.backend();
+            if theirs != backend {
+                return Err(TenancyError::Config {
+                    key: format!("tenant_strategy.database_config.servers[{i}]"),
+                    message: format!(
+                        "server {} is {theirs:?} but the shared database is {backend:?}: one fleet, one backend",
+                        s.name
+                    ),
+                });
+            }
+        }
+        Ok(())
     }
 
     /// Every storefront database of the directory by server name (those on no named
@@ -273,6 +296,7 @@ impl Servers {
         &self,
         tenancy: &Tenancy,
     ) -> Result<BTreeMap<String, Vec<(StorefrontId, String, TenantState)>>, TenancyError> {
+        self.same_backend(tenancy)?;
         let directory = tenancy.require_directory()?;
         let mut by_server: BTreeMap<String, Vec<_>> = BTreeMap::new();
         for record in directory.list().await? {
@@ -289,6 +313,22 @@ impl Servers {
             }
         }
         Ok(by_server)
+    }
+
+    /// The storefronts whose databases the directory places on server `name`.
+    pub async fn storefronts_on(
+        &self,
+        tenancy: &Tenancy,
+        name: &str,
+    ) -> Result<Vec<StorefrontId>, TenancyError> {
+        Ok(self
+            .placed(tenancy)
+            .await?
+            .remove(name)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(sf, _, _)| sf)
+            .collect())
     }
 
     /// Each server's storefront databases and their size in bytes, measured with one query
@@ -451,6 +491,52 @@ impl Servers {
         survey.holdings.sort_by_key(|h| h.storefront);
         survey.busy.sort_by_key(|b| b.0);
         Ok(survey)
+    }
+}
+
+/// A URL's server as `host:port`, the host in lower case and the backend's default port
+/// filled in (`DB1` and `db1:5432` are one server). `None` for a URL with no host.
+pub(crate) fn address(url: &DatabaseUrl) -> Option<String> {
+    let server = url.server()?;
+    let has_port = server
+        .rsplit_once(':')
+        .is_some_and(|(_, p)| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+        && !server.ends_with(']');
+    let server = server.to_lowercase();
+    if has_port {
+        return Some(server);
+    }
+    let port = match url.backend() {
+        DbBackend::Postgres => 5432,
+        DbBackend::MySql => 3306,
+        _ => return Some(server),
+    };
+    Some(format!("{server}:{port}"))
+}
+
+/// One database's key, whatever the URL's spelling of its server (see [`address`]) and
+/// its credentials or parameters: two URLs with one key name one database. (A host name
+/// and its address still differ: the mover also compares the databases themselves.)
+pub(crate) fn same_database_key(url: &str) -> String {
+    match DatabaseUrl::parse(url) {
+        Ok(u) if u.backend() != DbBackend::Sqlite => {
+            let db = u.database().unwrap_or_default();
+            let db = if u.backend() == DbBackend::MySql {
+                db.to_lowercase()
+            } else {
+                db
+            };
+            format!("{}/{db}", address(&u).unwrap_or_default())
+        }
+        Ok(u) => u
+            .sqlite_file()
+            .map(|f| {
+                std::fs::canonicalize(f)
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_else(|_| f.to_owned())
+            })
+            .unwrap_or_else(|| url.to_owned()),
+        Err(_) => url.to_owned(),
     }
 }
 

@@ -242,6 +242,7 @@ async fn across_servers(
         })
         .collect();
     tokio::time::sleep(Duration::from_millis(100)).await;
+    let idle: Vec<i64> = peaks.iter().map(|p| p.load(Ordering::Relaxed)).collect();
     let opts = FleetOptions {
         jobs,
         jobs_per_server: Some(per_server),
@@ -263,7 +264,7 @@ async fn across_servers(
     assert_eq!(migrated, total, "every storefront migrated: {report:?}");
     let peaks: Vec<i64> = peaks.iter().map(|p| p.load(Ordering::Relaxed)).collect();
     println!(
-        "FLEET ACROSS {} schemas + {databases} databases over 3 servers, jobs={jobs} per_server={per_server}: raw SeaORM loop {:.1}s, fleet run {:.1}s (ratio {:.3}); peak connections pg1 (shared + its databases) {}, pg2 {}, pg3 {}",
+        "FLEET ACROSS {} schemas + {databases} databases over 3 servers, jobs={jobs} per_server={per_server}: raw SeaORM loop {:.1}s, fleet run {:.1}s (ratio {:.3}); peak connections pg1 (shared + its databases) {}, pg2 {}, pg3 {} (before the run: {idle:?})",
         total - databases,
         raw.as_secs_f64(),
         fleet.as_secs_f64(),

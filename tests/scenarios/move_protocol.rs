@@ -1136,6 +1136,102 @@ on_every_backend!(
     worker_threads = 2
 );
 
+/// A target that holds the source's own tables under another spelling (the shared
+/// database named as a storefront database; a storefront database named with another
+/// host spelling), or another storefront's database, is refused before anything is
+/// recorded or cleared: the move would clear the storefront's live rows, and completing it
+/// would drop them.
+async fn same_tables_spelled_twice(backend: Backend) {
+    let Some((test, tenancy)) = env(backend, Duration::from_millis(200)).await else {
+        return;
+    };
+    let sf = provisioned(&tenancy).await;
+    let before = customers_of(&tenancy, sf).await;
+    let mover = Mover::new(&tenancy, options(None));
+    // The shared database, as a database placement.
+    let respelled = |url: &str| match backend {
+        Backend::Sqlite => url.replace("sqlite://", "sqlite:"),
+        _ => url.replace("127.0.0.1", "localhost"),
+    };
+    let shared_as_database = Placement::Database {
+        url: respelled(&test.url),
+    };
+    let err = mover
+        .start::<Migrator>(sf, shared_as_database)
+        .await
+        .expect_err("the shared tables are the source's");
+    assert!(err.to_string().contains("same tables"), "{backend}: {err}");
+    assert!(
+        mover.status(sf).await.expect("status").is_none(),
+        "{backend}: nothing recorded"
+    );
+    assert_eq!(
+        customers_of(&tenancy, sf).await,
+        before,
+        "{backend}: rows kept"
+    );
+
+    // A storefront in a database of its own; the same database, spelled otherwise.
+    let home = Placement::Database {
+        url: test.sibling_url("tenancy_test_same"),
+    };
+    let other = StorefrontId::new_random();
+    tenancy
+        .create_storefront::<Migrator>(other, home.clone())
+        .await
+        .expect("provision");
+    seed(&tenancy.connection(other), "o", &["a", "b"], 2).await;
+    let theirs = customers_of(&tenancy, other).await;
+    let Placement::Database { url } = &home else {
+        unreachable!("a database placement")
+    };
+    let err = mover
+        .start::<Migrator>(
+            other,
+            Placement::Database {
+                url: respelled(url),
+            },
+        )
+        .await
+        .expect_err("one database, spelled two ways");
+    assert!(err.to_string().contains("same tables"), "{backend}: {err}");
+    // And the first storefront may not move into the second's database.
+    let err = mover
+        .start::<Migrator>(sf, home.clone())
+        .await
+        .expect_err("another storefront's database");
+    assert!(
+        err.to_string().contains(&other.to_string()),
+        "{backend}: {err}"
+    );
+    assert_eq!(
+        customers_of(&tenancy, other).await,
+        theirs,
+        "{backend}: rows kept"
+    );
+    assert_eq!(served_from(&tenancy, other).await, home, "{backend}");
+    tenancy
+        .drop_storefront(other, &other.to_string())
+        .await
+        .expect("drop");
+    test.teardown().await;
+}
+
+async fn customers_of(tenancy: &Tenancy, sf: StorefrontId) -> usize {
+    customer::Entity::find()
+        .all(&tenancy.connection(sf))
+        .await
+        .expect("read")
+        .len()
+}
+
+on_every_backend!(
+    a_target_with_the_sources_tables_is_refused,
+    |backend| bounded(module_path!(), same_tables_spelled_twice(backend)),
+    flavor = "multi_thread",
+    worker_threads = 2
+);
+
 /// Hole 2, second half: whether a move can be rolled back after its cutover is decided by
 /// the cutover (capture on the target or not) and recorded with the move; a mover
 /// configured otherwise later must not roll back a move that logged nothing on the target.

@@ -277,7 +277,7 @@ async fn rebalance_killed_half_way_then_drain_under_writers() {
             drained_writers.push((*sf, base, Writers::spawn_paced(&tenancy, *sf, 1, pace)));
         }
         let drained = rebalancer.drain::<Migrator>("pg3").await.expect("drain");
-        assert!(drained.failed().is_empty(), "{drained:#?}");
+        assert!(drained.is_done(), "{drained:#?}");
         assert_eq!(drained.moves.len(), on_pg3.len(), "{drained:#?}");
         for (sf, base, w) in drained_writers {
             let written = w.stop().await;

@@ -52,6 +52,15 @@ pub(super) fn config_check(path: &Path, config: &TenancyConfig) -> Report {
     {
         *pattern = redact(pattern);
     }
+    if let Some(Value::Array(servers)) =
+        value.pointer_mut("/tenant_strategy/database_config/servers")
+    {
+        for server in servers {
+            if let Some(Value::String(url)) = server.get_mut("url") {
+                *url = redact(url);
+            }
+        }
+    }
     Report::new(json!({ "ok": true, "config": value }))
         .line(format!("configuration OK: {}", path.display()))
         .line(format!("  default type: {}", s.default_type))

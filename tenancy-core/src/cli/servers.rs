@@ -119,8 +119,12 @@ fn plan_report(plan: &Plan, survey: &Survey, tolerance: f64) -> Report {
                 ]
             }),
         );
-    if plan.moves.is_empty() {
+    if plan.moves.is_empty() && plan.balanced_after {
         report = report.line("no move: every server is within the tolerance");
+    } else if plan.moves.is_empty() {
+        report = report.line(
+            "no move helps: the fleet stays outside the tolerance (storefronts that may not move, servers full or not answering)",
+        );
     } else {
         report = report
             .line(format!(
@@ -177,10 +181,17 @@ pub(super) async fn drain<M: MigratorTrait>(
         let (plan, survey) = r.drain_plan(name).await?;
         return Ok(plan_report(&plan, &survey, 0.0));
     }
+    let capacity = r.servers().get(name)?.capacity;
     let (r, multi) = with_bars(r, cx.json);
     let done = r.drain::<M>(name).await;
     let _ = multi.clear();
-    Ok(run_report(&done?))
+    let mut report = run_report(&done?);
+    if capacity > 0.0 {
+        report = report.line(format!(
+            "{name} still has capacity {capacity} in the configuration: new storefront databases may go there; give it capacity 0 to keep it empty"
+        ));
+    }
+    Ok(report)
 }
 
 fn run_report(done: &Rebalanced) -> Report {
@@ -231,10 +242,24 @@ fn run_report(done: &Rebalanced) -> Report {
                 ]
             }),
         );
-    if !failed.is_empty() {
-        report = report.line("run the same command again to resume the failed moves");
+    if !done.left.is_empty() {
+        report = report.line(format!(
+            "NOT EMPTY: {} storefronts are still on the server: {}",
+            done.left.len(),
+            done.left
+                .iter()
+                .map(|s| s.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
     }
-    report.failed_if(!failed.is_empty())
+    for (sf, why) in &done.busy {
+        report = report.line(format!("not moved: {sf}: {why}"));
+    }
+    if !done.is_done() {
+        report = report.line("run the same command again to resume what is left");
+    }
+    report.failed_if(!done.is_done())
 }
 
 /// A bar for the run (moves done of planned) and a line per move in flight: its phase,

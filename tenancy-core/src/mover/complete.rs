@@ -107,7 +107,12 @@ impl Mover {
         // capture may be left (it went first), and the record.
         if let Placement::Database { url } = &record.source {
             if record.phase == Phase::Completing
-                && !crate::backend::database::database_exists(storefront, url).await?
+                && record.progress.deleting_source == Some(true)
+                && !crate::backend::database::database_exists(
+                    storefront,
+                    &self.tenancy.direct_url(url),
+                )
+                .await?
             {
                 let mut target = side::open_source(&self.tenancy, &record.target).await?;
                 target.holder = record.epoch;
@@ -130,6 +135,10 @@ impl Mover {
         let result = async {
             capture::remove(&run.target, sf, &run.tables).await?;
             self.halt(&record, HaltAt::MidComplete)?;
+            if record.progress.deleting_source != Some(true) {
+                record.progress.deleting_source = Some(true);
+                self.save(&mut record).await?;
+            }
             self.abandon(&run.source, &run.tables, sf).await?;
             self.halt(&record, HaltAt::AfterAbandon)
         }

@@ -77,6 +77,8 @@ impl Mover {
         if let Some(schema) = target.schema() {
             crate::tenant::validate_identifier(schema)?;
         }
+        self.refuse_same_tables(storefront, &current.placement, &target)
+            .await?;
         let now = Utc::now();
         let mut record = MoveRecord {
             id: uuid::Uuid::new_v4(),
@@ -101,6 +103,81 @@ impl Mover {
         let (id, token) = (record.id, record.lease);
         let result = self.drive::<M>(&mut record, false).await;
         self.give_back(id, token, result).await
+    }
+
+    /// Refuses a target whose tables are the source's, however its URL spells them (a host
+    /// name and its address, a pooler and its server, a schema named as the shared
+    /// tables'), or which another storefront's placement names: the move would clear the
+    /// storefront's live rows there, and completing it would drop them. A target that
+    /// cannot be opened yet does not exist yet, so it is not the source.
+    async fn refuse_same_tables(
+        &self,
+        storefront: StorefrontId,
+        source: &Placement,
+        target: &Placement,
+    ) -> Result<(), TenancyError> {
+        let refuse = |reason: String| TenancyError::Move {
+            storefront: storefront.to_string(),
+            phase: "start".into(),
+            reason,
+        };
+        let directory = self.tenancy.require_directory()?;
+        if let Placement::Database { url } = target {
+            let key = |p: &Placement| match p {
+                Placement::Database { url } => Some(crate::servers::same_database_key(
+                    &self.tenancy.direct_url(url),
+                )),
+                _ => None,
+            };
+            let wanted = crate::servers::same_database_key(&self.tenancy.direct_url(url));
+            // A database another storefront's unfinished move copies from or into (a
+            // source kept for rollback among them) is that storefront's too.
+            for other in store::all(self.tenancy.shared()).await? {
+                if other.storefront != storefront
+                    && !other.phase.is_finished()
+                    && (key(&other.source).as_ref() == Some(&wanted)
+                        || key(&other.target).as_ref() == Some(&wanted))
+                {
+                    return Err(refuse(format!(
+                        "{target} is in storefront {}'s unfinished move (phase {})",
+                        other.storefront, other.phase
+                    )));
+                }
+            }
+            for other in directory.list().await? {
+                if other.storefront == storefront {
+                    continue;
+                }
+                if let Placement::Database { url: theirs } = &other.placement {
+                    if crate::servers::same_database_key(&self.tenancy.direct_url(theirs)) == wanted
+                    {
+                        return Err(refuse(format!(
+                            "{target} is storefront {}'s database",
+                            other.storefront
+                        )));
+                    }
+                }
+            }
+        }
+        let Ok((source_side, target_side)) = side::open(&self.tenancy, source, target).await else {
+            return Ok(());
+        };
+        let identities = async {
+            Ok::<_, TenancyError>((
+                side::identity(&source_side).await?,
+                side::identity(&target_side).await?,
+            ))
+        }
+        .await;
+        source_side.close().await;
+        target_side.close().await;
+        let (a, b) = identities?;
+        if a == b {
+            return Err(refuse(format!(
+                "{target} holds the same tables as {source} (one database, spelled two ways): moving there would clear the storefront's live rows"
+            )));
+        }
+        Ok(())
     }
 
     /// Records the new move and marks the storefront moving, in one transaction that only

@@ -146,6 +146,10 @@ pub struct MoveProgress {
     /// Whether the move was started by a version with the target guard (one started by an
     /// earlier version is refused rather than run by rules it was not prepared for).
     pub guarded: Option<bool>,
+    /// Whether `complete` has begun deleting the source copy (recorded first): only then
+    /// may a source database found missing be taken as deleted.
+    #[serde(default)]
+    pub deleting_source: Option<bool>,
 }
 
 /// One move, as persisted in `tenancy_moves`.

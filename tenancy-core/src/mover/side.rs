@@ -656,6 +656,53 @@ pub(crate) async fn open(
 }
 
 /// Opens the source side alone (a rollback whose target is unreachable).
+/// Where a side's tables physically are, as one string two sides can be compared by: the
+/// server (PostgreSQL: its start time and the database's oid; MySQL/MariaDB: its host
+/// name, port and data directory; SQLite: the file), then the database and qualifier.
+/// Two URLs that spell one database differently (a host name and its address, a pooler
+/// and its server) give the same identity.
+pub(crate) async fn identity(side: &Side) -> Result<String, TenancyError> {
+    let sql = match side.backend {
+        DbBackend::Postgres => {
+            "SELECT pg_postmaster_start_time()::text || '/' || d.oid::text || '/' || d.datname::text FROM pg_database d WHERE d.datname = current_database()".to_owned()
+        }
+        DbBackend::MySql => {
+            "SELECT CONCAT(@@hostname, ':', @@port, ':', @@datadir)".to_owned()
+        }
+        _ => "PRAGMA database_list".to_owned(),
+    };
+    let rows = side.conn.query_all_raw(side.stmt(sql, vec![])).await?;
+    let server = match side.backend {
+        DbBackend::Sqlite => {
+            let mut file = None;
+            for row in &rows {
+                let name: String = row.try_get_by_index(1)?;
+                if name.eq_ignore_ascii_case(&side.qualifier) {
+                    let path: String = row.try_get_by_index(2)?;
+                    file = Some(
+                        std::fs::canonicalize(&path)
+                            .map(|p| p.display().to_string())
+                            .unwrap_or(path),
+                    );
+                }
+            }
+            file.unwrap_or_default()
+        }
+        _ => match rows.first() {
+            Some(row) => row.try_get_by_index::<String>(0)?,
+            None => String::new(),
+        },
+    };
+    // MySQL may fold database names to lower case: `Shop` and `shop` count as one. A
+    // SQLite file is one database whatever name it is attached under.
+    let qualifier = match side.backend {
+        DbBackend::MySql => side.qualifier.to_lowercase(),
+        DbBackend::Sqlite => String::new(),
+        _ => side.qualifier.clone(),
+    };
+    Ok(format!("{server}/{qualifier}"))
+}
+
 pub(crate) async fn open_source(tenancy: &Tenancy, from: &Placement) -> Result<Side, TenancyError> {
     if tenancy.shared().get_database_backend() == DbBackend::Sqlite {
         return Ok(open(tenancy, from, from).await?.0);

@@ -109,9 +109,17 @@ pub struct Rebalanced {
     /// Storefronts the plan left where they are because another move of theirs is in
     /// progress.
     pub busy: Vec<(StorefrontId, String)>,
+    /// A drain: the storefronts still on the drained server afterwards (busy, failed, or
+    /// created there meanwhile); the drain is not done while any is.
+    pub left: Vec<StorefrontId>,
 }
 
 impl Rebalanced {
+    /// Whether every move succeeded and, for a drain, the server is empty.
+    pub fn is_done(&self) -> bool {
+        self.failed().is_empty() && self.left.is_empty()
+    }
+
     /// The moves that failed (a rerun resumes them).
     pub fn failed(&self) -> Vec<&MoveOutcome> {
         self.resumed
@@ -209,10 +217,21 @@ impl Rebalancer {
         Ok(survey)
     }
 
+    /// The servers as the planner takes them: a server that does not answer receives
+    /// nothing.
+    async fn weights(&self) -> Result<Vec<super::Server>, TenancyError> {
+        let occupancy = self.servers.occupancy(&self.tenancy).await?;
+        let mut weights = self.servers.weights();
+        for (w, o) in weights.iter_mut().zip(&occupancy) {
+            w.receives = o.bytes.is_some();
+        }
+        Ok(weights)
+    }
+
     /// The moves that would bring every server within `tolerance` of its capacity share.
     pub async fn plan(&self, tolerance: f64) -> Result<(Plan, Survey), TenancyError> {
         let survey = self.survey().await?;
-        let plan = super::plan(&self.servers.weights(), &survey.holdings, tolerance)?;
+        let plan = super::plan(&self.weights().await?, &survey.holdings, tolerance)?;
         Ok((plan, survey))
     }
 
@@ -220,7 +239,7 @@ impl Rebalancer {
     pub async fn drain_plan(&self, name: &str) -> Result<(Plan, Survey), TenancyError> {
         self.servers.get(name)?;
         let survey = self.survey().await?;
-        let plan = super::drain(&self.servers.weights(), &survey.holdings, name)?;
+        let plan = super::drain(&self.weights().await?, &survey.holdings, name)?;
         Ok((plan, survey))
     }
 
@@ -239,6 +258,7 @@ impl Rebalancer {
             plan,
             moves,
             busy: survey.busy,
+            left: Vec::new(),
         })
     }
 
@@ -249,11 +269,13 @@ impl Rebalancer {
         let resumed = self.finish_stopped::<M>().await?;
         let (plan, survey) = self.drain_plan(name).await?;
         let moves = self.apply::<M>(&plan).await;
+        let left = self.servers.storefronts_on(&self.tenancy, name).await?;
         Ok(Rebalanced {
             resumed,
             plan,
             moves,
             busy: survey.busy,
+            left,
         })
     }
 
@@ -282,7 +304,9 @@ impl Rebalancer {
                     to: entry.to.clone(),
                     resumed: true,
                 });
-                let result = self.settle::<M>(entry.storefront, &entry.target).await;
+                let result = self
+                    .settle::<M>(entry.storefront, &entry.target, entry.keep_source)
+                    .await;
                 self.finished(entry.storefront, &entry.from, &entry.to, true, result)
                     .await
             })
@@ -326,24 +350,48 @@ impl Rebalancer {
                         name: crate::backend::redact(url),
                         reason: "the URL names no database".into(),
                     })?;
+            let refuse = |reason: String| TenancyError::Move {
+                storefront: sf.to_string(),
+                phase: "start".into(),
+                reason,
+            };
+            // The plan may be stale (a long run, another operator): it moves a storefront
+            // only from the server it was planned from.
+            let on = self
+                .servers
+                .of_url(url, |u| self.tenancy.direct_url(u))
+                .map(|s| s.name.clone());
+            if on.as_deref() != Some(planned.from.as_str()) {
+                return Err(refuse(format!(
+                    "it is on {} now, not on {} as planned",
+                    on.as_deref().unwrap_or("a server the configuration does not name"),
+                    planned.from
+                )));
+            }
             let target = to.database_url(&name);
+            // Same name on the receiving server: it must be free there (a database of that
+            // name would be another storefront's, or a leftover nobody vouches for).
+            if crate::backend::database::database_exists(sf, &self.tenancy.direct_url(&target))
+                .await?
+            {
+                return Err(refuse(format!(
+                    "a database named {name} already exists on {}: drop it, or move the storefront by hand to another name",
+                    planned.to
+                )));
+            }
             journal::put(
                 self.tenancy.shared(),
                 sf,
                 &target,
                 &planned.from,
                 &planned.to,
+                self.keep_sources,
             )
             .await?;
             self.mover()
-                .start::<M>(
-                    sf,
-                    Placement::Database {
-                        url: target.clone(),
-                    },
-                )
+                .start::<M>(sf, Placement::Database { url: target.clone() })
                 .await?;
-            self.settle::<M>(sf, &target).await
+            self.settle::<M>(sf, &target, self.keep_sources).await
         }
         .await;
         self.finished(sf, &planned.from, &planned.to, false, result)
@@ -396,6 +444,7 @@ impl Rebalancer {
         &self,
         storefront: StorefrontId,
         target: &str,
+        keep_source: bool,
     ) -> Result<Option<Phase>, TenancyError> {
         let mover = self.mover();
         let wanted = Placement::Database {
@@ -413,7 +462,7 @@ impl Rebalancer {
             }
             let step = match record.phase {
                 Phase::Completed | Phase::RolledBack => return Ok(Some(record.phase)),
-                Phase::Switched if self.keep_sources => {
+                Phase::Switched if keep_source => {
                     // Until every process has acknowledged the flip, the move is not over.
                     if record.progress.acknowledged_ms.is_some()
                         || !self.tenancy.watch_options().enabled
@@ -457,6 +506,7 @@ mod journal {
         pub(super) target: String,
         pub(super) from: String,
         pub(super) to: String,
+        pub(super) keep_source: bool,
     }
 
     fn col(name: &str) -> Alias {
@@ -476,6 +526,7 @@ mod journal {
             .col(ColumnDef::new(col("target")).text().not_null())
             .col(ColumnDef::new(col("from_server")).string_len(63).not_null())
             .col(ColumnDef::new(col("to_server")).string_len(63).not_null())
+            .col(ColumnDef::new(col("keep_source")).boolean().not_null())
             .col(
                 ColumnDef::new(col("created_at"))
                     .timestamp_with_time_zone()
@@ -489,7 +540,16 @@ mod journal {
     pub(super) async fn all(db: &impl ConnectionTrait) -> Result<Vec<Entry>, TenancyError> {
         install(db).await?;
         let select = Query::select()
-            .columns(["storefront_id", "target", "from_server", "to_server"].map(col))
+            .columns(
+                [
+                    "storefront_id",
+                    "target",
+                    "from_server",
+                    "to_server",
+                    "keep_source",
+                ]
+                .map(col),
+            )
             .from(col(JOURNAL))
             .order_by(col("created_at"), sea_orm::Order::Asc)
             .to_owned();
@@ -503,23 +563,24 @@ mod journal {
                     target: row.try_get("", "target")?,
                     from: row.try_get("", "from_server")?,
                     to: row.try_get("", "to_server")?,
+                    keep_source: row.try_get("", "keep_source")?,
                 })
             })
             .collect::<Result<_, TenancyError>>()
     }
 
-    /// Records that a move of `storefront` to `target` begins (replacing an older entry).
+    /// Records that a move of `storefront` to `target` begins. Refused while an entry of
+    /// the storefront is there: another run is moving it (or a stopped run's move waits
+    /// for the next run to finish it).
     pub(super) async fn put(
         db: &sea_orm::DatabaseConnection,
         storefront: StorefrontId,
         target: &str,
         from: &str,
         to: &str,
+        keep_source: bool,
     ) -> Result<(), TenancyError> {
-        use sea_orm::TransactionTrait;
         install(db).await?;
-        let txn = db.begin().await?;
-        remove(&txn, storefront).await?;
         let insert = Query::insert()
             .into_table(col(JOURNAL))
             .columns(
@@ -528,6 +589,7 @@ mod journal {
                     "target",
                     "from_server",
                     "to_server",
+                    "keep_source",
                     "created_at",
                 ]
                 .map(col),
@@ -537,13 +599,24 @@ mod journal {
                 target.into(),
                 from.into(),
                 to.into(),
+                keep_source.into(),
                 Utc::now().into(),
             ])
             .map_err(|e| TenancyError::Db(sea_orm::DbErr::Custom(e.to_string())))?
             .to_owned();
-        txn.execute(&insert).await?;
-        txn.commit().await?;
-        Ok(())
+        match db.execute(&insert).await {
+            Ok(_) => Ok(()),
+            Err(e)
+                if crate::backend::classify(&e) == crate::backend::ErrorClass::UniqueViolation =>
+            {
+                Err(TenancyError::Move {
+                    storefront: storefront.to_string(),
+                    phase: "start".into(),
+                    reason: "another rebalance or drain is moving it (or a stopped one's move waits: run the command again)".into(),
+                })
+            }
+            Err(e) => Err(e.into()),
+        }
     }
 
     pub(super) async fn remove(

@@ -43,15 +43,33 @@ pub struct Server {
     pub name: String,
     /// Its weight; a server of capacity 0 takes nothing (it is being drained).
     pub capacity: f64,
+    /// The most storefronts it may hold (`None`: no limit); a plan moves none onto it
+    /// beyond that.
+    #[serde(default)]
+    pub max_storefronts: Option<usize>,
+    /// Whether it may receive storefronts now (`false`: it does not answer).
+    #[serde(default = "yes")]
+    pub receives: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 impl Server {
-    /// A server named `name` of capacity `capacity`.
+    /// A server named `name` of capacity `capacity`, with no storefront limit, answering.
     pub fn new(name: &str, capacity: f64) -> Self {
         Self {
             name: name.to_owned(),
             capacity,
+            max_storefronts: None,
+            receives: true,
         }
+    }
+
+    /// Whether a plan may move one more storefront onto it, now holding `count`.
+    fn takes(&self, count: usize) -> bool {
+        self.capacity > 0.0 && self.receives && self.max_storefronts.is_none_or(|m| count < m)
     }
 }
 
@@ -295,8 +313,8 @@ pub fn drain(servers: &[Server], holdings: &[Holding], name: &str) -> Result<Pla
     let emptied: Vec<Server> = servers
         .iter()
         .map(|s| Server {
-            name: s.name.clone(),
             capacity: if s.name == name { 0.0 } else { s.capacity },
+            ..s.clone()
         })
         .collect();
     check(&emptied, holdings, 0.0)?;
@@ -338,7 +356,7 @@ fn run(
         for k in order {
             // The server with the most room relative to its target.
             let Some(r) = (0..servers.len())
-                .filter(|r| *r != d && fleet.targets[*r] > 0.0)
+                .filter(|r| *r != d && servers[*r].takes(fleet.count[*r]))
                 .min_by(|a, b| {
                     let fa = (fleet.load[*a] + share[k]) / fleet.targets[*a];
                     let fb = (fleet.load[*b] + share[k]) / fleet.targets[*b];
@@ -374,7 +392,9 @@ fn run(
             let mut best: Option<(usize, usize, f64, f64)> = None; // (storefront, to, gain, score)
             for k in (0..holdings.len()).filter(|k| !moved[*k] && holdings[*k].movable) {
                 let d = at[k];
-                for r in (0..servers.len()).filter(|r| *r != d && fleet.targets[*r] > 0.0) {
+                for r in
+                    (0..servers.len()).filter(|r| *r != d && servers[*r].takes(fleet.count[*r]))
+                {
                     if fleet.load[r] + share[k] > fleet.ceiling(r) + 1e-12 {
                         continue; // it would overfill the receiver
                     }
@@ -574,6 +594,34 @@ mod tests {
                 .map(|s| s.storefronts),
             Some(1)
         );
+    }
+
+    #[test]
+    fn no_move_onto_a_full_or_silent_server() {
+        let (mut servers, holdings) = fleet_20_8_2();
+        // pg3 may hold 3 storefronts, and holds 2: one more at most.
+        servers[2].max_storefronts = Some(3);
+        let p = plan(&servers, &holdings, 0.15).expect("a plan");
+        assert!(
+            p.moves.iter().filter(|m| m.to == "pg3").count() <= 1,
+            "{:?}",
+            p.moves
+        );
+        assert!(p
+            .after
+            .iter()
+            .all(|s| s.server != "pg3" || s.storefronts <= 3));
+        // pg3 does not answer: nothing goes there, and a drain of pg2 uses pg1 alone.
+        servers[2].max_storefronts = None;
+        servers[2].receives = false;
+        let p = plan(&servers, &holdings, 0.15).expect("a plan");
+        assert!(p.moves.iter().all(|m| m.to != "pg3"), "{:?}", p.moves);
+        let d = drain(&servers, &holdings, "pg2").expect("a plan");
+        assert!(d.moves.iter().all(|m| m.to == "pg1"), "{:?}", d.moves);
+        // Nowhere to go: the drain moves nothing and says it did not empty the server.
+        servers[0].receives = false;
+        let d = drain(&servers, &holdings, "pg2").expect("a plan");
+        assert!(d.moves.is_empty() && !d.balanced_after);
     }
 
     #[test]
