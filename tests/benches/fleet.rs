@@ -134,18 +134,38 @@ fn server_urls() -> [String; 3] {
     [Server::Postgres1, Server::Postgres2, Server::Postgres3].map(|s| s.url().expect("configured"))
 }
 
-/// Samples, every 20 ms until `stop`, the connections to `databases` on the server at
-/// `url` (the sampler's own excepted), keeping the highest count in `peak`.
-async fn sample(url: String, databases: Vec<String>, peak: Arc<AtomicI64>, stop: Arc<AtomicBool>) {
-    let db = sea_orm::Database::connect(&url).await.expect("monitor");
+fn connections_sql(databases: &[String]) -> String {
     let list = databases
         .iter()
         .map(|d| format!("'{}'", d.replace('\'', "''")))
         .collect::<Vec<_>>()
         .join(",");
-    let sql = format!(
+    format!(
         "SELECT count(*) FROM pg_stat_activity WHERE pid <> pg_backend_pid() AND datname IN ({list})"
-    );
+    )
+}
+
+/// The connections to `databases` on the server at `url` now.
+async fn count_connections(url: &str, databases: &[String]) -> i64 {
+    let db = sea_orm::Database::connect(url).await.expect("monitor");
+    let row = db
+        .query_one_raw(stmt(
+            sea_orm::DbBackend::Postgres,
+            &connections_sql(databases),
+            [],
+        ))
+        .await
+        .expect("pg_stat_activity")
+        .expect("a row");
+    let _ = db.close().await;
+    row.try_get_by_index(0).expect("count")
+}
+
+/// Samples, every 20 ms until `stop`, the connections to `databases` on the server at
+/// `url` (the sampler's own excepted), keeping the highest count in `peak`.
+async fn sample(url: String, databases: Vec<String>, peak: Arc<AtomicI64>, stop: Arc<AtomicBool>) {
+    let db = sea_orm::Database::connect(&url).await.expect("monitor");
+    let sql = connections_sql(&databases);
     while !stop.load(Ordering::Relaxed) {
         if let Ok(Some(row)) = db
             .query_one_raw(stmt(sea_orm::DbBackend::Postgres, &sql, []))
@@ -241,8 +261,11 @@ async fn across_servers(
             ))
         })
         .collect();
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    let idle: Vec<i64> = peaks.iter().map(|p| p.load(Ordering::Relaxed)).collect();
+    // Open before the run, counted once per server before it starts.
+    let mut idle = Vec::new();
+    for k in 0..3 {
+        idle.push(count_connections(&urls[k], &names[k]).await);
+    }
     let opts = FleetOptions {
         jobs,
         jobs_per_server: Some(per_server),
@@ -263,8 +286,19 @@ async fn across_servers(
     let migrated = report.count(|o| matches!(o, Outcome::Migrated { .. }));
     assert_eq!(migrated, total, "every storefront migrated: {report:?}");
     let peaks: Vec<i64> = peaks.iter().map(|p| p.load(Ordering::Relaxed)).collect();
+    // Open before the run: the tenant pools provisioning left idle (one connection per
+    // storefront database, bounded by the connection budget) and the shared pool. The
+    // run's own connections on a server are bounded by FLEET_JOBS_PER_SERVER.
+    for k in 0..3 {
+        let own = peaks[k] - idle[k];
+        assert!(
+            own <= per_server as i64,
+            "server {}: the run opened {own} connections at once, more than {per_server}",
+            k + 1
+        );
+    }
     println!(
-        "FLEET ACROSS {} schemas + {databases} databases over 3 servers, jobs={jobs} per_server={per_server}: raw SeaORM loop {:.1}s, fleet run {:.1}s (ratio {:.3}); peak connections pg1 (shared + its databases) {}, pg2 {}, pg3 {} (before the run: {idle:?})",
+        "FLEET ACROSS {} schemas + {databases} databases over 3 servers, jobs={jobs} per_server={per_server}: raw SeaORM loop {:.1}s, fleet run {:.1}s (ratio {:.3}); peak connections pg1 (shared + its databases) {}, pg2 {}, pg3 {} (open before the run: {idle:?})",
         total - databases,
         raw.as_secs_f64(),
         fleet.as_secs_f64(),

@@ -259,6 +259,29 @@ impl Fleet<'_> {
             .collect()
     }
 
+    /// Moves `holding` (of load `load`) from server `d` to server `r`, and says so.
+    fn shift(
+        &mut self,
+        holding: &Holding,
+        load: f64,
+        d: usize,
+        r: usize,
+        reason: String,
+    ) -> PlannedMove {
+        self.load[d] -= load;
+        self.load[r] += load;
+        self.count[d] -= 1;
+        self.count[r] += 1;
+        PlannedMove {
+            storefront: holding.storefront,
+            from: self.servers[d].name.clone(),
+            to: self.servers[r].name.clone(),
+            bytes: holding.bytes,
+            load,
+            reason,
+        }
+    }
+
     fn ceiling(&self, i: usize) -> f64 {
         self.targets[i] * (1.0 + self.tolerance)
     }
@@ -365,23 +388,13 @@ fn run(
             else {
                 break;
             };
-            moves.push(PlannedMove {
-                storefront: holdings[k].storefront,
-                from: servers[d].name.clone(),
-                to: servers[r].name.clone(),
-                bytes: holdings[k].bytes,
-                load: share[k],
-                reason: format!(
-                    "draining {}; {} has the most room ({} of its share before this move)",
-                    servers[d].name,
-                    servers[r].name,
-                    pct(fleet.load[r] / fleet.targets[r])
-                ),
-            });
-            fleet.load[d] -= share[k];
-            fleet.load[r] += share[k];
-            fleet.count[d] -= 1;
-            fleet.count[r] += 1;
+            let reason = format!(
+                "draining {}; {} has the most room ({} of its share before this move)",
+                servers[d].name,
+                servers[r].name,
+                pct(fleet.load[r] / fleet.targets[r])
+            );
+            moves.push(fleet.shift(&holdings[k], share[k], d, r, reason));
             at[k] = r;
         }
     } else {
@@ -417,26 +430,16 @@ fn run(
                 break; // no single move helps: as balanced as this fleet gets
             };
             let d = at[k];
-            moves.push(PlannedMove {
-                storefront: holdings[k].storefront,
-                from: servers[d].name.clone(),
-                to: servers[r].name.clone(),
-                bytes: holdings[k].bytes,
-                load: share[k],
-                reason: format!(
-                    "{} carries {} of its share and {} {} of its share; this storefront is {} of the fleet's load in {} bytes",
-                    servers[d].name,
-                    pct(fleet.load[d] / fleet.targets[d].max(1e-9)),
-                    servers[r].name,
-                    pct(fleet.load[r] / fleet.targets[r]),
-                    pct(share[k]),
-                    holdings[k].bytes
-                ),
-            });
-            fleet.load[d] -= share[k];
-            fleet.load[r] += share[k];
-            fleet.count[d] -= 1;
-            fleet.count[r] += 1;
+            let reason = format!(
+                "{} carries {} of its share and {} {} of its share; this storefront is {} of the fleet's load in {} bytes",
+                servers[d].name,
+                pct(fleet.load[d] / fleet.targets[d].max(1e-9)),
+                servers[r].name,
+                pct(fleet.load[r] / fleet.targets[r]),
+                pct(share[k]),
+                holdings[k].bytes
+            );
+            moves.push(fleet.shift(&holdings[k], share[k], d, r, reason));
             at[k] = r;
             moved[k] = true;
         }
