@@ -1170,6 +1170,26 @@ async fn same_tables_spelled_twice(backend: Backend) {
         before,
         "{backend}: rows kept"
     );
+    // The shared tables' own schema (PostgreSQL) or database (MySQL), as a schema placement.
+    let shared_schema = match backend {
+        Backend::Postgres => Some("public".to_owned()),
+        Backend::MySql => tenancy_core::DatabaseUrl::parse(&test.url)
+            .expect("url")
+            .database(),
+        Backend::Sqlite => None,
+    };
+    if let Some(schema) = shared_schema {
+        let err = mover
+            .start::<Migrator>(sf, Placement::Schema { schema })
+            .await
+            .expect_err("the shared tables' schema is the source");
+        assert!(err.to_string().contains("same tables"), "{backend}: {err}");
+        assert_eq!(
+            customers_of(&tenancy, sf).await,
+            before,
+            "{backend}: rows kept"
+        );
+    }
 
     // A storefront in a database of its own; the same database, spelled otherwise.
     let home = Placement::Database {
