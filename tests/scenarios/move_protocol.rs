@@ -1230,6 +1230,43 @@ async fn same_tables_spelled_twice(backend: Backend) {
         "{backend}: rows kept"
     );
     assert_eq!(served_from(&tenancy, other).await, home, "{backend}");
+    // The second storefront's database under another spelling passes the directory's
+    // check, and is refused before anything is cleared there for holding its rows; the
+    // rollback leaves that database alone.
+    if backend != Backend::Sqlite {
+        let err = mover
+            .start::<Migrator>(
+                sf,
+                Placement::Database {
+                    url: respelled(url),
+                },
+            )
+            .await
+            .expect_err("another storefront's rows");
+        assert!(
+            err.to_string().contains(&other.to_string()),
+            "{backend}: {err}"
+        );
+        if mover.status(sf).await.expect("status").is_some() {
+            let _ = mover.rollback(sf).await;
+        }
+        assert_eq!(
+            customers_of(&tenancy, other).await,
+            theirs,
+            "{backend}: rows kept"
+        );
+        assert_eq!(served_from(&tenancy, other).await, home, "{backend}");
+        assert_eq!(
+            served_from(&tenancy, sf).await,
+            Placement::Shared,
+            "{backend}"
+        );
+        assert_eq!(
+            customers_of(&tenancy, sf).await,
+            before,
+            "{backend}: rows kept"
+        );
+    }
     tenancy
         .drop_storefront(other, &other.to_string())
         .await

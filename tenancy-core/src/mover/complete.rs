@@ -16,12 +16,17 @@ impl Mover {
     pub(super) async fn abandon(
         &self,
         side: &Side,
+        other: &Side,
         tables: &[TableMeta],
         sf: StorefrontId,
     ) -> Result<(), TenancyError> {
         let delete_rows = matches!(side.placement, Placement::Shared)
             || side.backend == sea_orm::DbBackend::Sqlite;
         if !delete_rows {
+            // Never a container that holds the other side's tables or the shared ones
+            // (a move that should have been refused at its start).
+            self.refuse_shared_sides(sf, other, side).await?;
+            super::machine::refuse_foreign_rows(side, tables, sf).await?;
             // The schema or database is dropped whole (its triggers with it).
             return self.tenancy.drop_container(sf, &side.placement).await;
         }
@@ -139,7 +144,8 @@ impl Mover {
                 record.progress.deleting_source = Some(true);
                 self.save(&mut record).await?;
             }
-            self.abandon(&run.source, &run.tables, sf).await?;
+            self.abandon(&run.source, &run.target, &run.tables, sf)
+                .await?;
             self.halt(&record, HaltAt::AfterAbandon)
         }
         .await;

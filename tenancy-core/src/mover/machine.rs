@@ -159,25 +159,108 @@ impl Mover {
                 }
             }
         }
-        let Ok((source_side, target_side)) = side::open(&self.tenancy, source, target).await else {
-            return Ok(());
-        };
-        let identities = async {
-            Ok::<_, TenancyError>((
-                side::identity(&source_side).await?,
-                side::identity(&target_side).await?,
-            ))
+        if let Placement::Schema { schema } = target {
+            // (MySQL folds a schema's name as it may a database's.)
+            let same = |theirs: &str| {
+                theirs == schema
+                    || theirs.eq_ignore_ascii_case(schema)
+                        && self.tenancy.shared().get_database_backend() == sea_orm::DbBackend::MySql
+            };
+            for other in directory.list().await? {
+                if other.storefront != storefront {
+                    if let Some(theirs) = other.placement.schema() {
+                        if same(theirs) {
+                            return Err(refuse(format!(
+                                "{target} is storefront {}'s schema",
+                                other.storefront
+                            )));
+                        }
+                    }
+                }
+            }
+            for other in store::all(self.tenancy.shared()).await? {
+                let theirs = [other.source.schema(), other.target.schema()];
+                if other.storefront != storefront
+                    && !other.phase.is_finished()
+                    && theirs.into_iter().flatten().any(same)
+                {
+                    return Err(refuse(format!(
+                        "{target} is in storefront {}'s unfinished move (phase {})",
+                        other.storefront, other.phase
+                    )));
+                }
+            }
         }
-        .await;
+        let opened = side::open(&self.tenancy, source, target).await;
+        let (source_side, target_side) = match opened {
+            Ok(sides) => sides,
+            // Only a target that does not exist yet may be unopenable: it is not the
+            // source then. Anything else fails closed.
+            Err(e) => {
+                let missing = match target {
+                    Placement::Database { url } => !crate::backend::database::database_exists(
+                        storefront,
+                        &self.tenancy.direct_url(url),
+                    )
+                    .await
+                    .unwrap_or(false),
+                    _ => false,
+                };
+                return if missing { Ok(()) } else { Err(e) };
+            }
+        };
+        let checked = self
+            .refuse_shared_sides(storefront, &source_side, &target_side)
+            .await;
         source_side.close().await;
         target_side.close().await;
-        let (a, b) = identities?;
-        if a == b {
+        checked
+    }
+
+    /// The check of [`Self::refuse_same_tables`] on open sides (also made by `prepare`
+    /// before it clears anything on the target): the two sides' tables must differ, and
+    /// neither side that a move may drop whole (a database, a schema) may hold the other
+    /// side's tables or the shared tables.
+    pub(super) async fn refuse_shared_sides(
+        &self,
+        storefront: StorefrontId,
+        source: &Side,
+        target: &Side,
+    ) -> Result<(), TenancyError> {
+        let refuse = |reason: String| TenancyError::Move {
+            storefront: storefront.to_string(),
+            phase: "start".into(),
+            reason,
+        };
+        if side::identity(source).await? == side::identity(target).await? {
             return Err(refuse(format!(
-                "{target} holds the same tables as {source} (one database, spelled two ways): moving there would clear the storefront's live rows"
+                "{} holds the same tables as {} (one database, spelled two ways): moving there would clear the storefront's live rows",
+                target.placement, source.placement
             )));
         }
-        Ok(())
+        let shared = side::open_source(&self.tenancy, &Placement::Shared).await?;
+        let result = async {
+            for (side, other) in [(target, source), (source, target)] {
+                if matches!(side.placement, Placement::Shared) {
+                    continue;
+                }
+                for (theirs, what) in [
+                    (other, "the other side's tables"),
+                    (&shared, "the shared tables"),
+                ] {
+                    if side::contains(side, theirs).await? {
+                        return Err(refuse(format!(
+                            "{} holds {what}: a move drops it whole once it is done with it",
+                            side.placement
+                        )));
+                    }
+                }
+            }
+            Ok(())
+        }
+        .await;
+        shared.close().await;
+        result
     }
 
     /// Records the new move and marks the storefront moving, in one transaction that only
@@ -333,6 +416,10 @@ impl Mover {
         let cleared = match &tables {
             Ok(tables) => {
                 async {
+                    // Again, on the sides about to be written: the check at start may have
+                    // seen a target that did not exist yet.
+                    self.refuse_shared_sides(sf, &source, &target).await?;
+                    refuse_foreign_rows(&target, tables, sf).await?;
                     capture::claim(&target, sf).await?;
                     capture::install(&target, sf, tables, capture::Guard::Target).await?;
                     capture::guard_target(&target, sf).await?;
@@ -635,4 +722,43 @@ async fn count(side: &Side, meta: &TableMeta, sf: StorefrontId) -> Result<u64, T
         None => 0,
     };
     Ok(u64::try_from(n).unwrap_or(0))
+}
+
+/// A schema or database target must be the storefront's alone: one that holds another
+/// storefront's rows is someone's container (a schema or database named twice), which the
+/// move would share and a rollback or a later move would drop.
+pub(super) async fn refuse_foreign_rows(
+    target: &Side,
+    tables: &[side::TableMeta],
+    storefront: StorefrontId,
+) -> Result<(), TenancyError> {
+    if matches!(target.placement, Placement::Shared) {
+        return Ok(());
+    }
+    for t in tables {
+        let sql = format!(
+            "SELECT {} FROM {} WHERE {} <> {} LIMIT 1",
+            target.q(&t.tenant_column),
+            target.table(&t.name),
+            target.q(&t.tenant_column),
+            target.storefront_literal(storefront)
+        );
+        if let Some(row) =
+            sea_orm::ConnectionTrait::query_one_raw(&target.conn, target.stmt(sql, vec![])).await?
+        {
+            let other = row
+                .try_get_by_index::<uuid::Uuid>(0)
+                .map(|u| u.to_string())
+                .unwrap_or_else(|_| "another storefront".into());
+            return Err(TenancyError::Move {
+                storefront: storefront.to_string(),
+                phase: "prepare".into(),
+                reason: format!(
+                    "{} holds rows of {other} in {}: it is another storefront's, not this one's to take",
+                    target.placement, t.name
+                ),
+            });
+        }
+    }
+    Ok(())
 }

@@ -187,7 +187,10 @@ impl Mover {
             }
         }
         capture::remove(&run.source, sf, &run.tables).await?;
-        if let Err(e) = self.abandon(&run.target, &run.tables, sf).await {
+        if let Err(e) = self
+            .abandon(&run.target, &run.source, &run.tables, sf)
+            .await
+        {
             warnings.push(format!("the target's storage was left behind: {e}"));
         }
         Ok(())

@@ -655,24 +655,21 @@ pub(crate) async fn open(
     }
 }
 
-/// Opens the source side alone (a rollback whose target is unreachable).
-/// Where a side's tables physically are, as one string two sides can be compared by: the
+/// The database a side's tables are in, as one string two sides can be compared by: the
 /// server (PostgreSQL: its start time and the database's oid; MySQL/MariaDB: its host
-/// name, port and data directory; SQLite: the file), then the database and qualifier.
-/// Two URLs that spell one database differently (a host name and its address, a pooler
-/// and its server) give the same identity.
-pub(crate) async fn identity(side: &Side) -> Result<String, TenancyError> {
+/// name, port and data directory, then the database, in lower case as the server may fold
+/// it; SQLite: the file). Two URLs that spell one database differently (a host name and
+/// its address, a pooler and its server) give the same identity.
+pub(crate) async fn database_identity(side: &Side) -> Result<String, TenancyError> {
     let sql = match side.backend {
         DbBackend::Postgres => {
-            "SELECT pg_postmaster_start_time()::text || '/' || d.oid::text || '/' || d.datname::text FROM pg_database d WHERE d.datname = current_database()".to_owned()
+            "SELECT extract(epoch FROM pg_postmaster_start_time())::text || '/' || d.oid::text FROM pg_database d WHERE d.datname = current_database()"
         }
-        DbBackend::MySql => {
-            "SELECT CONCAT(@@hostname, ':', @@port, ':', @@datadir)".to_owned()
-        }
-        _ => "PRAGMA database_list".to_owned(),
+        DbBackend::MySql => "SELECT CONCAT(@@hostname, ':', @@port, ':', @@datadir)",
+        _ => "PRAGMA database_list",
     };
     let rows = side.conn.query_all_raw(side.stmt(sql, vec![])).await?;
-    let server = match side.backend {
+    Ok(match side.backend {
         DbBackend::Sqlite => {
             let mut file = None;
             for row in &rows {
@@ -688,21 +685,50 @@ pub(crate) async fn identity(side: &Side) -> Result<String, TenancyError> {
             }
             file.unwrap_or_default()
         }
+        DbBackend::MySql => {
+            let server: String = match rows.first() {
+                Some(row) => row.try_get_by_index(0)?,
+                None => String::new(),
+            };
+            format!("{server}/{}", side.qualifier.to_lowercase())
+        }
         _ => match rows.first() {
             Some(row) => row.try_get_by_index::<String>(0)?,
             None => String::new(),
         },
-    };
-    // MySQL may fold database names to lower case: `Shop` and `shop` count as one. A
-    // SQLite file is one database whatever name it is attached under.
-    let qualifier = match side.backend {
-        DbBackend::MySql => side.qualifier.to_lowercase(),
-        DbBackend::Sqlite => String::new(),
-        _ => side.qualifier.clone(),
-    };
-    Ok(format!("{server}/{qualifier}"))
+    })
 }
 
+/// Where a side's tables are: [`database_identity`], and on PostgreSQL the schema.
+pub(crate) async fn identity(side: &Side) -> Result<String, TenancyError> {
+    let database = database_identity(side).await?;
+    Ok(match side.backend {
+        DbBackend::Postgres => format!("{database}/{}", side.qualifier),
+        _ => database,
+    })
+}
+
+/// What dropping the side's container would drop: its database for a database
+/// placement, its tables' schema (MySQL: database) otherwise.
+pub(crate) async fn container_identity(side: &Side) -> Result<String, TenancyError> {
+    match side.placement {
+        Placement::Database { .. } => database_identity(side).await,
+        _ => identity(side).await,
+    }
+}
+
+/// Whether dropping `side`'s container would drop `other`'s tables (compared at the
+/// container's level: a database placement's whole database, a schema's schema).
+pub(crate) async fn contains(side: &Side, other: &Side) -> Result<bool, TenancyError> {
+    let mine = container_identity(side).await?;
+    let theirs = match side.placement {
+        Placement::Database { .. } => database_identity(other).await?,
+        _ => identity(other).await?,
+    };
+    Ok(mine == theirs)
+}
+
+/// Opens the source side alone (a rollback whose target is unreachable).
 pub(crate) async fn open_source(tenancy: &Tenancy, from: &Placement) -> Result<Side, TenancyError> {
     if tenancy.shared().get_database_backend() == DbBackend::Sqlite {
         return Ok(open(tenancy, from, from).await?.0);

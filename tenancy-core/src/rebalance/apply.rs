@@ -269,7 +269,19 @@ impl Rebalancer {
         let resumed = self.finish_stopped::<M>().await?;
         let (plan, survey) = self.drain_plan(name).await?;
         let moves = self.apply::<M>(&plan).await;
-        let left = self.servers.storefronts_on(&self.tenancy, name).await?;
+        let mut left = self.servers.storefronts_on(&self.tenancy, name).await?;
+        // A source kept for rollback is still on the server.
+        for m in self.mover().list().await? {
+            if let Placement::Database { url } = &m.source {
+                let on = self.servers.of_url(url, |u| self.tenancy.direct_url(u));
+                if !m.phase.is_finished()
+                    && on.is_some_and(|s| s.name == name)
+                    && !left.contains(&m.storefront)
+                {
+                    left.push(m.storefront);
+                }
+            }
+        }
         Ok(Rebalanced {
             resumed,
             plan,
@@ -534,6 +546,25 @@ mod journal {
             )
             .to_owned();
         db.execute(&table).await?;
+        // A journal made before `keep_source` existed gets the column (false: the sources
+        // were deleted).
+        let probe = Query::select()
+            .column(col("keep_source"))
+            .from(col(JOURNAL))
+            .limit(0)
+            .to_owned();
+        if db.query_all(&probe).await.is_err() {
+            let alter = Table::alter()
+                .table(col(JOURNAL))
+                .add_column(
+                    ColumnDef::new(col("keep_source"))
+                        .boolean()
+                        .not_null()
+                        .default(false),
+                )
+                .to_owned();
+            db.execute(&alter).await?;
+        }
         Ok(())
     }
 
@@ -547,6 +578,7 @@ mod journal {
                     "from_server",
                     "to_server",
                     "keep_source",
+                    "created_at",
                 ]
                 .map(col),
             )
