@@ -27,7 +27,11 @@ use tenancy_tests::{
     stmt, Backend, TestDb,
 };
 
+/// What the test asserts after the rerun: every server within +-15% of its share.
 const TOLERANCE: f64 = 0.15;
+/// What the runs aim for: a little tighter, since the writers keep adding rows after the
+/// last plan was made.
+const AIM: f64 = 0.12;
 /// The servers' names, in the order of [`SERVERS`].
 const NAMES: [&str; 3] = ["pg1", "pg2", "pg3"];
 const SERVERS: [Server; 3] = [Server::Postgres1, Server::Postgres2, Server::Postgres3];
@@ -156,7 +160,7 @@ async fn rebalance_killed_half_way_then_drain_under_writers() {
 
         // The plan, then a run killed once half its moves are done.
         let rebalancer = Rebalancer::new(&tenancy, servers.clone(), move_options()).jobs(2);
-        let (plan, _) = rebalancer.plan(TOLERANCE).await.expect("plan");
+        let (plan, _) = rebalancer.plan(AIM).await.expect("plan");
         assert!(
             plan.moves.len() >= 3,
             "a skewed fleet needs moves: {plan:#?}"
@@ -173,7 +177,7 @@ async fn rebalance_killed_half_way_then_drain_under_writers() {
                 counted.fetch_add(1, Ordering::SeqCst);
             }
         });
-        let run = tokio::spawn(async move { first.rebalance::<Migrator>(TOLERANCE).await });
+        let run = tokio::spawn(async move { first.rebalance::<Migrator>(AIM).await });
         let half = (plan.moves.len() / 2).max(1);
         let waited = tokio::time::timeout(Duration::from_secs(600), async {
             while done.load(Ordering::SeqCst) < half && !run.is_finished() {
@@ -188,7 +192,7 @@ async fn rebalance_killed_half_way_then_drain_under_writers() {
 
         // The rerun finishes what the killed one left, plans again, and carries it out.
         let rerun = rebalancer
-            .rebalance::<Migrator>(TOLERANCE)
+            .rebalance::<Migrator>(AIM)
             .await
             .expect("rerun");
         if std::env::var("REBALANCE_TRACE").is_ok() {
