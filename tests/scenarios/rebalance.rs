@@ -191,10 +191,7 @@ async fn rebalance_killed_half_way_then_drain_under_writers() {
         let _ = run.await;
 
         // The rerun finishes what the killed one left, plans again, and carries it out.
-        let rerun = rebalancer
-            .rebalance::<Migrator>(AIM)
-            .await
-            .expect("rerun");
+        let rerun = rebalancer.rebalance::<Migrator>(AIM).await.expect("rerun");
         if std::env::var("REBALANCE_TRACE").is_ok() {
             eprintln!(
                 "RERUN resumed={:?}\nmoves={:?}\nbusy={:?}\nbefore={:?}\nafter={:?}",

@@ -123,7 +123,7 @@ fn plan_report(plan: &Plan, survey: &Survey, tolerance: f64) -> Report {
         report = report.line("no move: every server is within the tolerance");
     } else if plan.moves.is_empty() {
         report = report.line(
-            "no move helps: the fleet stays outside the tolerance (storefronts that may not move, servers full or not answering)",
+            "no single move brings the fleet closer: it stays outside the tolerance (too few or too large storefronts to share out evenly, storefronts that may not move, or servers full or not answering)",
         );
     } else {
         report = report
