@@ -282,6 +282,10 @@ async fn operator_cli_against_postgres() {
     let (code, _, stderr) = cli.run(&["move", "complete", &sid]);
     assert_eq!(code, 1, "{stderr}");
     assert!(stderr.contains("retention window"), "{stderr}");
+    assert!(
+        stderr.contains("--force") && stderr.contains("(24h)"),
+        "the flag to use, and the window as the configuration writes it: {stderr}"
+    );
     let done = cli.json(&["move", "complete", &sid, "--force"]);
     assert_eq!(done["phase"], "completed", "{done}");
     let shown = cli.json(&["storefront", "show", &sid]);
@@ -323,6 +327,11 @@ async fn operator_cli_against_postgres() {
     );
     let (code, text, _) = cli.run(&["storefront", "show", &large.to_string()]);
     assert_eq!(code, 0, "{text}");
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("state") && l.trim_end().ends_with("active")),
+        "show spells the state as list does: {text}"
+    );
     let (code, text, _) = cli.run(&["storefront", "list"]);
     assert_eq!(code, 0, "{text}");
     let (code, text, _) = cli.run(&["config", "check"]);
@@ -386,6 +395,10 @@ async fn operator_cli_against_postgres() {
     let (code, _, stderr) =
         cli.run(&["storefront", "drop", &large.to_string(), "--confirm", "yes"]);
     assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("not its id"),
+        "a wrong confirmation is named as such: {stderr}"
+    );
     for id in [shared_id, schema_id, large] {
         let dropped = cli.json(&[
             "storefront",

@@ -69,7 +69,7 @@ pub enum TenancyError {
     },
 
     /// A destructive operation without its confirmation.
-    #[error("refusing to {action} storefront {storefront} without confirmation")]
+    #[error("refusing to {action} storefront {storefront}: the confirmation given is not its id (type the storefront id again to confirm)")]
     NotConfirmed {
         /// What was asked.
         action: String,

@@ -91,7 +91,7 @@ pub(super) async fn show(cx: &Context, id: &str) -> Result<Report, TenancyError>
         ("storefront", id.to_string()),
         ("type", record.placement.tenant_type().to_string()),
         ("where", placement_detail(&record.placement)),
-        ("state", format!("{:?}", record.state)),
+        ("state", format!("{:?}", record.state).to_lowercase()),
         ("version", record.version.to_string()),
         (
             "migration",

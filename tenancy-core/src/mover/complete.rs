@@ -78,9 +78,9 @@ impl Mover {
                 return Err(move_err(
                     &record,
                     format!(
-                        "the retention window ({}) has not passed: {} left (use force to complete now)",
-                        humantime::format_duration(self.opts.retention),
-                        humantime::format_duration(Duration::from_secs((self.opts.retention - elapsed).as_secs()))
+                        "the retention window ({}) has not passed: {} left (complete with force, `--force` on the command line, to complete now)",
+                        plain(self.opts.retention),
+                        plain(self.opts.retention - elapsed)
                     ),
                 ));
             }
@@ -162,5 +162,36 @@ impl Mover {
         record.error = None;
         self.save(&mut record).await?;
         Ok(record)
+    }
+}
+
+/// A duration as an operator writes one in the configuration: `24h`, `1h 30m`, `45s`
+/// (whole seconds).
+fn plain(d: Duration) -> String {
+    let s = d.as_secs();
+    let (h, m, sec) = (s / 3600, s % 3600 / 60, s % 60);
+    let mut parts = Vec::new();
+    if h > 0 {
+        parts.push(format!("{h}h"));
+    }
+    if m > 0 {
+        parts.push(format!("{m}m"));
+    }
+    if sec > 0 || parts.is_empty() {
+        parts.push(format!("{sec}s"));
+    }
+    parts.join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_read_as_the_configuration_writes_them() {
+        assert_eq!(plain(Duration::from_secs(24 * 3600)), "24h");
+        assert_eq!(plain(Duration::from_secs(5400)), "1h 30m");
+        assert_eq!(plain(Duration::from_millis(45_900)), "45s");
+        assert_eq!(plain(Duration::ZERO), "0s");
     }
 }
