@@ -121,17 +121,7 @@ fn address_of(url: &str) -> Option<String> {
     if parsed.backend() != sea_orm::DbBackend::Postgres {
         return None;
     }
-    let server = parsed.server()?;
-    Some(
-        if server
-            .rsplit_once(':')
-            .is_some_and(|(_, p)| p.parse::<u16>().is_ok())
-        {
-            server
-        } else {
-            format!("{server}:5432")
-        },
-    )
+    parsed.address()
 }
 
 /// The poolers of one tenancy.

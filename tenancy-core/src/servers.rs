@@ -497,21 +497,7 @@ impl Servers {
 /// A URL's server as `host:port`, the host in lower case and the backend's default port
 /// filled in (`DB1` and `db1:5432` are one server). `None` for a URL with no host.
 pub(crate) fn address(url: &DatabaseUrl) -> Option<String> {
-    let server = url.server()?;
-    let has_port = server
-        .rsplit_once(':')
-        .is_some_and(|(_, p)| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
-        && !server.ends_with(']');
-    let server = server.to_lowercase();
-    if has_port {
-        return Some(server);
-    }
-    let port = match url.backend() {
-        DbBackend::Postgres => 5432,
-        DbBackend::MySql => 3306,
-        _ => return Some(server),
-    };
-    Some(format!("{server}:{port}"))
+    url.address().map(|a| a.to_lowercase())
 }
 
 /// One database's key, whatever the URL's spelling of its server (see [`address`]) and

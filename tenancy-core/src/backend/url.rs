@@ -90,6 +90,23 @@ impl DatabaseUrl {
         (!name.is_empty()).then(|| name.into_owned())
     }
 
+    /// `host:port` of a server URL with the backend's default port when the URL gives
+    /// none (5432 for PostgreSQL, 3306 for MySQL/MariaDB): `db1` and `db1:5432` are one
+    /// address. `None` for a URL with no host (SQLite).
+    pub fn address(&self) -> Option<String> {
+        let url = self.parsed.as_ref()?;
+        let host = url.host_str()?;
+        let port = url.port().or(match self.backend() {
+            sea_orm::DbBackend::Postgres => Some(5432),
+            sea_orm::DbBackend::MySql => Some(3306),
+            _ => None,
+        });
+        Some(match port {
+            Some(port) => format!("{host}:{port}"),
+            None => host.to_owned(),
+        })
+    }
+
     /// `host:port` of a server URL (the port only when the URL gives one).
     pub fn server(&self) -> Option<String> {
         let url = self.parsed.as_ref()?;

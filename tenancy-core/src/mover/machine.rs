@@ -116,11 +116,7 @@ impl Mover {
         source: &Placement,
         target: &Placement,
     ) -> Result<(), TenancyError> {
-        let refuse = |reason: String| TenancyError::Move {
-            storefront: storefront.to_string(),
-            phase: "start".into(),
-            reason,
-        };
+        let refuse = |reason: String| refused_at_start(storefront, reason);
         let directory = self.tenancy.require_directory()?;
         if let Placement::Database { url } = target {
             let key = |p: &Placement| match p {
@@ -227,11 +223,7 @@ impl Mover {
         source: &Side,
         target: &Side,
     ) -> Result<(), TenancyError> {
-        let refuse = |reason: String| TenancyError::Move {
-            storefront: storefront.to_string(),
-            phase: "start".into(),
-            reason,
-        };
+        let refuse = |reason: String| refused_at_start(storefront, reason);
         if side::identity(source).await? == side::identity(target).await? {
             return Err(refuse(format!(
                 "{} holds the same tables as {} (one database, spelled two ways): moving there would clear the storefront's live rows",
@@ -761,4 +753,13 @@ pub(super) async fn refuse_foreign_rows(
         }
     }
     Ok(())
+}
+
+/// A move refused before it began, and why.
+fn refused_at_start(storefront: StorefrontId, reason: String) -> TenancyError {
+    TenancyError::Move {
+        storefront: storefront.to_string(),
+        phase: "start".into(),
+        reason,
+    }
 }

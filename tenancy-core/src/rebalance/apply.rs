@@ -521,6 +521,16 @@ mod journal {
         pub(super) keep_source: bool,
     }
 
+    /// The journal's columns, as written and read.
+    const COLUMNS: [&str; 6] = [
+        "storefront_id",
+        "target",
+        "from_server",
+        "to_server",
+        "keep_source",
+        "created_at",
+    ];
+
     fn col(name: &str) -> Alias {
         Alias::new(name)
     }
@@ -571,17 +581,7 @@ mod journal {
     pub(super) async fn all(db: &impl ConnectionTrait) -> Result<Vec<Entry>, TenancyError> {
         install(db).await?;
         let select = Query::select()
-            .columns(
-                [
-                    "storefront_id",
-                    "target",
-                    "from_server",
-                    "to_server",
-                    "keep_source",
-                    "created_at",
-                ]
-                .map(col),
-            )
+            .columns(COLUMNS.map(col))
             .from(col(JOURNAL))
             .order_by(col("created_at"), sea_orm::Order::Asc)
             .to_owned();
@@ -615,17 +615,7 @@ mod journal {
         install(db).await?;
         let insert = Query::insert()
             .into_table(col(JOURNAL))
-            .columns(
-                [
-                    "storefront_id",
-                    "target",
-                    "from_server",
-                    "to_server",
-                    "keep_source",
-                    "created_at",
-                ]
-                .map(col),
-            )
+            .columns(COLUMNS.map(col))
             .values([
                 (*storefront.as_uuid()).into(),
                 target.into(),
