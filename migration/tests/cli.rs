@@ -1,9 +1,8 @@
 //! The operator CLI, run as a binary against PostgreSQL: create storefronts in each
 //! placement, list them, migrate the fleet, plan, with `--json` output parsed and checked.
 
-use std::{path::PathBuf, process::Command};
+use std::path::PathBuf;
 
-use assert_cmd::prelude::*;
 use sea_orm::{ConnectionTrait, Database};
 use serde_json::Value;
 fn with_database(url: &str, name: &str) -> String {
@@ -61,12 +60,14 @@ struct Cli {
 
 impl Cli {
     fn run(&self, args: &[&str]) -> (i32, String, String) {
-        let out = Command::cargo_bin("migration")
+        // Every command has a time bound: one that hangs is killed and fails the test.
+        let out = assert_cmd::Command::cargo_bin("migration")
             .unwrap()
             .arg("--config")
             .arg(&self.config)
             .args(args)
             .env_remove("TENANCY_CONFIG")
+            .timeout(std::time::Duration::from_secs(300))
             .output()
             .unwrap();
         let (stdout, stderr) = (
